@@ -1,0 +1,75 @@
+"""Linear: an affine map, out = x @ W + b. Derivation: docs/derivations.md#linear."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Layer, check_grad, check_input, check_size, float_dtype
+
+
+class Linear(Layer):
+    """Fully connected layer, ``out = x @ W + b``.
+
+    Shapes: x (N, in), W (in, out), b (out,), out (N, out). W is stored (in, out), the
+    transpose of PyTorch's, so that the forward pass reads as written.
+
+    Local derivatives, with dout = dL/dout of shape (N, out)::
+
+        dx = dout @ W.T          (N, in)
+        dW = x.T @ dout          (in, out)
+        db = dout.sum(axis=0)    (out,)   b was broadcast over the N rows, so its
+                                          gradient sums over them
+
+    Initialisation is PyTorch's: W and b uniform in [-k, k] with k = 1/sqrt(in).
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Sizes of each input and output sample.
+    bias : bool
+        Whether to learn the additive bias ``b``.
+    rng : int or numpy.random.Generator, optional
+        Seed or generator for the initial weights.
+    dtype : numpy dtype
+        Floating-point type of parameters, outputs and gradients (float32 by default).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 rng: int | np.random.Generator | None = None, dtype=np.float32) -> None:
+        super().__init__()
+        self.in_features = check_size("Linear", "in_features", in_features)
+        self.out_features = check_size("Linear", "out_features", out_features)
+        self.dtype = float_dtype("Linear", dtype)
+        rng = np.random.default_rng(rng)
+        k = 1.0 / np.sqrt(self.in_features)
+        self.params["W"] = rng.uniform(-k, k, (self.in_features, self.out_features)).astype(self.dtype)
+        if bias:
+            self.params["b"] = rng.uniform(-k, k, self.out_features).astype(self.dtype)
+        # backward writes into these arrays, so they stay the same objects for the optimizer
+        self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x (N, in) -> out (N, out)."""
+        check_input(self, x, self.in_features, self.dtype)
+        self.cache = x
+        out = x @ self.params["W"]
+        if "b" in self.params:
+            out += self.params["b"]
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """dout (N, out) -> dx (N, in); fills grads["W"] (in, out) and grads["b"] (out,)."""
+        self.param_backward(dout)
+        return dout @ self.params["W"].T
+
+    def param_backward(self, dout: np.ndarray) -> None:
+        """dW and db only: the first layer of a model needs no gradient for its data."""
+        x = self._saved()
+        check_grad(self, dout, (x.shape[0], self.out_features), self.dtype)
+        np.matmul(x.T, dout, out=self.grads["W"])
+        if "b" in self.params:
+            np.sum(dout, axis=0, out=self.grads["b"])
+
+    def __repr__(self) -> str:
+        extra = "" if "b" in self.params else ", bias=False"
+        extra += "" if self.dtype == np.float32 else f", dtype={self.dtype}"
+        return f"Linear({self.in_features}, {self.out_features}{extra})"

@@ -1,0 +1,30 @@
+"""ReLU: out = max(x, 0). Derivation: docs/derivations.md#relu."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Layer, check_grad, check_input
+
+
+class ReLU(Layer):
+    """Rectified linear unit, elementwise ``out = max(x, 0)``.
+
+    Shapes: x and out of any shape, the same; no parameters.
+
+    Local derivative: d out / d x is 1 where x > 0 and 0 elsewhere, so
+    ``dx = dout * (x > 0)``. At x == 0 exactly the gradient is 0, as in PyTorch.
+    The mask ``out > 0`` equals ``x > 0``, so the cache keeps only the output.
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x (...) -> out (...), same shape and dtype."""
+        check_input(self, x)
+        out = np.maximum(x, 0)
+        self.cache = out
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """dout (...) -> dx (...)."""
+        out = self._saved()
+        check_grad(self, dout, out.shape, out.dtype)
+        return dout * (out > 0)

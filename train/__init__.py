@@ -1,0 +1,1 @@
+"""handprop training: optimizers, the training loop, data, checkpoints and gradcheck."""
