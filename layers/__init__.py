@@ -1,7 +1,8 @@
 """handprop layers: forward/backward pairs derived by hand, numpy only."""
 from .base import Layer
+from .batchnorm import BatchNorm1d
 from .linear import Linear
 from .relu import ReLU
 from .tanh import Tanh
 
-__all__ = ["Layer", "Linear", "ReLU", "Tanh"]
+__all__ = ["Layer", "BatchNorm1d", "Linear", "ReLU", "Tanh"]

@@ -16,6 +16,13 @@ no false alarm, while an error of 0.1% anywhere in a tensor still reads as 1e-3.
 whose perturbation crosses a kink (ReLU at 0) shows it through its two one-sided differences
 disagreeing; it is skipped and counted, not failed.
 
+Rounding in the evaluations moves a central difference by about ``noise = eps * sum|out *
+dout| / step``; no check can resolve less. A tensor therefore passes when its worst error is
+within ``tol`` times its largest entry or within that noise, like ``np.allclose`` with
+``atol=noise``; the relative error reported is the worst error over ``max(largest entry,
+noise / tol)``. The floor matters only for a tensor whose whole gradient is at the noise
+level, such as BatchNorm's dx at batch 2, where the output barely depends on x.
+
 Run ``python -m train.gradcheck`` to check every built-in layer.
 """
 from __future__ import annotations
@@ -127,10 +134,12 @@ def gradcheck(subject, x: np.ndarray, targets: np.ndarray | None = None, *, seed
 
         def change(a, b):  # L(a) - L(b) for L = sum(out * dout), without forming L
             return float(np.sum((a - b) * dout))
+        magnitude = float(np.sum(np.abs(out * dout)))
     else:
         targets = np.array(targets, copy=True)
-        subject.forward(x, targets)
+        loss = subject.forward(x, targets)
         dloss = rng.uniform(0.5, 2.0)
+        magnitude = abs(loss * dloss)
         dx = subject.backward(dloss)
 
         def change(a, b):
@@ -142,6 +151,8 @@ def gradcheck(subject, x: np.ndarray, targets: np.ndarray | None = None, *, seed
     input_name = "x" if targets is None else "logits"
     tensors = {input_name: x, **getattr(subject, "params", {})}
     analytic = {input_name: dx, **{k: np.array(g) for k, g in getattr(subject, "grads", {}).items()}}
+    # below this, rounding in the evaluations hides an error of relative size tol
+    floor = np.finfo(np.float64).eps * magnitude / step / tol
     report = GradcheckReport(name, tol=tol, fast=fast)
     for key, tensor in tensors.items():
         grad = analytic.get(key)
@@ -150,12 +161,13 @@ def gradcheck(subject, x: np.ndarray, targets: np.ndarray | None = None, *, seed
             raise ValueError(f"gradcheck {name}: expected a gradient for {key} of shape "
                              f"{tensor.shape}, backward gave {what}")
         check = _check_directions if fast else _check_elements
-        report.rows.append(check(key, tensor, grad, evaluate, change, step, tol,
+        report.rows.append(check(key, tensor, grad, evaluate, change, step, floor, tol,
                                  directions, rng))
     return report
 
 
-def _check_elements(key, tensor, grad, evaluate, change, step, tol, directions, rng) -> Row:
+def _check_elements(key, tensor, grad, evaluate, change, step, floor, tol, directions,
+                    rng) -> Row:
     base = evaluate()
     flat = tensor.reshape(-1)  # a view: writing it perturbs the tensor the layer reads
     numeric = np.empty(flat.size)
@@ -170,16 +182,18 @@ def _check_elements(key, tensor, grad, evaluate, change, step, tol, directions, 
         numeric[i] = change(plus, minus) / (2 * step)
         gap[i] = abs(change(plus, base) - change(base, minus)) / step
     grad = grad.reshape(-1)
-    scale = max(np.max(np.abs(grad), initial=0.0), np.max(np.abs(numeric), initial=0.0))
+    scale = max(np.max(np.abs(grad), initial=0.0), np.max(np.abs(numeric), initial=0.0), floor)
     kink = gap > KINK_GAP * scale
     abs_err = float(np.max(np.abs(grad - numeric)[~kink], initial=0.0))
     return _row(key, tensor.shape, abs_err, scale, int((~kink).sum()), int(kink.sum()), tol)
 
 
-def _check_directions(key, tensor, grad, evaluate, change, step, tol, directions, rng) -> Row:
+def _check_directions(key, tensor, grad, evaluate, change, step, floor, tol, directions,
+                      rng) -> Row:
     base = evaluate()
     saved = tensor.copy()
-    scale = float(np.linalg.norm(grad))  # the largest directional derivative of a unit step
+    # the largest directional derivative along a unit step
+    scale = max(float(np.linalg.norm(grad)), floor)
     abs_err, checked, skipped = 0.0, 0, 0
     for _ in range(directions):
         v = rng.standard_normal(tensor.shape)
@@ -225,7 +239,7 @@ def _require_float64(subject, x, name: str) -> None:
 
 def builtin_checks(seed: int = 0):
     """(name, make) pairs; ``make()`` returns the arguments of one gradcheck call."""
-    from layers import Linear, ReLU, Tanh
+    from layers import BatchNorm1d, Linear, ReLU, Tanh
 
     f64 = np.float64
 
@@ -237,6 +251,15 @@ def builtin_checks(seed: int = 0):
         x[0, :2] = 0.0  # exactly at the kink: skipped, not failed
         return (ReLU(), x)
 
+    def batchnorm(n, d, s, training):
+        bn = BatchNorm1d(d, dtype=f64)
+        rng = np.random.default_rng(seed + s)
+        bn.params["gamma"][...] = rng.uniform(0.5, 2.0, d)
+        bn.params["beta"][...] = rng.standard_normal(d)
+        for _ in range(3):  # running statistics away from their initial 0 and 1
+            bn.forward(2 + 3 * rng.standard_normal((8, d)))
+        return (bn.train(training), 2 + 3 * rng.standard_normal((n, d)))
+
     return [
         ("Linear", lambda: (Linear(5, 3, rng=seed, dtype=f64), data(4, 5))),
         ("Linear batch 1", lambda: (Linear(6, 2, rng=seed, dtype=f64), data(1, 6, 1))),
@@ -245,6 +268,10 @@ def builtin_checks(seed: int = 0):
         ("ReLU batch 1", lambda: (ReLU(), data(1, 7, 4))),
         ("Tanh", lambda: (Tanh(), data(4, 5, 5))),
         ("Tanh batch 1", lambda: (Tanh(), data(1, 7, 6))),
+        ("BatchNorm1d train", lambda: batchnorm(6, 4, 7, True)),
+        ("BatchNorm1d train batch 2", lambda: batchnorm(2, 3, 8, True)),
+        ("BatchNorm1d eval", lambda: batchnorm(5, 4, 9, False)),
+        ("BatchNorm1d eval batch 1", lambda: batchnorm(1, 3, 10, False)),
     ]
 
 

@@ -1,0 +1,151 @@
+"""BatchNorm1d: normalize each feature over the batch, then scale and shift.
+
+Derivation: docs/derivations.md#batchnorm1d. ``BatchNorm1d.backward`` is the fused closed form;
+``staged_backward`` walks the same graph gate by gate and is kept for reading and for the tests.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Layer, check_grad, check_input, check_size, float_dtype
+
+
+class BatchNorm1d(Layer):
+    """Batch normalization of (N, D) inputs, with PyTorch's semantics.
+
+    Training mode, gate by gate (shapes on the right)::
+
+        mu      = x.mean(axis=0)              (D,)
+        xc      = x - mu                      (N, D)
+        var     = (xc * xc).mean(axis=0)      (D,)    biased: divides by N
+        inv_std = 1 / sqrt(var + eps)         (D,)
+        xhat    = xc * inv_std                (N, D)
+        out     = gamma * xhat + beta         (N, D)
+
+    and the running statistics move by ``running = (1 - momentum) * running + momentum * stat``,
+    with the unbiased variance ``var * N / (N - 1)`` for ``running_var``. ``momentum`` is the
+    weight of the new batch. Eval mode normalizes with ``running_mean`` and ``running_var``
+    instead, which are constants, so its backward pass is elementwise.
+
+    Backward (training mode): x reaches the loss along three paths (through xc directly, through
+    mu, and through var), and their sum simplifies to::
+
+        dbeta  = dout.sum(axis=0)                                   (D,)
+        dgamma = (dout * xhat).sum(axis=0)                          (D,)
+        dx     = gamma * inv_std * (dout - dbeta / N - xhat * dgamma / N)      (N, D)
+
+    Normalizing makes the output blind to a shift or a scaling of each column of x, so dx is
+    dout with its column mean and its component along xhat taken out.
+
+    Parameters
+    ----------
+    num_features : int
+        D, the number of features of each sample.
+    eps : float
+        Added to the variance before the square root; > 0.
+    momentum : float
+        Weight of the new batch in the running statistics, in [0, 1].
+    dtype : numpy dtype
+        Floating-point type of parameters, buffers, outputs and gradients.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+                 dtype=np.float32) -> None:
+        super().__init__()
+        self.num_features = check_size("BatchNorm1d", "num_features", num_features)
+        if not eps > 0:
+            raise ValueError(f"BatchNorm1d: expected eps > 0, got {eps}")
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"BatchNorm1d: expected momentum in [0, 1], got {momentum}")
+        self.eps, self.momentum = float(eps), float(momentum)
+        self.dtype = float_dtype("BatchNorm1d", dtype)
+        d = self.num_features
+        self.params = {"gamma": np.ones(d, self.dtype), "beta": np.zeros(d, self.dtype)}
+        self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
+        self.buffers = {"running_mean": np.zeros(d, self.dtype),
+                        "running_var": np.ones(d, self.dtype)}
+
+    @property
+    def running_mean(self) -> np.ndarray:
+        return self.buffers["running_mean"]
+
+    @property
+    def running_var(self) -> np.ndarray:
+        return self.buffers["running_var"]
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x (N, D) -> out (N, D)."""
+        check_input(self, x, self.num_features, self.dtype)
+        n = x.shape[0]
+        if self.training:
+            if n < 2:
+                raise ValueError(f"{self!r}: expected more than 1 value per channel when "
+                                 f"training, got input of shape {x.shape}; the batch variance "
+                                 f"of one sample is undefined (call eval() to use the running "
+                                 f"statistics)")
+            mu = x.mean(axis=0)
+            xc = x - mu
+            var = np.mean(xc * xc, axis=0)  # from centred values: no E[x^2] - E[x]^2 cancellation
+            m = self.momentum
+            self.running_mean[...] = (1 - m) * self.running_mean + m * mu
+            self.running_var[...] = (1 - m) * self.running_var + m * (var * (n / (n - 1)))
+        else:
+            xc = x - self.running_mean
+            var = self.running_var
+        inv_std = 1 / np.sqrt(var + self.eps)
+        xhat = xc * inv_std
+        self.cache = (xhat, inv_std, self.training)
+        return self.params["gamma"] * xhat + self.params["beta"]
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """dout (N, D) -> dx (N, D); fills grads["gamma"] and grads["beta"], both (D,)."""
+        xhat, inv_std, batch_stats = self._saved()
+        check_grad(self, dout, xhat.shape, self.dtype)
+        dbeta, dgamma = self.grads["beta"], self.grads["gamma"]
+        np.sum(dout, axis=0, out=dbeta)  # beta and gamma were broadcast over the N rows
+        np.sum(dout * xhat, axis=0, out=dgamma)
+        scale = self.params["gamma"] * inv_std  # (D,)
+        if not batch_stats:  # eval: mean and variance are constants
+            return dout * scale
+        n = dout.shape[0]
+        return scale * (dout - dbeta / n - xhat * (dgamma / n))
+
+    def __repr__(self) -> str:
+        extra = "" if self.eps == 1e-5 else f", eps={self.eps:g}"
+        extra += "" if self.momentum == 0.1 else f", momentum={self.momentum:g}"
+        extra += "" if self.dtype == np.float32 else f", dtype={self.dtype}"
+        return f"BatchNorm1d({self.num_features}{extra})"
+
+
+def staged_backward(x: np.ndarray, gamma: np.ndarray, eps: float,
+                    dout: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training-mode BatchNorm backward, one gate at a time.
+
+    Recomputes the forward graph from x with the names of ``BatchNorm1d.forward`` and walks
+    it in reverse, one local derivative per line. Returns (dx, dgamma, dbeta), shapes
+    (N, D), (D,), (D,). Slower than the fused ``BatchNorm1d.backward``; a test holds them equal.
+    """
+    n = x.shape[0]
+    # forward
+    mu = x.mean(axis=0)                   # (D,)
+    xc = x - mu                           # (N, D)  mu broadcast over N rows
+    sq = xc * xc                          # (N, D)
+    var = sq.mean(axis=0)                 # (D,)
+    std = np.sqrt(var + eps)              # (D,)
+    inv_std = 1 / std                     # (D,)
+    xhat = xc * inv_std                   # (N, D)  inv_std broadcast over N rows
+    # out = gamma * xhat + beta           # (N, D)  gamma, beta broadcast over N rows
+
+    # backward
+    dbeta = dout.sum(axis=0)              # (D,)    broadcast -> sum over N
+    dgamma = (dout * xhat).sum(axis=0)    # (D,)    broadcast -> sum over N
+    dxhat = dout * gamma                  # (N, D)
+    dinv_std = (dxhat * xc).sum(axis=0)   # (D,)    inv_std was broadcast -> sum over N
+    dxc = dxhat * inv_std                 # (N, D)  first branch into xc: xhat = xc * inv_std
+    dstd = -dinv_std / std**2             # (D,)    d(1/s)/ds = -1/s^2
+    dvar = dstd / (2 * std)               # (D,)    d sqrt(v + eps)/dv = 1 / (2 sqrt(v + eps))
+    dsq = dvar / n * np.ones_like(sq)     # (N, D)  mean over N: each row gets 1/N
+    dxc = dxc + 2 * xc * dsq              # (N, D)  second branch into xc, through sq: they add
+    dmu = -dxc.sum(axis=0)                # (D,)    xc = x - mu, mu broadcast -> minus the sum
+    dx = dxc + dmu / n * np.ones_like(x)  # (N, D)  x feeds xc and mu = mean(x): they add
+    return dx, dgamma, dbeta
