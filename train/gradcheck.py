@@ -240,6 +240,7 @@ def _require_float64(subject, x, name: str) -> None:
 def builtin_checks(seed: int = 0):
     """(name, make) pairs; ``make()`` returns the arguments of one gradcheck call."""
     from layers import BatchNorm1d, Linear, ReLU, Tanh
+    from losses import SoftmaxCrossEntropy
 
     f64 = np.float64
 
@@ -260,6 +261,10 @@ def builtin_checks(seed: int = 0):
             bn.forward(2 + 3 * rng.standard_normal((8, d)))
         return (bn.train(training), 2 + 3 * rng.standard_normal((n, d)))
 
+    def classes(n, c, s):
+        rng = np.random.default_rng(seed + s)
+        return 3 * rng.standard_normal((n, c)), rng.integers(0, c, n)
+
     return [
         ("Linear", lambda: (Linear(5, 3, rng=seed, dtype=f64), data(4, 5))),
         ("Linear batch 1", lambda: (Linear(6, 2, rng=seed, dtype=f64), data(1, 6, 1))),
@@ -272,6 +277,11 @@ def builtin_checks(seed: int = 0):
         ("BatchNorm1d train batch 2", lambda: batchnorm(2, 3, 8, True)),
         ("BatchNorm1d eval", lambda: batchnorm(5, 4, 9, False)),
         ("BatchNorm1d eval batch 1", lambda: batchnorm(1, 3, 10, False)),
+        ("SoftmaxCrossEntropy mean", lambda: (SoftmaxCrossEntropy(), *classes(6, 4, 11))),
+        ("SoftmaxCrossEntropy sum", lambda: (SoftmaxCrossEntropy("sum"), *classes(5, 3, 12))),
+        ("SoftmaxCrossEntropy smoothing", lambda: (SoftmaxCrossEntropy(label_smoothing=0.1),
+                                                   *classes(6, 4, 13))),
+        ("SoftmaxCrossEntropy batch 1", lambda: (SoftmaxCrossEntropy(), *classes(1, 5, 14))),
     ]
 
 
