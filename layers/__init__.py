@@ -3,6 +3,7 @@ from .base import Layer
 from .batchnorm import BatchNorm1d
 from .linear import Linear
 from .relu import ReLU
+from .sequential import Sequential
 from .tanh import Tanh
 
-__all__ = ["Layer", "BatchNorm1d", "Linear", "ReLU", "Tanh"]
+__all__ = ["Layer", "BatchNorm1d", "Linear", "ReLU", "Sequential", "Tanh"]

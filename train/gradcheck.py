@@ -239,7 +239,7 @@ def _require_float64(subject, x, name: str) -> None:
 
 def builtin_checks(seed: int = 0):
     """(name, make) pairs; ``make()`` returns the arguments of one gradcheck call."""
-    from layers import BatchNorm1d, Linear, ReLU, Tanh
+    from layers import BatchNorm1d, Linear, ReLU, Sequential, Tanh
     from losses import SoftmaxCrossEntropy
 
     f64 = np.float64
@@ -260,6 +260,11 @@ def builtin_checks(seed: int = 0):
         for _ in range(3):  # running statistics away from their initial 0 and 1
             bn.forward(2 + 3 * rng.standard_normal((8, d)))
         return (bn.train(training), 2 + 3 * rng.standard_normal((n, d)))
+
+    def mlp():
+        return Sequential(Linear(4, 6, rng=seed, dtype=f64), BatchNorm1d(6, dtype=f64), ReLU(),
+                          Linear(6, 5, rng=seed + 1, dtype=f64), Tanh(),
+                          Linear(5, 3, rng=seed + 2, dtype=f64))
 
     def classes(n, c, s):
         rng = np.random.default_rng(seed + s)
@@ -282,6 +287,8 @@ def builtin_checks(seed: int = 0):
         ("SoftmaxCrossEntropy smoothing", lambda: (SoftmaxCrossEntropy(label_smoothing=0.1),
                                                    *classes(6, 4, 13))),
         ("SoftmaxCrossEntropy batch 1", lambda: (SoftmaxCrossEntropy(), *classes(1, 5, 14))),
+        ("Sequential train", lambda: (mlp().train(), data(5, 4, 15))),
+        ("Sequential eval", lambda: (mlp().eval(), data(3, 4, 16))),
     ]
 
 

@@ -1,0 +1,102 @@
+"""Sequential: composition, names, modes, the table, errors, a whole-model gradcheck."""
+import numpy as np
+import pytest
+
+from conftest import assert_same_state, state_of
+from layers import BatchNorm1d, Layer, Linear, ReLU, Sequential, Tanh
+from train.gradcheck import gradcheck
+
+F64 = np.float64
+
+
+def mlp(dtype=F64):
+    return Sequential(Linear(4, 6, rng=0, dtype=dtype), BatchNorm1d(6, dtype=dtype), ReLU(),
+                      Linear(6, 5, rng=1, dtype=dtype), Tanh(), Linear(5, 3, rng=2, dtype=dtype))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("training", [True, False])
+def test_whole_model_gradcheck(seed, training):
+    model = mlp().train(training)
+    before = state_of(model)
+    report = gradcheck(model, np.random.default_rng(seed).standard_normal((5, 4)), seed=seed)
+    assert report.ok, report
+    assert [row.name for row in report.rows] == ["x", "0.W", "0.b", "1.gamma", "1.beta",
+                                                 "3.W", "3.b", "5.W", "5.b"]
+    assert_same_state(before, state_of(model))
+
+
+def test_nested_sequential_gradcheck():
+    model = Sequential(Sequential(Linear(3, 4, rng=0, dtype=F64), Tanh()), Linear(4, 2, rng=1, dtype=F64))
+    assert "0.0.W" in model.params
+    assert gradcheck(model, np.random.default_rng(0).standard_normal((3, 3))).ok
+
+
+def test_params_are_the_layers_own_arrays():
+    lin, bn = Linear(784, 256, rng=0), BatchNorm1d(256)
+    model = Sequential(lin, bn, ReLU(), Linear(256, 10, rng=1))
+    assert set(model.params) == {"0.W", "0.b", "1.gamma", "1.beta", "3.W", "3.b"}
+    assert model.params.keys() == model.grads.keys()
+    assert set(model.buffers) == {"1.running_mean", "1.running_var"}
+    assert model.params["0.W"] is lin.params["W"] and model.buffers["1.running_var"] is bn.running_var
+    model.params["0.W"][0, 0] = 42.0
+    assert lin.params["W"][0, 0] == 42.0
+    assert model[0] is lin and len(model) == 4 and list(model)[1] is bn
+    assert isinstance(model[1:], Sequential) and model[1:][0] is bn
+
+
+def test_train_and_eval_reach_every_layer():
+    model = Sequential(Sequential(BatchNorm1d(2)), ReLU())
+    model.eval()
+    assert not model.training and not model[0][0].training and not model[1].training
+    model.train()
+    assert model[0][0].training
+
+
+def test_param_backward_fills_the_same_grads_without_dx():
+    rng = np.random.default_rng(0)
+    x, dout = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
+    a, b = mlp(), mlp()
+    a.forward(x), b.forward(x)
+    a.backward(dout)
+    assert b.param_backward(dout) is None
+    for name in a.grads:
+        np.testing.assert_array_equal(a.grads[name], b.grads[name])
+
+
+def test_print_shows_a_table_with_the_total():
+    model = Sequential(Linear(2, 100, bias=False), BatchNorm1d(100), ReLU(), Linear(100, 3))
+    lines = str(model).splitlines()
+    assert lines[0].split() == ["#", "layer", "params"]
+    assert lines[1].split() == ["0", "Linear(2,", "100,", "bias=False)", "200"]
+    assert lines[3].split() == ["2", "ReLU()", "0"]
+    assert lines[-1].split() == ["total", "703"]
+    assert repr(model) == "Sequential(Linear(2, 100, bias=False), BatchNorm1d(100), ReLU(), Linear(100, 3))"
+
+
+def test_a_member_that_is_not_a_layer():
+    with pytest.raises(TypeError, match=r"Sequential: expected every member to be a Layer, "
+                                        r"got ufunc at position 1"):
+        Sequential(Linear(2, 3), np.tanh)
+
+
+def test_widths_that_do_not_fit_name_both_layers():
+    model = Sequential(Linear(4, 256), ReLU(), Linear(128, 10))
+    with pytest.raises(ValueError, match=r"Sequential layer 2, Linear\(128, 10\), fed by layer 1, "
+                                         r"ReLU\(\): Linear\(128, 10\): expected input of shape "
+                                         r"\(N, 128\), got \(8, 256\)"):
+        model.forward(np.ones((8, 4), np.float32))
+    with pytest.raises(ValueError, match=r"^Linear\(4, 256\): expected input of shape \(N, 4\)"):
+        model.forward(np.ones((8, 5), np.float32))
+
+
+def test_a_custom_layer_fits_in():
+    class Double(Layer):
+        def forward(self, x):
+            return 2 * x
+
+        def backward(self, dout):
+            return 2 * dout
+    model = Sequential(Linear(3, 2, rng=0, dtype=F64), Double())
+    assert gradcheck(model, np.ones((2, 3))).ok
+    assert model.num_params() == 8

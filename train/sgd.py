@@ -1,0 +1,95 @@
+"""SGD with momentum, Nesterov momentum and weight decay: the update of torch.optim.SGD."""
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg.blas import get_blas_funcs
+
+
+def axpy(a: float, x: np.ndarray, y: np.ndarray) -> None:
+    """y += a * x in place, in one pass over memory and without a temporary array."""
+    if y.dtype in (np.float32, np.float64) and x.dtype == y.dtype and \
+            x.flags.c_contiguous and y.flags.c_contiguous:
+        get_blas_funcs("axpy", (y,))(x.reshape(-1), y.reshape(-1), a=a)
+    else:
+        y += a * x
+
+
+class SGD:
+    """Stochastic gradient descent, ``torch.optim.SGD`` without dampening.
+
+    For each parameter p with gradient g, in place::
+
+        g = g + weight_decay * p                                (weight decay)
+        b = momentum * b + g                                    (buffer, 0 before step 1)
+        g = g + momentum * b   if nesterov   else   b
+        p = p - lr * g
+
+    Parameters
+    ----------
+    model : Layer
+        Its ``params`` are updated from its ``grads`` (read afresh at every step).
+    lr : float
+        Learning rate, > 0; may be changed between steps (``opt.lr = 0.01``).
+    momentum : float
+        >= 0; the buffers are kept in ``momentum_buffers`` and saved by checkpoints.
+    nesterov : bool
+        Nesterov momentum; needs momentum > 0.
+    weight_decay : float
+        L2 penalty, >= 0, added to the gradient (not decoupled as in AdamW).
+    """
+
+    def __init__(self, model, lr: float, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0) -> None:
+        if not momentum >= 0:
+            raise ValueError(f"SGD: expected momentum >= 0, got {momentum}")
+        if not weight_decay >= 0:
+            raise ValueError(f"SGD: expected weight_decay >= 0, got {weight_decay}")
+        if nesterov and momentum == 0:
+            raise ValueError("SGD: Nesterov momentum needs momentum > 0, got momentum=0")
+        self.model = model
+        self.lr = lr
+        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+        self.weight_decay = float(weight_decay)
+        params = model.params
+        self.momentum_buffers = {k: np.zeros_like(p) for k, p in params.items()} if momentum else {}
+        # the update direction is built here, so a step allocates nothing parameter-sized
+        self._direction = {k: np.empty_like(p) for k, p in params.items()}
+
+    @property
+    def lr(self) -> float:
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not value > 0:
+            raise ValueError(f"SGD: expected a learning rate lr > 0, got {value!r}")
+        self._lr = float(value)
+
+    def step(self) -> None:
+        """Update every parameter of the model in place from its current gradient."""
+        grads = self.model.grads
+        for name, p in self.model.params.items():
+            g = grads[name]
+            if self.weight_decay or self.nesterov:  # these add to g: build it aside, not in grads
+                g = self._direction[name]
+                np.copyto(g, grads[name])
+            if self.weight_decay:
+                axpy(self.weight_decay, p, g)       # g = g + weight_decay * p
+            if self.momentum:
+                b = self.momentum_buffers[name]
+                b *= self.momentum
+                b += g                              # b = momentum * b + g
+                if self.nesterov:
+                    axpy(self.momentum, b, g)       # g = g + momentum * b
+                else:
+                    g = b
+            axpy(-self.lr, g, p)                    # p = p - lr * g
+
+    def state_dict(self) -> dict:
+        """Settings and momentum buffers, for checkpoints."""
+        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
+                "weight_decay": self.weight_decay, "momentum_buffers": self.momentum_buffers}
+
+    def __repr__(self) -> str:
+        return (f"SGD(lr={self.lr:g}, momentum={self.momentum:g}, nesterov={self.nesterov}, "
+                f"weight_decay={self.weight_decay:g})")
