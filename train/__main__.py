@@ -10,7 +10,8 @@ import numpy as np
 from layers import BatchNorm1d, Linear, ReLU, Sequential, Tanh
 from losses import SoftmaxCrossEntropy
 
-from .data import spiral
+from .checkpoint import read_extra
+from .data import DATASETS, default_data_dir, download, load_mnist, spiral
 from .loop import evaluate, fit, format_metrics
 from .sgd import SGD
 
@@ -65,7 +66,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=widths, default=[100, 100], help="hidden widths (default 100,100)")
     p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     p.add_argument("--no-batchnorm", action="store_true", help="leave out BatchNorm1d")
-    p.add_argument("--epochs", type=positive(int), default=30)
+    p.add_argument("--dataset", choices=["spiral", *DATASETS], default="spiral",
+                   help="spiral (made on the fly) or MNIST-format files (default spiral)")
+    p.add_argument("--data-dir", help="where the MNIST-format files are (default: the cache, "
+                   "~/.cache/handprop/DATASET)")
+    p.add_argument("--download", action="store_true", help="fetch the dataset's files first, "
+                   "checking their published SHA-256")
+    p.add_argument("--base-url", help="download from this address instead of the published one")
+    p.add_argument("--checkpoint", metavar="PATH", help="save a checkpoint here after every epoch")
+    p.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
+    p.add_argument("--epochs", type=positive(int), help="passes over the data (default 30 for "
+                   "spiral, 10 for MNIST-format data)")
     p.add_argument("--batch-size", type=positive(int), default=64)
     p.add_argument("--lr", type=positive(float), default=0.1)
     p.add_argument("--momentum", type=non_negative, default=0.9)
@@ -77,31 +88,77 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def load_data(args, dtype):
+    """Training and validation data for the chosen dataset (MNIST's test split validates)."""
+    if args.dataset == "spiral":
+        return (*spiral(1000, 3, noise=0.2, seed=args.seed, dtype=dtype),
+                *spiral(300, 3, noise=0.2, seed=args.seed + 1, dtype=dtype))
+    directory = args.data_dir or default_data_dir(args.dataset)
+    if args.download:
+        download(args.dataset, directory, base_url=args.base_url, progress=not args.no_progress)
+    X, y, X_val, y_val = load_mnist(directory)
+    return X.astype(dtype, copy=False), y, X_val.astype(dtype, copy=False), y_val
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    cli = parser()
+    args = cli.parse_args(argv)
     if args.nesterov and args.momentum == 0:
-        parser().error("--nesterov needs --momentum > 0")
+        cli.error("--nesterov needs --momentum > 0")
+    if args.resume and not args.checkpoint:
+        cli.error("--resume needs --checkpoint PATH")
+    if args.dataset == "spiral" and (args.download or args.data_dir):
+        cli.error("--download and --data-dir go with --dataset mnist or fashion-mnist")
+    epochs = args.epochs or (30 if args.dataset == "spiral" else 10)
     dtype = np.dtype(args.dtype)
-    X, y = spiral(1000, 3, noise=0.2, seed=args.seed, dtype=dtype)
-    X_val, y_val = spiral(300, 3, noise=0.2, seed=args.seed + 1, dtype=dtype)
-    n_classes = int(y.max()) + 1
+    try:
+        X, y, X_val, y_val = load_data(args, dtype)
+    except FileNotFoundError as err:
+        hint = "" if args.download else f"; add --download to fetch {args.dataset}"
+        print(f"python -m train: error: {err}{hint}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as err:  # a damaged file, a failed download
+        print(f"python -m train: error: {err}", file=sys.stderr)
+        return 1
+    n_classes = int(max(y.max(), y_val.max())) + 1
     model = build_mlp(X.shape[1], args.hidden, n_classes, activation=args.activation,
                       batchnorm=not args.no_batchnorm, seed=args.seed, dtype=dtype)
     print(model, flush=True)
     loss_fn = SoftmaxCrossEntropy()
     optimizer = SGD(model, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
                     weight_decay=args.weight_decay)
+    def on_epoch_end(logs):
+        if args.no_progress:
+            print(format_metrics(logs), flush=True)
+
     started = time.perf_counter()
-    history = fit(model, loss_fn, optimizer, X, y, epochs=args.epochs, batch_size=args.batch_size,
-                  validation=(X_val, y_val), seed=args.seed, progress=not args.no_progress,
-                  on_epoch_end=(lambda logs: print(format_metrics(logs), flush=True))
-                  if args.no_progress else None)
+    try:
+        history = fit(model, loss_fn, optimizer, X, y, epochs=epochs, batch_size=args.batch_size,
+                      validation=(X_val, y_val), seed=args.seed, progress=not args.no_progress,
+                      on_epoch_end=on_epoch_end, checkpoint=args.checkpoint, resume=args.resume)
+    except KeyboardInterrupt:
+        print(f"\n{interrupted_message(args.checkpoint)}", file=sys.stderr)
+        return 130
+    except FloatingPointError as err:
+        print(f"python -m train: error: {err}", file=sys.stderr)
+        return 1
     seconds = time.perf_counter() - started
     train_scores = evaluate(model, loss_fn, X, y)
     print(f"val_accuracy={history['val_accuracy'][-1]:.3f} val_loss={history['val_loss'][-1]:.3f} "
           f"train_accuracy={train_scores['accuracy']:.3f} train_loss={train_scores['loss']:.3f} "
           f"epochs={len(history['epoch'])} seconds={seconds:.1f}")
     return 0
+
+
+def interrupted_message(checkpoint: str | None) -> str:
+    """What Ctrl-C leaves behind: the last completed epoch's checkpoint, if there is one."""
+    if checkpoint is None:
+        return "interrupted; nothing was saved (--checkpoint PATH keeps each finished epoch)"
+    try:
+        epoch = read_extra(checkpoint)["fit"]["epoch"]
+    except (OSError, ValueError, KeyError):
+        return f"interrupted before the first epoch finished; no checkpoint at {checkpoint}"
+    return (f"interrupted; {checkpoint} keeps epoch {epoch}: add --resume to continue from it")
 
 
 if __name__ == "__main__":

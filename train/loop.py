@@ -2,19 +2,23 @@
 from __future__ import annotations
 
 import math
+import os
 import time
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 from tqdm import tqdm
 
+from .checkpoint import load, save
 from .data import batch_bounds, minibatches
 
 
 def fit(model, loss_fn, optimizer, X: np.ndarray, y: np.ndarray, *, epochs: int,
         batch_size: int = 64, validation: tuple[np.ndarray, np.ndarray] | None = None,
         seed: int = 0, shuffle: bool = True, progress: bool = True,
-        on_epoch_end: Callable[[dict], None] | None = None) -> dict[str, list]:
+        on_epoch_end: Callable[[dict], None] | None = None,
+        checkpoint: str | os.PathLike | None = None, resume: bool = False) -> dict[str, list]:
     """Train ``model`` on (X, y) with minibatch steps of ``optimizer``.
 
     Parameters
@@ -40,7 +44,14 @@ def fit(model, loss_fn, optimizer, X: np.ndarray, y: np.ndarray, *, epochs: int,
         A tqdm bar per epoch with the running loss; it stays as one line with the epoch's
         metrics. ``False`` is silent.
     on_epoch_end : callable, optional
-        Called with the epoch's metrics (a dict) after each epoch.
+        Called with the epoch's metrics (a dict) after each epoch, after its checkpoint.
+    checkpoint : path, optional
+        Saved (atomically) at the end of every epoch: weights, running statistics, the
+        optimizer's state, the history so far and the shuffling generator's state.
+    resume : bool
+        Continue from ``checkpoint`` if it exists: the run ends with weights bit-for-bit
+        identical to a run that was never interrupted. A killed run loses at most the epoch
+        it was in. Without the file, training starts at epoch 1 (with a warning).
 
     Returns
     -------
@@ -62,8 +73,19 @@ def fit(model, loss_fn, optimizer, X: np.ndarray, y: np.ndarray, *, epochs: int,
     steps = len(batch_bounds(len(X), batch_size))
     rng = np.random.default_rng(seed)
     history: dict[str, list] = {}
+    first = 1
+    if resume:
+        if checkpoint is None:
+            raise ValueError("fit: resume=True needs checkpoint=PATH to resume from")
+        if os.path.exists(checkpoint):
+            state = load(checkpoint, model, optimizer)["fit"]
+            first, history = state["epoch"] + 1, state["history"]
+            rng.bit_generator.state = state["rng"]
+        else:
+            warnings.warn(f"fit: no checkpoint at {checkpoint} to resume from; starting at "
+                          f"epoch 1", stacklevel=2)
     model.train()
-    for epoch in range(1, epochs + 1):
+    for epoch in range(first, epochs + 1):
         started = time.perf_counter()
         total_loss, correct, seen = 0.0, 0, 0
         bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", unit="batch",
@@ -93,6 +115,9 @@ def fit(model, loss_fn, optimizer, X: np.ndarray, y: np.ndarray, *, epochs: int,
             bar.set_postfix_str(format_metrics(logs, skip=("epoch", "seconds")))
         for key, value in logs.items():
             history.setdefault(key, []).append(value)
+        if checkpoint is not None:
+            save(checkpoint, model, optimizer if hasattr(optimizer, "state_dict") else None,
+                 fit={"epoch": epoch, "history": history, "rng": rng.bit_generator.state})
         if on_epoch_end is not None:
             on_epoch_end(logs)
     return history

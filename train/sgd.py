@@ -90,6 +90,16 @@ class SGD:
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
                 "weight_decay": self.weight_decay, "momentum_buffers": self.momentum_buffers}
 
+    def load_state_dict(self, state: dict) -> None:
+        """Restore settings and momentum buffers saved by ``state_dict`` (as PyTorch does, the
+        saved lr, momentum, nesterov and weight_decay replace the current ones)."""
+        self.lr = state["lr"]
+        self.momentum, self.nesterov = float(state["momentum"]), bool(state["nesterov"])
+        self.weight_decay = float(state["weight_decay"])
+        params = self.model.params
+        self.momentum_buffers = {k: np.array(v, dtype=params[k].dtype)
+                                 for k, v in state["momentum_buffers"].items()}
+
     def __repr__(self) -> str:
         return (f"SGD(lr={self.lr:g}, momentum={self.momentum:g}, nesterov={self.nesterov}, "
                 f"weight_decay={self.weight_decay:g})")
