@@ -10,6 +10,8 @@ state that is saved with the model but not trained (BatchNorm's running statisti
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 
@@ -58,6 +60,23 @@ class Layer:
         if self.cache is None:
             raise RuntimeError(f"{self!r}: backward called before forward; call forward(x) first")
         return self.cache
+
+
+def batch_sum(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Sum of an (N, D) array over its N rows: the (D,) gradient of a vector that the forward
+    pass broadcast over the batch.
+
+    Computed as the matrix product ones(N) @ a, which BLAS runs on every core; numpy's
+    reduction along axis 0 takes about twice as long at the shapes of a training step.
+    """
+    return np.matmul(_ones(a.shape[0], a.dtype), a, out=out)
+
+
+@functools.lru_cache(maxsize=64)
+def _ones(n: int, dtype: np.dtype) -> np.ndarray:
+    ones = np.ones(n, dtype)
+    ones.flags.writeable = False
+    return ones
 
 
 def check_input(who: object, x: object, num_features: int | None = None,

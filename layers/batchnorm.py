@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer, check_grad, check_input, check_size, float_dtype
+from .base import Layer, batch_sum, check_grad, check_input, check_size, float_dtype
 
 
 class BatchNorm1d(Layer):
@@ -83,32 +83,43 @@ class BatchNorm1d(Layer):
                                  f"training, got input of shape {x.shape}; the batch variance "
                                  f"of one sample is undefined (call eval() to use the running "
                                  f"statistics)")
-            mu = x.mean(axis=0)
-            xc = x - mu
-            var = np.mean(xc * xc, axis=0)  # from centred values: no E[x^2] - E[x]^2 cancellation
+            mu = batch_sum(x) / n                 # (D,)
+            xc = x - mu                           # (N, D)
+            sq = xc * xc                          # (N, D)
+            var = batch_sum(sq) / n               # (D,) from centred values: no cancellation
             m = self.momentum
             self.running_mean[...] = (1 - m) * self.running_mean + m * mu
             self.running_var[...] = (1 - m) * self.running_var + m * (var * (n / (n - 1)))
         else:
             xc = x - self.running_mean
             var = self.running_var
-        inv_std = 1 / np.sqrt(var + self.eps)
-        xhat = xc * inv_std
+            sq = None
+        inv_std = 1 / np.sqrt(var + self.eps)     # (D,)
+        # xhat and out take over the memory of xc and sq, which are not needed again
+        xhat = np.multiply(xc, inv_std, out=xc)
+        out = np.multiply(xhat, self.params["gamma"], out=sq)
+        out += self.params["beta"]
         self.cache = (xhat, inv_std, self.training)
-        return self.params["gamma"] * xhat + self.params["beta"]
+        return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, D) -> dx (N, D); fills grads["gamma"] and grads["beta"], both (D,)."""
         xhat, inv_std, batch_stats = self._saved()
         check_grad(self, dout, xhat.shape, self.dtype)
         dbeta, dgamma = self.grads["beta"], self.grads["gamma"]
-        np.sum(dout, axis=0, out=dbeta)  # beta and gamma were broadcast over the N rows
-        np.sum(dout * xhat, axis=0, out=dgamma)
-        scale = self.params["gamma"] * inv_std  # (D,)
-        if not batch_stats:  # eval: mean and variance are constants
-            return dout * scale
+        batch_sum(dout, out=dbeta)                # beta and gamma were broadcast over the rows
+        dx = dout * xhat                          # (N, D) scratch, then dx in the same memory
+        batch_sum(dx, out=dgamma)
+        scale = self.params["gamma"] * inv_std    # (D,)
+        if not batch_stats:                       # eval: mean and variance are constants
+            return np.multiply(dout, scale, out=dx)
         n = dout.shape[0]
-        return scale * (dout - dbeta / n - xhat * (dgamma / n))
+        # dx = scale * (dout - dbeta / n - xhat * dgamma / n), one pass at a time
+        np.multiply(xhat, dgamma / n, out=dx)
+        np.subtract(dout, dx, out=dx)
+        dx -= dbeta / n
+        dx *= scale
+        return dx
 
     def __repr__(self) -> str:
         extra = "" if self.eps == 1e-5 else f", eps={self.eps:g}"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer, check_grad, check_input, check_size, float_dtype
+from .base import Layer, batch_sum, check_grad, check_input, check_size, float_dtype
 
 
 class Linear(Layer):
@@ -67,7 +67,7 @@ class Linear(Layer):
         check_grad(self, dout, (x.shape[0], self.out_features), self.dtype)
         np.matmul(x.T, dout, out=self.grads["W"])
         if "b" in self.params:
-            np.sum(dout, axis=0, out=self.grads["b"])
+            batch_sum(dout, out=self.grads["b"])
 
     def __repr__(self) -> str:
         extra = "" if "b" in self.params else ", bias=False"

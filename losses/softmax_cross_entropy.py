@@ -113,8 +113,8 @@ def check_logits_and_targets(who, logits: np.ndarray, targets: np.ndarray) -> No
         hint = "; flatten them with targets.ravel()" if targets.size == n else ""
         raise ValueError(f"{who!r}: expected targets of shape (N,) = ({n},) to match logits "
                          f"{logits.shape}, got {targets.shape}{hint}")
-    bad = np.flatnonzero((targets < 0) | (targets >= c))
-    if bad.size:
+    if targets.min() < 0 or targets.max() >= c:
+        bad = np.flatnonzero((targets < 0) | (targets >= c))
         i = bad[0]
         raise ValueError(f"{who!r}: expected class indices in [0, {c}) for {c} classes, got "
                          f"{targets[i]} at position {i} ({bad.size} out of range in all)")

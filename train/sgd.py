@@ -2,16 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg.blas import get_blas_funcs
-
-
-def axpy(a: float, x: np.ndarray, y: np.ndarray) -> None:
-    """y += a * x in place, in one pass over memory and without a temporary array."""
-    if y.dtype in (np.float32, np.float64) and x.dtype == y.dtype and \
-            x.flags.c_contiguous and y.flags.c_contiguous:
-        get_blas_funcs("axpy", (y,))(x.reshape(-1), y.reshape(-1), a=a)
-    else:
-        y += a * x
 
 
 class SGD:
@@ -52,8 +42,9 @@ class SGD:
         self.weight_decay = float(weight_decay)
         params = model.params
         self.momentum_buffers = {k: np.zeros_like(p) for k, p in params.items()} if momentum else {}
-        # the update direction is built here, so a step allocates nothing parameter-sized
-        self._direction = {k: np.empty_like(p) for k, p in params.items()}
+        # two scratch arrays per parameter, so a step allocates nothing parameter-sized
+        self._scratch = {k: np.empty_like(p) for k, p in params.items()}
+        self._scaled = {k: np.empty_like(p) for k, p in params.items()}
 
     @property
     def lr(self) -> float:
@@ -69,21 +60,24 @@ class SGD:
         """Update every parameter of the model in place from its current gradient."""
         grads = self.model.grads
         for name, p in self.model.params.items():
-            g = grads[name]
-            if self.weight_decay or self.nesterov:  # these add to g: build it aside, not in grads
-                g = self._direction[name]
-                np.copyto(g, grads[name])
-            if self.weight_decay:
-                axpy(self.weight_decay, p, g)       # g = g + weight_decay * p
-            if self.momentum:
-                b = self.momentum_buffers[name]
-                b *= self.momentum
-                b += g                              # b = momentum * b + g
-                if self.nesterov:
-                    axpy(self.momentum, b, g)       # g = g + momentum * b
-                else:
-                    g = b
-            axpy(-self.lr, g, p)                    # p = p - lr * g
+            self._update(p, grads[name], self.momentum_buffers.get(name), self._scratch[name],
+                         self._scaled[name])
+
+    def _update(self, p, g, b, scratch, scaled) -> None:
+        """The update of one parameter, in place, allocating nothing parameter-sized."""
+        if self.weight_decay:  # built aside: grads stay as backward left them
+            np.multiply(p, self.weight_decay, out=scratch)
+            g = np.add(g, scratch, out=scratch)               # g + weight_decay * p
+        if self.momentum:
+            b *= self.momentum
+            b += g                                            # b = momentum * b + g
+            if self.nesterov:
+                np.multiply(b, self.momentum, out=scaled)
+                g = np.add(g, scaled, out=scaled)             # g + momentum * b
+            else:
+                g = b
+        np.multiply(g, self.lr, out=scaled)
+        p -= scaled                                           # p - lr * g
 
     def state_dict(self) -> dict:
         """Settings and momentum buffers, for checkpoints."""
