@@ -131,3 +131,15 @@ def test_cli_unknown_layer_is_a_usage_error(capsys):
         main(["--layer", "Conv2d"])
     assert exc.value.code == 2
     assert "no built-in layer named 'Conv2d'" in capsys.readouterr().err
+
+
+def test_a_parameter_that_is_a_transposed_view(rng):
+    class TransposedLinear(Linear):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.params["W"] = np.ascontiguousarray(self.params["W"].T).T  # not C-contiguous
+    lin = TransposedLinear(4, 3, rng=0, dtype=F64)
+    assert not lin.params["W"].flags.c_contiguous
+    report = gradcheck(lin, rng.standard_normal((5, 4)))
+    assert report.ok, report
+    assert report.rows[1].checked == 12

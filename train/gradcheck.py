@@ -153,6 +153,7 @@ def gradcheck(subject, x: np.ndarray, targets: np.ndarray | None = None, *, seed
     analytic = {input_name: dx, **{k: np.array(g) for k, g in getattr(subject, "grads", {}).items()}}
     # below this, rounding in the evaluations hides an error of relative size tol
     floor = np.finfo(np.float64).eps * magnitude / step / tol
+    base = evaluate()  # the unperturbed output, for the one-sided differences
     report = GradcheckReport(name, tol=tol, fast=fast)
     for key, tensor in tensors.items():
         grad = analytic.get(key)
@@ -160,37 +161,33 @@ def gradcheck(subject, x: np.ndarray, targets: np.ndarray | None = None, *, seed
             what = "nothing" if grad is None else f"shape {np.shape(grad)}"
             raise ValueError(f"gradcheck {name}: expected a gradient for {key} of shape "
                              f"{tensor.shape}, backward gave {what}")
-        check = _check_directions if fast else _check_elements
-        report.rows.append(check(key, tensor, grad, evaluate, change, step, floor, tol,
-                                 directions, rng))
+        probe = (key, tensor, grad, evaluate, change, base, step, floor, tol)
+        report.rows.append(_check_directions(*probe, directions, rng) if fast
+                           else _check_elements(*probe))
     return report
 
 
-def _check_elements(key, tensor, grad, evaluate, change, step, floor, tol, directions,
-                    rng) -> Row:
-    base = evaluate()
-    flat = tensor.reshape(-1)  # a view: writing it perturbs the tensor the layer reads
-    numeric = np.empty(flat.size)
-    gap = np.empty(flat.size)
-    for i in range(flat.size):
-        orig = flat[i]
-        flat[i] = orig + step
+def _check_elements(key, tensor, grad, evaluate, change, base, step, floor, tol) -> Row:
+    numeric = np.empty(tensor.size)
+    gap = np.empty(tensor.size)
+    for i, index in enumerate(np.ndindex(tensor.shape)):  # writes reach any memory layout
+        orig = tensor[index]
+        tensor[index] = orig + step
         plus = evaluate()
-        flat[i] = orig - step
+        tensor[index] = orig - step
         minus = evaluate()
-        flat[i] = orig
+        tensor[index] = orig
         numeric[i] = change(plus, minus) / (2 * step)
         gap[i] = abs(change(plus, base) - change(base, minus)) / step
-    grad = grad.reshape(-1)
+    grad = np.reshape(grad, -1)  # C order, as np.ndindex walks
     scale = max(np.max(np.abs(grad), initial=0.0), np.max(np.abs(numeric), initial=0.0), floor)
     kink = gap > KINK_GAP * scale
     abs_err = float(np.max(np.abs(grad - numeric)[~kink], initial=0.0))
     return _row(key, tensor.shape, abs_err, scale, int((~kink).sum()), int(kink.sum()), tol)
 
 
-def _check_directions(key, tensor, grad, evaluate, change, step, floor, tol, directions,
+def _check_directions(key, tensor, grad, evaluate, change, base, step, floor, tol, directions,
                       rng) -> Row:
-    base = evaluate()
     saved = tensor.copy()
     # the largest directional derivative along a unit step
     scale = max(float(np.linalg.norm(grad)), floor)
