@@ -186,10 +186,15 @@ def test_cli_float64_without_batchnorm(capsys):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--lr", "0"], "expected a number > 0, got 0"),
+    (["--lr", "0"], "expected a finite number > 0, got 0"),
+    (["--lr", "nan"], "expected a finite number > 0, got nan"),
+    (["--momentum", "inf"], "expected a finite number >= 0, got inf"),
+    (["--weight-decay=-1e-4"], "expected a finite number >= 0, got -1e-4"),
+    (["--seed", "-1"], "expected a finite number >= 0, got -1"),
+    (["--batch-size", "many"], "invalid int value: 'many'"),
     (["--hidden", "100,x"], "expected comma-separated widths"),
     (["--activation", "sigmoid"], "invalid choice: 'sigmoid'"),
-    (["--epochs", "-3"], "expected a number > 0"),
+    (["--epochs", "-3"], "expected a finite number > 0"),
     (["--nesterov", "--momentum", "0"], "--nesterov needs --momentum > 0"),
 ])
 def test_cli_bad_flags_are_usage_errors(argv, message, capsys):

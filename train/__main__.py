@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 
@@ -32,21 +33,20 @@ def build_mlp(n_inputs: int, hidden: list[int], n_classes: int, *, activation: s
     return Sequential(*layers)
 
 
-def positive(kind):
+def bounded(kind, minimum: float, inclusive: bool):
+    """An argparse type: a finite ``kind`` > minimum (>= with ``inclusive``)."""
     def parse(text):
         value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+        if not math.isfinite(value) or not (value >= minimum if inclusive else value > minimum):
+            raise argparse.ArgumentTypeError(
+                f"expected a finite number {'>=' if inclusive else '>'} {minimum}, got {text}")
         return value
-    parse.__name__ = kind.__name__
+    parse.__name__ = kind.__name__  # argparse names the type in "invalid int value"
     return parse
 
 
-def non_negative(text):
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
+positive_int, positive_float = bounded(int, 0, False), bounded(float, 0, False)
+non_negative_int, non_negative_float = bounded(int, 0, True), bounded(float, 0, True)
 
 
 def widths(text):
@@ -75,14 +75,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--base-url", help="download from this address instead of the published one")
     p.add_argument("--checkpoint", metavar="PATH", help="save a checkpoint here after every epoch")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
-    p.add_argument("--epochs", type=positive(int), help="passes over the data (default 30 for "
+    p.add_argument("--epochs", type=positive_int, help="passes over the data (default 30 for "
                    "spiral, 10 for MNIST-format data)")
-    p.add_argument("--batch-size", type=positive(int), default=64)
-    p.add_argument("--lr", type=positive(float), default=0.1)
-    p.add_argument("--momentum", type=non_negative, default=0.9)
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--lr", type=positive_float, default=0.1)
+    p.add_argument("--momentum", type=non_negative_float, default=0.9)
     p.add_argument("--nesterov", action="store_true")
-    p.add_argument("--weight-decay", type=non_negative, default=0.0)
-    p.add_argument("--seed", type=int, default=0, help="seeds the data, the weights and the shuffling")
+    p.add_argument("--weight-decay", type=non_negative_float, default=0.0)
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seeds the data, the weights and the shuffling")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--no-progress", action="store_true", help="no progress bars; one plain line per epoch")
     return p
