@@ -261,3 +261,13 @@ def test_ctrl_c_keeps_the_last_epoch_and_exits_cleanly(tmp_path):
                              capture_output=True, text=True, env=env, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.splitlines()[-2].startswith(f"epoch={epoch + 1} ")
+
+
+def test_cli_resume_from_a_checkpoint_of_another_model(tmp_path, capsys):
+    from train.__main__ import main
+    path = str(tmp_path / "c.npz")
+    assert main(["--epochs", "1", "--hidden", "8", "--no-progress", "--checkpoint", path]) == 0
+    assert main(["--epochs", "2", "--hidden", "9", "--no-progress", "--checkpoint", path, "--resume"]) == 1
+    err = capsys.readouterr().err
+    assert "params/0.W has shape (2, 8) in the checkpoint but (2, 9) in the model" in err
+    assert "Traceback" not in err

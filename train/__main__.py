@@ -127,19 +127,16 @@ def main(argv: list[str] | None = None) -> int:
     loss_fn = SoftmaxCrossEntropy()
     optimizer = SGD(model, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
                     weight_decay=args.weight_decay)
-    def on_epoch_end(logs):
-        if args.no_progress:
-            print(format_metrics(logs), flush=True)
-
+    plain_lines = (lambda logs: print(format_metrics(logs), flush=True)) if args.no_progress else None
     started = time.perf_counter()
     try:
         history = fit(model, loss_fn, optimizer, X, y, epochs=epochs, batch_size=args.batch_size,
                       validation=(X_val, y_val), seed=args.seed, progress=not args.no_progress,
-                      on_epoch_end=on_epoch_end, checkpoint=args.checkpoint, resume=args.resume)
+                      on_epoch_end=plain_lines, checkpoint=args.checkpoint, resume=args.resume)
     except KeyboardInterrupt:
         print(f"\n{interrupted_message(args.checkpoint)}", file=sys.stderr)
         return 130
-    except FloatingPointError as err:
+    except (FloatingPointError, ValueError, OSError) as err:  # a diverging run, a bad checkpoint
         print(f"python -m train: error: {err}", file=sys.stderr)
         return 1
     seconds = time.perf_counter() - started
