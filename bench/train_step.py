@@ -49,12 +49,18 @@ def reference_model(activation: str, dtype) -> Sequential:
     return Sequential(*layers, Linear(WIDTHS[-2], WIDTHS[-1], rng=9, dtype=dtype))
 
 
-def handprop_step(batch: int, activation: str, dtype):
+def training_setup(batch: int, activation: str, dtype):
+    """The reference model, its loss and optimizer, and one random batch."""
     model = reference_model(activation, dtype)
     loss_fn, opt = SoftmaxCrossEntropy(), SGD(model, lr=0.01, momentum=0.9)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, WIDTHS[0])).astype(dtype)
     y = rng.integers(0, WIDTHS[-1], batch)
+    return model, loss_fn, opt, x, y
+
+
+def handprop_step(batch: int, activation: str, dtype):
+    model, loss_fn, opt, x, y = training_setup(batch, activation, dtype)
 
     def step():
         loss_fn.forward(model.forward(x), y)
@@ -121,11 +127,7 @@ def median_times(steps: dict, rounds: int, per_round: int, warmup: int,
 
 def phase_times(batch: int, activation: str, dtype, steps: int = 200) -> dict[str, float]:
     """Median milliseconds of each phase of our step: where the time goes."""
-    model = reference_model(activation, dtype)
-    loss_fn, opt = SoftmaxCrossEntropy(), SGD(model, lr=0.01, momentum=0.9)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((batch, WIDTHS[0])).astype(dtype)
-    y = rng.integers(0, WIDTHS[-1], batch)
+    model, loss_fn, opt, x, y = training_setup(batch, activation, dtype)
     phases = {"forward": [], "loss": [], "backward": [], "update": []}
     for i in range(steps + 10):
         t0 = time.perf_counter()

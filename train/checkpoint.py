@@ -30,8 +30,7 @@ def save(path: str | os.PathLike, model, optimizer=None, **extra) -> None:
     converted). The file is written to a temporary file in the same directory, fsynced and
     renamed over ``path``: a save that fails half-way leaves the previous checkpoint whole.
     """
-    arrays = {f"params/{k}": v for k, v in model.params.items()}
-    arrays.update({f"buffers/{k}": v for k, v in getattr(model, "buffers", {}).items()})
+    arrays = _model_arrays(model)
     meta = {"format": FORMAT, "version": VERSION, "extra": extra}
     if optimizer is not None:
         state = dict(optimizer.state_dict())
@@ -55,8 +54,7 @@ def load(path: str | os.PathLike, model, optimizer=None) -> dict:
     """
     path = Path(path)
     meta, arrays = _read(path)
-    targets = {f"params/{k}": v for k, v in model.params.items()}
-    targets.update({f"buffers/{k}": v for k, v in getattr(model, "buffers", {}).items()})
+    targets = _model_arrays(model)
     saved_opt = meta.get("optimizer")
     if optimizer is not None:
         if saved_opt is None:
@@ -84,6 +82,13 @@ def load(path: str | os.PathLike, model, optimizer=None) -> dict:
         buffers = {k[len("optimizer/"):]: arrays[k] for k in targets if k.startswith("optimizer/")}
         optimizer.load_state_dict({**saved_opt, "momentum_buffers": buffers})
     return meta["extra"]
+
+
+def _model_arrays(model) -> dict[str, np.ndarray]:
+    """The model's params and buffers under their checkpoint names: the model's own arrays."""
+    arrays = {f"params/{k}": v for k, v in model.params.items()}
+    arrays.update({f"buffers/{k}": v for k, v in getattr(model, "buffers", {}).items()})
+    return arrays
 
 
 def read_extra(path: str | os.PathLike) -> dict:

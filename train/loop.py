@@ -102,8 +102,9 @@ def fit(model, loss_fn, optimizer, X: np.ndarray, y: np.ndarray, *, epochs: int,
                         + (f" than lr={optimizer.lr:g}" if hasattr(optimizer, "lr") else ""))
                 model.param_backward(loss_fn.backward())
                 optimizer.step()
-                total_loss += loss * len(yb) if _is_mean(loss_fn) else loss
-                correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
+                batch_loss, batch_correct = _batch_totals(loss_fn, loss, logits, yb)
+                total_loss += batch_loss
+                correct += batch_correct
                 seen += len(yb)
                 bar.set_postfix(loss=f"{total_loss / seen:.4f}", refresh=False)
                 bar.update()
@@ -137,8 +138,9 @@ def evaluate(model, loss_fn, X: np.ndarray, y: np.ndarray, batch_size: int = 102
         for xb, yb in minibatches(X, y, batch_size):
             logits = model.forward(xb)
             loss = loss_fn.forward(logits, yb)
-            total_loss += loss * len(yb) if _is_mean(loss_fn) else loss
-            correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
+            batch_loss, batch_correct = _batch_totals(loss_fn, loss, logits, yb)
+            total_loss += batch_loss
+            correct += batch_correct
     finally:
         model.train(was_training)
     return {"loss": total_loss / len(y), "accuracy": correct / len(y)}
@@ -164,5 +166,7 @@ def format_metrics(logs: dict, skip: tuple[str, ...] = ()) -> str:
                     for k, v in logs.items() if k not in skip)
 
 
-def _is_mean(loss_fn) -> bool:
-    return getattr(loss_fn, "reduction", "mean") == "mean"
+def _batch_totals(loss_fn, loss: float, logits: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+    """A batch's summed per-sample loss and its number of correct predictions."""
+    total = loss * len(y) if getattr(loss_fn, "reduction", "mean") == "mean" else loss
+    return total, int(np.count_nonzero(logits.argmax(axis=1) == y))
