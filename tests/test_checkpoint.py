@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import assert_same_state
 from layers import BatchNorm1d, Linear, ReLU, Sequential
 from losses import SoftmaxCrossEntropy
 from train import SGD, fit
@@ -33,13 +34,6 @@ def trained(seed=0, epochs=2):
     return model, opt
 
 
-def assert_same_arrays(a, b):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert a[k].dtype == b[k].dtype, k
-        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
-
-
 def test_round_trip_of_model_and_optimizer(tmp_path):
     model, opt = trained()
     opt.lr = 0.01
@@ -48,10 +42,10 @@ def test_round_trip_of_model_and_optimizer(tmp_path):
     params = fresh.params
     extra = load(tmp_path / "c.npz", fresh, fresh_opt)
     assert extra == {"epoch": 3, "note": "hello", "loss": 0.25}
-    assert_same_arrays(model.params, fresh.params)
-    assert_same_arrays(model.buffers, fresh.buffers)
+    assert_same_state(model.params, fresh.params)
+    assert_same_state(model.buffers, fresh.buffers)
     assert all(fresh.params[k] is params[k] for k in params)  # loaded in place
-    assert_same_arrays(opt.momentum_buffers, fresh_opt.momentum_buffers)
+    assert_same_state(opt.momentum_buffers, fresh_opt.momentum_buffers)
     assert (fresh_opt.lr, fresh_opt.momentum, fresh_opt.nesterov, fresh_opt.weight_decay) == (0.01, 0.9, True, 1e-4)
     assert read_extra(tmp_path / "c.npz")["epoch"] == 3
 
@@ -61,7 +55,7 @@ def test_model_only_round_trip(tmp_path):
     save(tmp_path / "m.npz", model)
     fresh, _ = model_and_optimizer(seed=9)
     assert load(tmp_path / "m.npz", fresh) == {}
-    assert_same_arrays(model.params, fresh.params)
+    assert_same_state(model.params, fresh.params)
     with pytest.raises(ValueError, match=r"holds no optimizer state to load into SGD"):
         load(tmp_path / "m.npz", fresh, SGD(fresh, lr=0.1))
 
@@ -127,7 +121,7 @@ def test_truncated_and_hostile_files(tmp_path, make, message):
     make(tmp_path / "bad.npz", (tmp_path / "good.npz").read_bytes())
     with pytest.raises(ValueError, match=message):
         load(tmp_path / "bad.npz", model, opt)
-    assert_same_arrays(before, model.params)
+    assert_same_state(before, model.params)
 
 
 def test_a_missing_file_is_file_not_found(tmp_path):
@@ -142,7 +136,7 @@ def test_shape_mismatch_names_the_parameter_and_changes_nothing(tmp_path):
     before = {k: v.copy() for k, v in wider.params.items()}
     with pytest.raises(ValueError, match=r"params/0.W has shape \(2, 8\) in the checkpoint but \(2, 9\) in the model"):
         load(tmp_path / "c.npz", wider, wider_opt)
-    assert_same_arrays(before, wider.params)
+    assert_same_state(before, wider.params)
 
 
 def test_missing_and_unexpected_entries_are_named(tmp_path):
@@ -190,9 +184,9 @@ def run_fit(checkpoint=None, resume=False, epochs=4, loss_fn=None):
 
 def assert_same_run(a, b):
     (ma, oa, ha), (mb, ob, hb) = a, b
-    assert_same_arrays(ma.params, mb.params)
-    assert_same_arrays(ma.buffers, mb.buffers)
-    assert_same_arrays(oa.momentum_buffers, ob.momentum_buffers)
+    assert_same_state(ma.params, mb.params)
+    assert_same_state(ma.buffers, mb.buffers)
+    assert_same_state(oa.momentum_buffers, ob.momentum_buffers)
     assert {k: v for k, v in ha.items() if k != "seconds"} == {k: v for k, v in hb.items() if k != "seconds"}
 
 
