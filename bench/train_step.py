@@ -28,15 +28,12 @@ import statistics
 import sys
 import time
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout as well
-
-from layers import BatchNorm1d, Linear, ReLU, Sequential, Tanh  # noqa: E402
-from losses import SoftmaxCrossEntropy  # noqa: E402
-from train import SGD  # noqa: E402
+from handprop.layers import BatchNorm1d, Linear, ReLU, Sequential, Tanh
+from handprop.losses import SoftmaxCrossEntropy
+from handprop.train import SGD
 
 WIDTHS = (784, 512, 512, 10)
 

@@ -1,8 +1,8 @@
 """Write your own layer, check its gradients, and watch gradcheck catch a planted bug."""
 import numpy as np
 
-from layers import Layer
-from train.gradcheck import gradcheck
+from handprop.layers import Layer
+from handprop.layers.gradcheck import gradcheck
 
 
 class PReLU(Layer):

@@ -1,10 +1,10 @@
 """Train a small MLP on the spiral toy problem and evaluate it."""
 import numpy as np
 
-from layers import BatchNorm1d, Linear, ReLU, Sequential
-from losses import SoftmaxCrossEntropy, softmax
-from train import SGD, evaluate, fit, predict
-from train.data import spiral
+from handprop.layers import BatchNorm1d, Linear, ReLU, Sequential
+from handprop.losses import SoftmaxCrossEntropy, softmax
+from handprop.train import SGD, evaluate, fit, predict
+from handprop.train.data import spiral
 
 X, y = spiral(n_per_class=1000, n_classes=3, noise=0.2, seed=0)
 X_val, y_val = spiral(n_per_class=300, n_classes=3, noise=0.2, seed=1)

@@ -7,12 +7,23 @@ A layer is a function with hand-derived gradients::
 
 ``params`` and ``grads`` are dicts with the same keys, shapes and dtype. ``buffers`` holds
 state that is saved with the model but not trained (BatchNorm's running statistics).
+``state_dict()`` and ``load_state_dict(state)`` save and restore params and buffers by name,
+as PyTorch's modules do.
 """
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
+
+
+class StateKeys(NamedTuple):
+    """What ``load_state_dict`` did not match: names the layer has that the state lacked, and
+    names the state has that the layer lacks (both empty under ``strict=True``)."""
+
+    missing: list[str]
+    unexpected: list[str]
 
 
 class Layer:
@@ -52,8 +63,67 @@ class Layer:
     def num_params(self) -> int:
         return sum(p.size for p in self.params.values())
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter and buffer, by name (``"W"``, ``"running_var"``).
+
+        Copies, unlike PyTorch's (which share storage): a saved state stays as it was while
+        the model trains on.
+        """
+        return {name: array.copy() for name, array in self._state_arrays().items()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray], strict: bool = True) -> StateKeys:
+        """Copy ``state`` (from ``state_dict``) into the layer's own arrays, in place.
+
+        Every name, shape and dtype kind is checked before anything is copied, so on an error
+        the layer is unchanged. With ``strict=False`` missing and unexpected names are allowed
+        and returned, as PyTorch returns them; a shape that differs is always an error.
+        """
+        keys = self.check_state_dict(state, strict)
+        own = self._state_arrays()
+        for name, value in state.items():
+            if name in own:
+                own[name][...] = value
+        return keys
+
+    def check_state_dict(self, state: dict[str, np.ndarray], strict: bool = True, *,
+                         source: str = "the state dict") -> StateKeys:
+        """The checks of ``load_state_dict``, changing nothing: a ValueError or TypeError that
+        names the first entry that does not fit, or the missing and unexpected names.
+        ``source`` names where the state came from in those messages (a file, say)."""
+        if not isinstance(state, dict):
+            raise TypeError(f"{self!r}: expected a state dict of name -> array, got "
+                            f"{type(state).__name__}")
+        own = self._state_arrays()
+        missing = sorted(own.keys() - state.keys())
+        unexpected = sorted(state.keys() - own.keys())
+        if strict and (missing or unexpected):
+            what = [f"missing {', '.join(missing)}"] if missing else []
+            what += [f"unexpected {', '.join(map(str, unexpected))}"] if unexpected else []
+            raise ValueError(f"{self!r}: {source} does not match the model's params and "
+                             f"buffers: {'; '.join(what)} (strict=False loads the rest)")
+        for name, target in own.items():
+            if name not in state:
+                continue
+            value = state[name]
+            if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+                got = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
+                raise TypeError(f"{self!r}: expected {name} in {source} as a floating-point array, "
+                                f"got {got}")
+            if value.shape != target.shape:
+                raise ValueError(f"{self!r}: {name} has shape {value.shape} in {source} "
+                                 f"but {target.shape} in the model")
+        return StateKeys(missing, unexpected)
+
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        """The layer's own parameter and buffer arrays, by name."""
+        return {**self.params, **self.buffers}
+
+    def extra_repr(self) -> str:
+        """The arguments ``repr`` shows inside the parentheses; defaults are left out."""
+        return ""
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        return f"{type(self).__name__}({self.extra_repr()})"
 
     def _saved(self):
         """The forward pass's cache, or a RuntimeError that says forward has not run."""
@@ -122,6 +192,19 @@ def check_size(who: str, name: str, value: object, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{who}: expected {name} >= {minimum}, got {value}")
     return int(value)
+
+
+def non_default(**options: tuple[object, object]) -> str:
+    """``"name=value"`` pairs for the options whose value differs from its default, for
+    ``extra_repr``: ``non_default(eps=(1e-3, 1e-5))`` gives ``"eps=0.001"``."""
+    shown = []
+    for name, (value, default) in options.items():
+        if isinstance(value, np.dtype) or isinstance(default, type):
+            if np.dtype(value) != np.dtype(default):
+                shown.append(f"{name}={np.dtype(value)}")
+        elif value != default:
+            shown.append(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value!r}")
+    return ", ".join(shown)
 
 
 def float_dtype(who: str, dtype: object) -> np.dtype:

@@ -5,9 +5,19 @@ Derivation: docs/derivations.md#batchnorm1d. ``BatchNorm1d.backward`` is the fus
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-from .base import Layer, batch_sum, check_grad, check_input, check_size, float_dtype
+from .base import Layer, batch_sum, check_grad, check_input, check_size, float_dtype, non_default
+
+
+class Saved(NamedTuple):
+    """What the forward pass keeps for backward."""
+
+    xhat: np.ndarray          # (N, D) the normalized input
+    inv_std: np.ndarray       # (D,) 1 / sqrt(var + eps), of the batch or the running variance
+    batch_stats: bool         # True when mean and variance came from the batch (training mode)
 
 
 class BatchNorm1d(Layer):
@@ -49,7 +59,7 @@ class BatchNorm1d(Layer):
         Floating-point type of parameters, buffers, outputs and gradients.
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, *,
                  dtype=np.float32) -> None:
         super().__init__()
         self.num_features = check_size("BatchNorm1d", "num_features", num_features)
@@ -93,18 +103,19 @@ class BatchNorm1d(Layer):
         else:
             xc = x - self.running_mean
             var = self.running_var
-            sq = None
         inv_std = 1 / np.sqrt(var + self.eps)     # (D,)
-        # xhat and out take over the memory of xc and sq, which are not needed again
-        xhat = np.multiply(xc, inv_std, out=xc)
-        out = np.multiply(xhat, self.params["gamma"], out=sq)
+        xhat = np.multiply(xc, inv_std, out=xc)   # takes over xc's memory: xc is not needed again
+        if self.training:                         # out takes over sq's memory likewise
+            out = np.multiply(xhat, self.params["gamma"], out=sq)
+        else:
+            out = xhat * self.params["gamma"]
         out += self.params["beta"]
-        self.cache = (xhat, inv_std, self.training)
+        self.cache = Saved(xhat, inv_std, self.training)
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, D) -> dx (N, D); fills grads["gamma"] and grads["beta"], both (D,)."""
-        xhat, inv_std, batch_stats = self._saved()
+        xhat, inv_std, batch_stats = self._saved()    # a Saved
         check_grad(self, dout, xhat.shape, self.dtype)
         dbeta, dgamma = self.grads["beta"], self.grads["gamma"]
         batch_sum(dout, out=dbeta)                # beta and gamma were broadcast over the rows
@@ -121,11 +132,10 @@ class BatchNorm1d(Layer):
         dx *= scale
         return dx
 
-    def __repr__(self) -> str:
-        extra = "" if self.eps == 1e-5 else f", eps={self.eps:g}"
-        extra += "" if self.momentum == 0.1 else f", momentum={self.momentum:g}"
-        extra += "" if self.dtype == np.float32 else f", dtype={self.dtype}"
-        return f"BatchNorm1d({self.num_features}{extra})"
+    def extra_repr(self) -> str:
+        options = non_default(eps=(self.eps, 1e-5), momentum=(self.momentum, 0.1),
+                              dtype=(self.dtype, np.float32))
+        return ", ".join(filter(None, [str(self.num_features), options]))
 
 
 def staged_backward(x: np.ndarray, gamma: np.ndarray, eps: float,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer, batch_sum, check_grad, check_input, check_size, float_dtype
+from .base import Layer, batch_sum, check_grad, check_input, check_size, float_dtype, non_default
 
 
 class Linear(Layer):
@@ -33,7 +33,7 @@ class Linear(Layer):
         Floating-point type of parameters, outputs and gradients (float32 by default).
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  rng: int | np.random.Generator | None = None, dtype=np.float32) -> None:
         super().__init__()
         self.in_features = check_size("Linear", "in_features", in_features)
@@ -69,7 +69,6 @@ class Linear(Layer):
         if "b" in self.params:
             batch_sum(dout, out=self.grads["b"])
 
-    def __repr__(self) -> str:
-        extra = "" if "b" in self.params else ", bias=False"
-        extra += "" if self.dtype == np.float32 else f", dtype={self.dtype}"
-        return f"Linear({self.in_features}, {self.out_features}{extra})"
+    def extra_repr(self) -> str:
+        options = non_default(bias=("b" in self.params, True), dtype=(self.dtype, np.float32))
+        return ", ".join(filter(None, [f"{self.in_features}, {self.out_features}", options]))

@@ -42,6 +42,11 @@ class Sequential(Layer):
         return {f"{i}.{name}": array for i, layer in enumerate(self.layers)
                 for name, array in getattr(layer, kind, {}).items()}
 
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        """Each layer's params and buffers in turn, as PyTorch orders a state dict."""
+        return {f"{i}.{name}": array for i, layer in enumerate(self.layers)
+                for name, array in layer._state_arrays().items()}
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (N, ...) -> the last layer's output."""
         for i, layer in enumerate(self.layers):

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from layers.base import check_input
+from ..layers.base import check_input, non_default
+from .base import Loss
 
 REDUCTIONS = ("mean", "sum")
 
@@ -28,7 +29,7 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-class SoftmaxCrossEntropy:
+class SoftmaxCrossEntropy(Loss):
     """Cross-entropy of softmax(logits) against integer class targets, as ``F.cross_entropy``.
 
     Shapes: logits (N, C) float, targets (N,) int in [0, C); the loss is a Python float.
@@ -44,7 +45,10 @@ class SoftmaxCrossEntropy:
     (staged_backward shows its gradient summing to zero).
     """
 
-    def __init__(self, reduction: str = "mean", label_smoothing: float = 0.0) -> None:
+    targets = "classes"
+
+    def __init__(self, *, reduction: str = "mean", label_smoothing: float = 0.0) -> None:
+        super().__init__()
         if reduction not in REDUCTIONS:
             raise ValueError(f"SoftmaxCrossEntropy: expected reduction 'mean' or 'sum', "
                              f"got {reduction!r}")
@@ -53,7 +57,6 @@ class SoftmaxCrossEntropy:
                              f"got {label_smoothing}")
         self.reduction = reduction
         self.label_smoothing = float(label_smoothing)
-        self.cache = None
 
     def forward(self, logits: np.ndarray, targets: np.ndarray) -> float:
         """logits (N, C), targets (N,) -> the loss as a Python float."""
@@ -68,15 +71,9 @@ class SoftmaxCrossEntropy:
         self.cache = (log_probs, targets)
         return float(nll.sum() if self.reduction == "sum" else nll.mean())
 
-    def __call__(self, logits: np.ndarray, targets: np.ndarray) -> float:
-        return self.forward(logits, targets)
-
     def backward(self, dloss: float = 1.0) -> np.ndarray:
         """dL/dlogits (N, C), in the logits' dtype, for an upstream scalar ``dloss``."""
-        if self.cache is None:
-            raise RuntimeError(f"{self!r}: backward called before forward; "
-                               f"call forward(logits, targets) first")
-        log_probs, targets = self.cache
+        log_probs, targets = self._saved()
         n, c = log_probs.shape
         s = self.label_smoothing
         dlogits = np.exp(log_probs)                       # softmax, (N, C)
@@ -86,11 +83,9 @@ class SoftmaxCrossEntropy:
         dlogits *= dloss / n if self.reduction == "mean" else dloss
         return dlogits
 
-    def __repr__(self) -> str:
-        extra = "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
-        if self.label_smoothing:
-            extra += (", " if extra else "") + f"label_smoothing={self.label_smoothing:g}"
-        return f"SoftmaxCrossEntropy({extra})"
+    def extra_repr(self) -> str:
+        return non_default(reduction=(self.reduction, "mean"),
+                           label_smoothing=(self.label_smoothing, 0.0))
 
 
 def check_logits_and_targets(who, logits: np.ndarray, targets: np.ndarray) -> None:
@@ -138,7 +133,7 @@ def staged_backward(logits: np.ndarray, targets: np.ndarray, reduction: str = "m
     lse = np.log(total)                                   # (N, 1)
     log_probs = shifted - lse                             # (N, C)  lse broadcast over C
     picked = log_probs[rows, targets]                     # (N,)
-    nll = -(1 - s) * picked - s * log_probs.mean(axis=1)  # (N,)
+    nll = -(1 - s) * picked - s * log_probs.mean(axis=1)  # (N,)  # noqa: F841 (the graph, for reading)
     # loss = nll.mean() or nll.sum()
 
     # backward

@@ -2,10 +2,9 @@
 import numpy as np
 import pytest
 
-from conftest import assert_same_state, state_of
-from layers import BatchNorm1d, Layer
-from layers.batchnorm import staged_backward
-from train.gradcheck import gradcheck
+from handprop.layers import BatchNorm1d
+from handprop.layers.batchnorm import staged_backward
+from handprop.layers.gradcheck import gradcheck
 
 F64 = np.float64
 
@@ -36,14 +35,14 @@ class StagedBatchNorm(BatchNorm1d):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("n,d", [(2, 3), (5, 4), (16, 2)])
 @pytest.mark.parametrize("training", [True, False])
-def test_gradcheck_both_modes(seed, n, d, training):
+def test_gradcheck_both_modes(seed, n, d, training, assert_same_state):
     bn = make_bn(d, seed, training)
     x = 3 + 2 * np.random.default_rng(seed + 10).standard_normal((n, d))
-    before = state_of(bn)
+    before = bn.state_dict()
     report = gradcheck(bn, x, seed=seed)
     assert report.ok, report
     assert report.worst < 1e-7
-    assert_same_state(before, state_of(bn))  # running statistics untouched
+    assert_same_state(before, bn.state_dict())  # running statistics untouched
 
 
 def test_eval_mode_takes_one_sample():
@@ -93,7 +92,7 @@ def test_dropping_one_of_the_three_paths_is_caught(path, monkeypatch):
     assert not report.ok and [r.name for r in report.rows if not r.ok] == ["x"]
 
 
-def test_running_statistics_follow_pytorch_rule():
+def test_running_statistics_follow_pytorch_rule(assert_same_state):
     rng = np.random.default_rng(0)
     bn = BatchNorm1d(3, momentum=0.3, dtype=F64)
     mean, var = np.zeros(3), np.ones(3)
@@ -106,9 +105,9 @@ def test_running_statistics_follow_pytorch_rule():
         np.testing.assert_allclose(bn.running_var, var, rtol=1e-14)
     out = bn.eval().forward(x)
     np.testing.assert_allclose(out, (x - mean) / np.sqrt(var + 1e-5), rtol=1e-12, atol=1e-12)
-    before = state_of(bn)
+    before = bn.state_dict()
     bn.forward(x)
-    assert_same_state(before, state_of(bn))  # eval mode leaves them alone
+    assert_same_state(before, bn.state_dict())  # eval mode leaves them alone
 
 
 def test_training_normalizes_with_the_biased_batch_variance():

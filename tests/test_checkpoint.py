@@ -4,20 +4,18 @@ import pickle
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import assert_same_state
-from layers import BatchNorm1d, Linear, ReLU, Sequential
-from losses import SoftmaxCrossEntropy
-from train import SGD, fit
-from train import checkpoint as ckpt
-from train.checkpoint import load, read_extra, save
-from train.data import spiral
+from handprop.layers import BatchNorm1d, Linear, ReLU, Sequential
+from handprop.losses import SoftmaxCrossEntropy
+from handprop.train import SGD, fit
+from handprop.train import checkpoint as ckpt
+from handprop.train.checkpoint import load, read_extra, save
+from handprop.train.data import spiral
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +32,7 @@ def trained(seed=0, epochs=2):
     return model, opt
 
 
-def test_round_trip_of_model_and_optimizer(tmp_path):
+def test_round_trip_of_model_and_optimizer(tmp_path, assert_same_state):
     model, opt = trained()
     opt.lr = 0.01
     save(tmp_path / "c.npz", model, opt, epoch=3, note="hello", loss=np.float32(0.25))
@@ -50,7 +48,7 @@ def test_round_trip_of_model_and_optimizer(tmp_path):
     assert read_extra(tmp_path / "c.npz")["epoch"] == 3
 
 
-def test_model_only_round_trip(tmp_path):
+def test_model_only_round_trip(tmp_path, assert_same_state):
     model, opt = trained()
     save(tmp_path / "m.npz", model)
     fresh, _ = model_and_optimizer(seed=9)
@@ -64,8 +62,8 @@ def test_saved_file_is_a_plain_npz_with_a_normal_mode(tmp_path):
     model, opt = trained()
     save(tmp_path / "c.npz", model, opt)
     with np.load(tmp_path / "c.npz", allow_pickle=False) as npz:
-        assert "params/0.W" in npz.files and "buffers/1.running_var" in npz.files
-        assert "optimizer/3.b" in npz.files and npz["meta"].dtype.kind == "U"
+        assert "model/0.W" in npz.files and "model/1.running_var" in npz.files
+        assert "optimizer/momentum_buffers/3.b" in npz.files and npz["meta"].dtype.kind == "U"
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "c.npz").stat().st_mode & 0o777 == 0o666 & ~umask
@@ -105,16 +103,16 @@ def test_a_pickle_file_is_refused_without_unpickling(tmp_path):
 @pytest.mark.parametrize("make,message", [
     (lambda p, good: p.write_bytes(good[: len(good) // 2]), r"not a readable checkpoint"),
     (lambda p, good: p.write_bytes(b"PK\x03\x04" + os.urandom(300)), r"not a readable checkpoint"),
-    (lambda p, good: p.write_bytes(b""), r"not a readable checkpoint \(EOFError"),
+    (lambda p, good: p.write_bytes(b""), r"not a readable checkpoint \(not an .npz file: an empty file"),
     (lambda p, good: p.write_bytes(os.urandom(500)), r"refused|not a readable"),
     (lambda p, good: np.save(open(p, "wb"), np.zeros(3)), r"not a handprop checkpoint \(a single array"),
     (lambda p, good: np.savez(open(p, "wb"), w=np.zeros(3)), r"not a handprop checkpoint \(no 'meta'"),
     (lambda p, good: np.savez(open(p, "wb"), meta=np.array('{"format": "other"}')), r"its meta entry is not one"),
     (lambda p, good: np.savez(open(p, "wb"), meta=np.array("{not json")), r"not a readable checkpoint \(JSONDecodeError"),
     (lambda p, good: np.savez(open(p, "wb"), meta=np.array('{"format": "handprop-checkpoint", "version": 99}')),
-     r"checkpoint version 99; this handprop reads version 1"),
+     r"checkpoint version 99; this handprop reads versions 1 and 2"),
 ])
-def test_truncated_and_hostile_files(tmp_path, make, message):
+def test_truncated_and_hostile_files(tmp_path, make, message, assert_same_state):
     model, opt = trained()
     save(tmp_path / "good.npz", model, opt)
     before = {k: v.copy() for k, v in model.params.items()}
@@ -129,12 +127,12 @@ def test_a_missing_file_is_file_not_found(tmp_path):
         load(tmp_path / "nothing.npz", trained()[0])
 
 
-def test_shape_mismatch_names_the_parameter_and_changes_nothing(tmp_path):
+def test_shape_mismatch_names_the_parameter_and_changes_nothing(tmp_path, assert_same_state):
     model, opt = trained()
     save(tmp_path / "c.npz", model, opt)
     wider, wider_opt = model_and_optimizer(width=9)
     before = {k: v.copy() for k, v in wider.params.items()}
-    with pytest.raises(ValueError, match=r"params/0.W has shape \(2, 8\) in the checkpoint but \(2, 9\) in the model"):
+    with pytest.raises(ValueError, match=r"0.W has shape \(2, 8\) in .*c.npz but \(2, 9\) in the model"):
         load(tmp_path / "c.npz", wider, wider_opt)
     assert_same_state(before, wider.params)
 
@@ -143,9 +141,9 @@ def test_missing_and_unexpected_entries_are_named(tmp_path):
     model, _ = trained()
     save(tmp_path / "c.npz", model)
     deeper = Sequential(*model.layers, ReLU(), Linear(3, 3, rng=0))
-    with pytest.raises(ValueError, match=r"the model has params/5.W of shape \(3, 3\), the checkpoint does not"):
+    with pytest.raises(ValueError, match=r"c.npz does not match the model's params and buffers: missing 5.W, 5.b"):
         load(tmp_path / "c.npz", deeper)
-    with pytest.raises(ValueError, match=r"the checkpoint has buffers/1.running_mean, which the model does not"):
+    with pytest.raises(ValueError, match=r"unexpected 1.beta, 1.gamma, 1.running_mean, 1.running_var"):
         load(tmp_path / "c.npz", Sequential(Linear(2, 8, rng=0), ReLU(), ReLU(), Linear(8, 3, rng=1)))
 
 
@@ -182,15 +180,18 @@ def run_fit(checkpoint=None, resume=False, epochs=4, loss_fn=None):
     return model, opt, history
 
 
-def assert_same_run(a, b):
-    (ma, oa, ha), (mb, ob, hb) = a, b
-    assert_same_state(ma.params, mb.params)
-    assert_same_state(ma.buffers, mb.buffers)
-    assert_same_state(oa.momentum_buffers, ob.momentum_buffers)
-    assert {k: v for k, v in ha.items() if k != "seconds"} == {k: v for k, v in hb.items() if k != "seconds"}
+@pytest.fixture
+def assert_same_run(assert_same_state):
+    def check(a, b):
+        (ma, oa, ha), (mb, ob, hb) = a, b
+        assert_same_state(ma.state_dict(), mb.state_dict())
+        assert_same_state(oa.momentum_buffers, ob.momentum_buffers)
+        assert ({k: v for k, v in ha.items() if k != "seconds"}
+                == {k: v for k, v in hb.items() if k != "seconds"})
+    return check
 
 
-def test_resume_in_process_is_bit_exact(tmp_path):
+def test_resume_in_process_is_bit_exact(tmp_path, assert_same_run):
     path = tmp_path / "run.npz"
     run_fit(path, epochs=2)
     assert read_extra(path)["fit"]["epoch"] == 2
@@ -198,11 +199,9 @@ def test_resume_in_process_is_bit_exact(tmp_path):
 
 
 KILLED_RUN = """
-import os, signal, sys
-sys.path.insert(0, {root!r})
-sys.path.insert(0, {tests!r})
-from losses import SoftmaxCrossEntropy
-from test_checkpoint import run_fit
+import os, runpy, signal
+from handprop.losses import SoftmaxCrossEntropy
+run_fit = runpy.run_path({tests!r})["run_fit"]  # this test file's helper, by path: no sys.path change
 
 class KillMidEpoch3(SoftmaxCrossEntropy):
     calls = 0
@@ -216,9 +215,9 @@ run_fit({path!r}, loss_fn=KillMidEpoch3())
 """
 
 
-def test_resume_after_sigkill_is_bit_exact(tmp_path):
+def test_resume_after_sigkill_is_bit_exact(tmp_path, assert_same_run):
     path = str(tmp_path / "run.npz")
-    script = KILLED_RUN.format(root=str(ROOT), tests=str(ROOT / "tests"), path=path)
+    script = KILLED_RUN.format(tests=__file__, path=path)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == -signal.SIGKILL, done.stderr
     assert read_extra(path)["fit"]["epoch"] == 2
@@ -226,7 +225,7 @@ def test_resume_after_sigkill_is_bit_exact(tmp_path):
     assert_same_run(run_fit(path, resume=True), run_fit())
 
 
-def test_resume_without_a_file_starts_over(tmp_path):
+def test_resume_without_a_file_starts_over(tmp_path, assert_same_run):
     with pytest.warns(UserWarning, match=r"no checkpoint at .* starting at epoch 1"):
         resumed = run_fit(tmp_path / "none.npz", resume=True, epochs=2)
     assert_same_run(resumed, run_fit(epochs=2))
@@ -236,8 +235,8 @@ def test_resume_without_a_file_starts_over(tmp_path):
 
 def test_ctrl_c_keeps_the_last_epoch_and_exits_cleanly(tmp_path):
     path = tmp_path / "cli.npz"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "train", "--epochs", "100000", "--hidden", "8",
+    env = os.environ
+    proc = subprocess.Popen([sys.executable, "-m", "handprop.train", "--epochs", "100000", "--hidden", "8",
                              "--no-progress", "--checkpoint", str(path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 60
@@ -250,7 +249,7 @@ def test_ctrl_c_keeps_the_last_epoch_and_exits_cleanly(tmp_path):
     epoch = read_extra(path)["fit"]["epoch"]
     assert f"interrupted; {path} keeps epoch {epoch}: add --resume to continue from it" in err
     model, opt = model_and_optimizer()
-    resumed = subprocess.run([sys.executable, "-m", "train", "--epochs", str(epoch + 1), "--hidden", "8",
+    resumed = subprocess.run([sys.executable, "-m", "handprop.train", "--epochs", str(epoch + 1), "--hidden", "8",
                               "--no-progress", "--checkpoint", str(path), "--resume"],
                              capture_output=True, text=True, env=env, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
@@ -258,10 +257,10 @@ def test_ctrl_c_keeps_the_last_epoch_and_exits_cleanly(tmp_path):
 
 
 def test_cli_resume_from_a_checkpoint_of_another_model(tmp_path, capsys):
-    from train.__main__ import main
+    from handprop.train.__main__ import main
     path = str(tmp_path / "c.npz")
     assert main(["--epochs", "1", "--hidden", "8", "--no-progress", "--checkpoint", path]) == 0
     assert main(["--epochs", "2", "--hidden", "9", "--no-progress", "--checkpoint", path, "--resume"]) == 1
     err = capsys.readouterr().err
-    assert "params/0.W has shape (2, 8) in the checkpoint but (2, 9) in the model" in err
+    assert f"0.W has shape (2, 8) in {path} but (2, 9) in the model" in err
     assert "Traceback" not in err

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from train.__main__ import main
-from train.data import MNIST_FILES, download, load_idx, load_mnist
+from handprop.train.__main__ import main
+from handprop.train.data import MNIST_FILES, download, load_idx, load_mnist
 
 CODES = {np.dtype("u1"): 0x08, np.dtype("i1"): 0x09, np.dtype(">i2"): 0x0B,
          np.dtype(">i4"): 0x0C, np.dtype(">f4"): 0x0D, np.dtype(">f8"): 0x0E}

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from layers import BatchNorm1d, Linear, ReLU, Sequential, Tanh
-from losses import SoftmaxCrossEntropy
-from train import SGD
+from handprop.layers import BatchNorm1d, Linear, ReLU, Sequential, Tanh
+from handprop.losses import SoftmaxCrossEntropy
+from handprop.train import SGD
 
 
 def float_arrays(obj):

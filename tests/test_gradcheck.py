@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from conftest import assert_same_state, state_of
-from layers import Linear, ReLU, Tanh
-from train.gradcheck import gradcheck, main
+from handprop.layers import Linear, ReLU, Tanh
+from handprop.layers.gradcheck import gradcheck
+from handprop.train.gradcheck import main
 
 F64 = np.float64
 
@@ -58,14 +58,14 @@ def test_no_false_alarm_at_relu_kinks():
     assert report.rows[0].skipped == 5 and report.rows[0].checked == 3
 
 
-def test_checked_object_and_input_are_unchanged(rng):
+def test_checked_object_and_input_are_unchanged(rng, assert_same_state):
     lin = Linear(4, 3, rng=0, dtype=F64)
     x = rng.standard_normal((2, 4))
-    x_before, before = x.copy(), state_of(lin)
+    x_before, before = x.copy(), lin.state_dict()
     lin.eval()
     for fast in (False, True):
         gradcheck(lin, x, fast=fast)
-    assert_same_state(before, state_of(lin))
+    assert_same_state(before, lin.state_dict())
     np.testing.assert_array_equal(x, x_before)
     assert lin.cache is None and not lin.training
 
@@ -120,8 +120,8 @@ def test_cli_checks_every_builtin_layer(capsys):
 
 
 def test_cli_fails_when_a_layer_is_wrong(monkeypatch, capsys):
-    import layers
-    monkeypatch.setattr(layers, "Tanh", OneElementOffTanh)
+    import handprop.train.gradcheck as registry
+    monkeypatch.setattr(registry, "Tanh", OneElementOffTanh)
     assert main(["--layer", "Tanh"]) == 1
     assert "FAILED: Tanh" in capsys.readouterr().out
 

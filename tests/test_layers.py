@@ -4,8 +4,8 @@ import re
 import numpy as np
 import pytest
 
-from layers import Layer, Linear, ReLU, Tanh
-from train.gradcheck import gradcheck
+from handprop.layers import Layer, Linear, ReLU, Tanh
+from handprop.layers.gradcheck import gradcheck
 
 F64 = np.float64
 

@@ -6,11 +6,11 @@ import sys
 import numpy as np
 import pytest
 
-from layers import BatchNorm1d, Linear, ReLU, Sequential
-from losses import SoftmaxCrossEntropy
-from train import SGD, evaluate, fit, predict
-from train.__main__ import build_mlp, main
-from train.data import batch_bounds, minibatches, spiral
+from handprop.layers import BatchNorm1d, Linear, ReLU, Sequential
+from handprop.losses import SoftmaxCrossEntropy
+from handprop.train import SGD, evaluate, fit, predict
+from handprop.train.__main__ import build_mlp, main
+from handprop.train.data import batch_bounds, minibatches, spiral
 
 
 def small_problem(seed=0, n=60):
@@ -85,7 +85,7 @@ def test_evaluate_matches_one_big_batch():
     loss_fn = SoftmaxCrossEntropy()
     whole = loss_fn.forward(model.forward(X), y)
     assert evaluate(model, loss_fn, X, y, batch_size=13)["loss"] == pytest.approx(whole, rel=1e-12)
-    total = evaluate(model, SoftmaxCrossEntropy("sum"), X, y, batch_size=13)["loss"]
+    total = evaluate(model, SoftmaxCrossEntropy(reduction="sum"), X, y, batch_size=13)["loss"]
     assert total == pytest.approx(whole, rel=1e-12)  # mean per sample whatever the reduction
 
 
@@ -142,7 +142,7 @@ def test_fit_checks_its_arguments():
     model = build_mlp(2, [8], 3)
     with pytest.raises(ValueError, match=r"fit: X has 180 samples but y has 179"):
         fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), X, y[:-1], epochs=1)
-    with pytest.raises(ValueError, match=r"fit: expected epochs to be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"fit: expected epochs >= 1, got 0"):
         fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), X, y, epochs=0)
 
 
@@ -204,8 +204,55 @@ def test_cli_bad_flags_are_usage_errors(argv, message, capsys):
 
 
 def test_python_dash_m_train_runs():
-    done = subprocess.run([sys.executable, "-m", "train", "--epochs", "1", "--hidden", "8"],
+    done = subprocess.run([sys.executable, "-m", "handprop.train", "--epochs", "1", "--hidden", "8"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert SUMMARY.match(done.stdout.splitlines()[-1])
     assert "epoch 1/1" in done.stderr
+
+
+def test_fit_meets_a_script_halfway():
+    X, y = small_problem()
+    model, strict = build_mlp(2, [8], 3), build_mlp(2, [8], 3)
+    history = fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), X.astype(np.float64).tolist(),
+                  y.astype(np.float64), epochs=2, progress=False,
+                  validation=(X.astype(np.float64), y.tolist()))
+    expected = fit(strict, SoftmaxCrossEntropy(), SGD(strict, lr=0.1), X, y, epochs=2,
+                   progress=False, validation=(X, y))
+    assert history["val_loss"] == expected["val_loss"]  # converted once: the same run exactly
+    assert model.params["0.W"].dtype == np.float32
+    assert predict(model, X[:3].astype(np.float64)).dtype == np.float32
+    assert evaluate(model, SoftmaxCrossEntropy(), X.tolist(), y)["loss"] > 0
+
+
+@pytest.mark.parametrize("X,y,error,message", [
+    ([], [], ValueError, r"fit: expected at least one sample in X, got an array of shape \(0,\)"),
+    (np.zeros((4, 2)), [0, 1, 2.5, 1], ValueError,
+     r"fit: expected whole-number class labels y, got 2.5 at position 2 \(1 such labels\); labels are never truncated"),
+    (np.zeros((4, 2)), [0, 1, np.nan, 1], ValueError, r"got nan at position 2"),
+    (np.zeros((4, 2)), ["a", "b", "c", "d"], TypeError, r"expected integer class labels y, got dtype <U1"),
+    ([["a", "b"]], [0], TypeError, r"fit: expected real-valued inputs X, got an array of dtype <U1"),
+    (np.zeros((4, 2)), [0, 1], ValueError, r"fit: X has 4 samples but y has 2"),
+])
+def test_fit_refuses_bad_data_clearly(X, y, error, message):
+    model = build_mlp(2, [8], 3)
+    with pytest.raises(error, match=message):
+        fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), X, y, epochs=1, progress=False)
+
+
+def test_validation_without_labels_and_an_optimizer_of_another_model():
+    X, y = small_problem()
+    model = build_mlp(2, [8], 3)
+    with pytest.raises(ValueError, match=r"fit: expected validation=\(X_val, y_val\), a pair, got an "
+                                         r"array of shape \(180, 2\)"):
+        fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), X, y, epochs=1, validation=X)
+    other = build_mlp(2, [8], 3)
+    before = model.state_dict()
+    with pytest.raises(ValueError, match=r"fit: the optimizer SGD\(.*\) was built for another model"):
+        fit(model, SoftmaxCrossEntropy(), SGD(other, lr=0.1), X, y, epochs=1, progress=False)
+    for k, v in before.items():
+        np.testing.assert_array_equal(v, model.state_dict()[k])
+    with pytest.raises(ValueError, match=r"evaluate: expected at least one sample"):
+        evaluate(model, SoftmaxCrossEntropy(), np.zeros((0, 2)), [])
+    with pytest.raises(ValueError, match=r"predict: expected at least one sample"):
+        predict(model, [])

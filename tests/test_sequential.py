@@ -2,9 +2,8 @@
 import numpy as np
 import pytest
 
-from conftest import assert_same_state, state_of
-from layers import BatchNorm1d, Layer, Linear, ReLU, Sequential, Tanh
-from train.gradcheck import gradcheck
+from handprop.layers import BatchNorm1d, Layer, Linear, ReLU, Sequential, Tanh
+from handprop.layers.gradcheck import gradcheck
 
 F64 = np.float64
 
@@ -16,14 +15,14 @@ def mlp(dtype=F64):
 
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("training", [True, False])
-def test_whole_model_gradcheck(seed, training):
+def test_whole_model_gradcheck(seed, training, assert_same_state):
     model = mlp().train(training)
-    before = state_of(model)
+    before = model.state_dict()
     report = gradcheck(model, np.random.default_rng(seed).standard_normal((5, 4)), seed=seed)
     assert report.ok, report
     assert [row.name for row in report.rows] == ["x", "0.W", "0.b", "1.gamma", "1.beta",
                                                  "3.W", "3.b", "5.W", "5.b"]
-    assert_same_state(before, state_of(model))
+    assert_same_state(before, model.state_dict())
 
 
 def test_nested_sequential_gradcheck():

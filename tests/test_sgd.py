@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from layers import Layer, Linear
-from train import SGD
+from handprop.layers import Layer, Linear
+from handprop.train import SGD
 
 
 class Params(Layer):
@@ -102,10 +102,23 @@ def test_momentum_buffers_are_state():
     assert opt.state_dict()["lr"] == 0.1
 
 
+def test_a_learning_rate_of_the_wrong_type_is_a_type_error():
+    with pytest.raises(TypeError, match=r"SGD: expected the learning rate lr as a number, got '0.1'"):
+        SGD(Params([1.0]), lr="0.1")
+    opt = SGD(Params([1.0]), lr=0.1)
+    with pytest.raises(TypeError, match=r"got '0.1'"):
+        opt.lr = "0.1"
+
+
+def test_options_after_lr_are_keyword_only():
+    with pytest.raises(TypeError, match=r"positional"):
+        SGD(Params([1.0]), 0.1, 0.9)  # torch.optim.SGD's third positional is momentum, ours none
+
+
 @pytest.mark.parametrize("kwargs,message", [
-    ({"lr": 0.0}, r"SGD: expected a learning rate lr > 0, got 0.0"),
+    ({"lr": 0.0}, r"SGD: expected a finite learning rate lr > 0, got 0.0"),
     ({"lr": -1}, r"lr > 0, got -1"),
-    ({"lr": "0.1"}, r"lr > 0, got '0.1'"),
+    ({"lr": float("inf")}, r"lr > 0, got inf"),
     ({"lr": 0.1, "momentum": -0.5}, r"SGD: expected momentum >= 0, got -0.5"),
     ({"lr": 0.1, "nesterov": True}, r"SGD: Nesterov momentum needs momentum > 0"),
     ({"lr": 0.1, "weight_decay": -1e-4}, r"SGD: expected weight_decay >= 0"),

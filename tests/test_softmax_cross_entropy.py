@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from losses import SoftmaxCrossEntropy, log_softmax, softmax
-from losses.softmax_cross_entropy import staged_backward
-from train.gradcheck import gradcheck
+from handprop.layers.gradcheck import gradcheck
+from handprop.losses import SoftmaxCrossEntropy, log_softmax, softmax
+from handprop.losses.softmax_cross_entropy import staged_backward
 
 SETTINGS = [("mean", 0.0), ("sum", 0.0), ("mean", 0.1), ("sum", 0.3)]
 
@@ -20,7 +20,7 @@ def test_value_by_hand():
     lse0 = np.log(np.exp(1) + np.exp(2) + np.exp(3))
     nll = np.array([lse0 - 3, np.log(3)])
     assert SoftmaxCrossEntropy().forward(logits, y) == pytest.approx(nll.mean(), rel=1e-15)
-    assert SoftmaxCrossEntropy("sum").forward(logits, y) == pytest.approx(nll.sum(), rel=1e-15)
+    assert SoftmaxCrossEntropy(reduction="sum").forward(logits, y) == pytest.approx(nll.sum(), rel=1e-15)
     # PyTorch's smoothing: q = (1 - s) onehot + s / C
     logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
     q = 0.8 * np.eye(3)[y] + 0.2 / 3
@@ -46,7 +46,7 @@ TORCH_REFERENCE = [
 
 @pytest.mark.parametrize("reduction,smoothing,loss,grad_row", TORCH_REFERENCE)
 def test_matches_pytorch(reduction, smoothing, loss, grad_row):
-    fn = SoftmaxCrossEntropy(reduction, smoothing)
+    fn = SoftmaxCrossEntropy(reduction=reduction, label_smoothing=smoothing)
     value = fn.forward(TORCH_LOGITS, TORCH_TARGETS)
     assert isinstance(value, float) and value == pytest.approx(loss, rel=1e-14)
     np.testing.assert_allclose(fn.backward()[2], grad_row, rtol=1e-12, atol=1e-16)
@@ -57,7 +57,7 @@ def test_matches_pytorch(reduction, smoothing, loss, grad_row):
 @pytest.mark.parametrize("n,c", [(1, 2), (5, 3), (8, 10)])
 def test_gradcheck(reduction, smoothing, seed, n, c):
     logits, y = batch(n, c, seed)
-    report = gradcheck(SoftmaxCrossEntropy(reduction, smoothing), logits, y, seed=seed)
+    report = gradcheck(SoftmaxCrossEntropy(reduction=reduction, label_smoothing=smoothing), logits, y, seed=seed)
     assert report.ok, report
     assert report.worst < 1e-7
 
@@ -66,7 +66,7 @@ def test_gradcheck(reduction, smoothing, seed, n, c):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_staged_and_fused_backward_agree(reduction, smoothing, seed):
     logits, y = batch(7, 5, seed)
-    loss = SoftmaxCrossEntropy(reduction, smoothing)
+    loss = SoftmaxCrossEntropy(reduction=reduction, label_smoothing=smoothing)
     loss.forward(logits, y)
     np.testing.assert_allclose(loss.backward(0.7), staged_backward(logits, y, reduction, smoothing, 0.7),
                                rtol=1e-12, atol=1e-15)
@@ -82,7 +82,7 @@ def test_staged_backward_passes_gradcheck(reduction, smoothing):
         def backward(self, dloss=1.0):
             return staged_backward(*self.inputs, self.reduction, self.label_smoothing, dloss)
     logits, y = batch(6, 4, 3)
-    assert gradcheck(Staged(reduction, smoothing), logits, y).ok
+    assert gradcheck(Staged(reduction=reduction, label_smoothing=smoothing), logits, y).ok
 
 
 def test_max_shift_passes_no_gradient():
@@ -123,7 +123,7 @@ def test_softmax_and_log_softmax():
 
 def test_backward_scales_with_dloss_and_reduction():
     logits, y = batch(4, 3, 0)
-    mean, total = SoftmaxCrossEntropy(), SoftmaxCrossEntropy("sum")
+    mean, total = SoftmaxCrossEntropy(), SoftmaxCrossEntropy(reduction="sum")
     mean.forward(logits, y), total.forward(logits, y)
     np.testing.assert_allclose(total.backward(2.0), 4 * mean.backward(2.0), rtol=1e-15)
     np.testing.assert_allclose(mean.backward(0.5), 0.5 * mean.backward(), rtol=1e-15)
@@ -141,7 +141,7 @@ def test_float32_in_float32_out():
 
 def test_repr():
     assert repr(SoftmaxCrossEntropy()) == "SoftmaxCrossEntropy()"
-    assert repr(SoftmaxCrossEntropy("sum", 0.1)) == "SoftmaxCrossEntropy(reduction='sum', label_smoothing=0.1)"
+    assert repr(SoftmaxCrossEntropy(reduction="sum", label_smoothing=0.1)) == "SoftmaxCrossEntropy(reduction='sum', label_smoothing=0.1)"
 
 
 LOGITS = np.zeros((4, 3), np.float32)

@@ -1,16 +1,16 @@
-"""python -m train: train an MLP from the command line and print a greppable summary line."""
+"""python -m handprop.train: train an MLP from the command line and print a greppable summary line."""
 from __future__ import annotations
 
 import argparse
 import math
 import sys
 import time
+from importlib.metadata import version
 
 import numpy as np
 
-from layers import BatchNorm1d, Linear, ReLU, Sequential, Tanh
-from losses import SoftmaxCrossEntropy
-
+from ..layers import BatchNorm1d, Linear, ReLU, Sequential, Tanh
+from ..losses import SoftmaxCrossEntropy
 from .checkpoint import read_extra
 from .data import DATASETS, default_data_dir, download, load_mnist, spiral
 from .loop import evaluate, fit, format_metrics
@@ -53,14 +53,14 @@ def widths(text):
     try:
         sizes = [int(w) for w in text.split(",") if w.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated widths like 100,100, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected comma-separated widths like 100,100, got {text!r}") from None
     if any(w < 1 for w in sizes):
         raise argparse.ArgumentTypeError(f"expected widths >= 1, got {text!r}")
     return sizes
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m train", description=(
+    p = argparse.ArgumentParser(prog="python -m handprop.train", description=(
         "Train an MLP (Linear, BatchNorm1d, activation per hidden layer) with SGD and print "
         "a summary line of key=value pairs."))
     p.add_argument("--hidden", type=widths, default=[100, 100], help="hidden widths (default 100,100)")
@@ -85,6 +85,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=non_negative_int, default=0, help="seeds the data, the weights and the shuffling")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--no-progress", action="store_true", help="no progress bars; one plain line per epoch")
+    p.add_argument("--version", action="version", version=f"handprop {version('handprop')}")
     return p
 
 
@@ -115,10 +116,10 @@ def main(argv: list[str] | None = None) -> int:
         X, y, X_val, y_val = load_data(args, dtype)
     except FileNotFoundError as err:
         hint = "" if args.download else f"; add --download to fetch {args.dataset}"
-        print(f"python -m train: error: {err}{hint}", file=sys.stderr)
+        print(f"python -m handprop.train: error: {err}{hint}", file=sys.stderr)
         return 2
     except (ValueError, OSError) as err:  # a damaged file, a failed download
-        print(f"python -m train: error: {err}", file=sys.stderr)
+        print(f"python -m handprop.train: error: {err}", file=sys.stderr)
         return 1
     n_classes = int(max(y.max(), y_val.max())) + 1
     model = build_mlp(X.shape[1], args.hidden, n_classes, activation=args.activation,
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{interrupted_message(args.checkpoint)}", file=sys.stderr)
         return 130
     except (FloatingPointError, ValueError, OSError) as err:  # a diverging run, a bad checkpoint
-        print(f"python -m train: error: {err}", file=sys.stderr)
+        print(f"python -m handprop.train: error: {err}", file=sys.stderr)
         return 1
     seconds = time.perf_counter() - started
     train_scores = evaluate(model, loss_fn, X, y)

@@ -10,25 +10,31 @@ from collections.abc import Callable
 import numpy as np
 from tqdm import tqdm
 
+from ..layers.base import check_size
 from .checkpoint import load, save
 from .data import batch_bounds, minibatches
 
 
-def fit(model, loss_fn, optimizer, X: np.ndarray, y: np.ndarray, *, epochs: int,
-        batch_size: int = 64, validation: tuple[np.ndarray, np.ndarray] | None = None,
-        seed: int = 0, shuffle: bool = True, progress: bool = True,
-        on_epoch_end: Callable[[dict], None] | None = None,
+def fit(model, loss_fn, optimizer, X, y, *, epochs: int, batch_size: int = 64,
+        validation: tuple | None = None, seed: int = 0, shuffle: bool = True,
+        progress: bool = True, on_epoch_end: Callable[[dict], None] | None = None,
         checkpoint: str | os.PathLike | None = None, resume: bool = False) -> dict[str, list]:
     """Train ``model`` on (X, y) with minibatch steps of ``optimizer``.
+
+    For each epoch: train on shuffled minibatches, validate, record, save a checkpoint.
 
     Parameters
     ----------
     model : Layer
         Put in training mode; its first layer computes no gradient for the data.
-    loss_fn : SoftmaxCrossEntropy or a loss with the same interface
+    loss_fn : Loss
+        ``SoftmaxCrossEntropy`` or another loss with ``forward(pred, target)`` and ``backward()``.
     optimizer : SGD or an object with ``step()``
-    X, y : ndarray
-        Inputs (N, ...) and integer targets (N,).
+        Built for this ``model``.
+    X, y : array-like
+        Inputs (N, ...) and targets (N,). Any real-valued X (a list, integers, float64) is
+        converted once to the model's dtype, as Keras does; the layers themselves stay strict.
+        Class labels must be whole numbers (``3.0`` is accepted, ``3.9`` is an error).
     epochs : int
         Number of passes over the data.
     batch_size : int
@@ -64,51 +70,30 @@ def fit(model, loss_fn, optimizer, X: np.ndarray, y: np.ndarray, *, epochs: int,
     FloatingPointError
         If the loss turns NaN or infinite; the step that produced it is not applied.
     """
-    if len(X) != len(y):
-        raise ValueError(f"fit: X has {len(X)} samples but y has {len(y)}")
-    if len(X) == 0:
-        raise ValueError("fit: expected at least one training sample, got none")
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-        raise ValueError(f"fit: expected epochs to be an int >= 1, got {epochs!r}")
+    X, y = as_data("fit", model, loss_fn, X, y)
+    if validation is not None:
+        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+            raise ValueError(f"fit: expected validation=(X_val, y_val), a pair, got "
+                             f"{_describe(validation)}")
+        validation = as_data("fit: validation", model, loss_fn, *validation)
+    epochs = check_size("fit", "epochs", epochs)
+    if getattr(optimizer, "model", model) is not model:
+        raise ValueError(f"fit: the optimizer {optimizer!r} was built for another model; "
+                         f"build it with this one, e.g. SGD(model, lr=0.1)")
     steps = len(batch_bounds(len(X), batch_size))
     rng = np.random.default_rng(seed)
     history: dict[str, list] = {}
     first = 1
     if resume:
-        if checkpoint is None:
-            raise ValueError("fit: resume=True needs checkpoint=PATH to resume from")
-        if os.path.exists(checkpoint):
-            state = load(checkpoint, model, optimizer)["fit"]
-            first, history = state["epoch"] + 1, state["history"]
-            rng.bit_generator.state = state["rng"]
-        else:
-            warnings.warn(f"fit: no checkpoint at {checkpoint} to resume from; starting at "
-                          f"epoch 1", stacklevel=2)
+        first, history = _resume(checkpoint, model, optimizer, rng)
     model.train()
     for epoch in range(first, epochs + 1):
         started = time.perf_counter()
-        total_loss, correct, seen = 0.0, 0, 0
         bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", unit="batch",
                    disable=not progress, leave=True, dynamic_ncols=True)
-        batches = minibatches(X, y, batch_size, rng if shuffle else None)
-        with bar, np.errstate(over="ignore", invalid="ignore"):  # a bad loss is reported below
-            for step, (xb, yb) in enumerate(batches, 1):
-                logits = model.forward(xb)
-                loss = loss_fn.forward(logits, yb)
-                if not math.isfinite(loss):
-                    raise FloatingPointError(
-                        f"fit: the loss became {loss} at epoch {epoch}, step {step}; training "
-                        f"stopped before applying that step. Try a smaller learning rate"
-                        + (f" than lr={optimizer.lr:g}" if hasattr(optimizer, "lr") else ""))
-                model.param_backward(loss_fn.backward())
-                optimizer.step()
-                batch_loss, batch_correct = _batch_totals(loss_fn, loss, logits, yb)
-                total_loss += batch_loss
-                correct += batch_correct
-                seen += len(yb)
-                bar.set_postfix(loss=f"{total_loss / seen:.4f}", refresh=False)
-                bar.update()
-            logs = {"epoch": epoch, "loss": total_loss / seen, "accuracy": correct / seen}
+        with bar:
+            logs = {"epoch": epoch, **_train_epoch(model, loss_fn, optimizer, X, y, batch_size,
+                                                   rng if shuffle else None, epoch, bar)}
             if validation is not None:
                 scores = evaluate(model, loss_fn, *validation)
                 logs.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
@@ -124,13 +109,50 @@ def fit(model, loss_fn, optimizer, X: np.ndarray, y: np.ndarray, *, epochs: int,
     return history
 
 
-def evaluate(model, loss_fn, X: np.ndarray, y: np.ndarray, batch_size: int = 1024) -> dict[str, float]:
+def _resume(checkpoint, model, optimizer, rng: np.random.Generator) -> tuple[int, dict]:
+    """Load ``checkpoint`` into the model, optimizer and shuffling generator; return the
+    first epoch still to run and the history so far."""
+    if checkpoint is None:
+        raise ValueError("fit: resume=True needs checkpoint=PATH to resume from")
+    if not os.path.exists(checkpoint):
+        warnings.warn(f"fit: no checkpoint at {checkpoint} to resume from; starting at "
+                      f"epoch 1", stacklevel=3)
+        return 1, {}
+    state = load(checkpoint, model, optimizer)["fit"]
+    rng.bit_generator.state = state["rng"]
+    return state["epoch"] + 1, state["history"]
+
+
+def _train_epoch(model, loss_fn, optimizer, X, y, batch_size: int, rng, epoch: int,
+                 bar) -> dict[str, float]:
+    """One pass over the data; the running mean loss and accuracy of its steps."""
+    total_loss, correct, seen = 0.0, 0, 0
+    with np.errstate(over="ignore", invalid="ignore"):  # a bad loss is reported below
+        for step, (xb, yb) in enumerate(minibatches(X, y, batch_size, rng), 1):
+            logits = model.forward(xb)
+            loss = loss_fn.forward(logits, yb)
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"fit: the loss became {loss} at epoch {epoch}, step {step}; training "
+                    f"stopped before applying that step. Try a smaller learning rate"
+                    + (f" than lr={optimizer.lr:g}" if hasattr(optimizer, "lr") else ""))
+            model.param_backward(loss_fn.backward())
+            optimizer.step()
+            batch_loss, batch_correct = _batch_totals(loss_fn, loss, logits, yb)
+            total_loss += batch_loss
+            correct += batch_correct
+            seen += len(yb)
+            bar.set_postfix(loss=f"{total_loss / seen:.4f}", refresh=False)
+            bar.update()
+    return {"loss": total_loss / seen, "accuracy": correct / seen}
+
+
+def evaluate(model, loss_fn, X, y, batch_size: int = 1024) -> dict[str, float]:
     """Loss (mean per sample) and accuracy of ``model`` on (X, y), in eval mode.
 
-    The model is put back in the mode it was in.
+    X and y are converted as ``fit`` converts them. The model is put back in the mode it was in.
     """
-    if len(X) != len(y):
-        raise ValueError(f"evaluate: X has {len(X)} samples but y has {len(y)}")
+    X, y = as_data("evaluate", model, loss_fn, X, y)
     was_training = model.training
     model.eval()
     try:
@@ -146,11 +168,12 @@ def evaluate(model, loss_fn, X: np.ndarray, y: np.ndarray, batch_size: int = 102
     return {"loss": total_loss / len(y), "accuracy": correct / len(y)}
 
 
-def predict(model, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+def predict(model, X, batch_size: int = 1024) -> np.ndarray:
     """The model's outputs for X (logits, for a classifier), computed in eval mode, batched.
 
-    The model is put back in the mode it was in.
+    X is converted as ``fit`` converts it. The model is put back in the mode it was in.
     """
+    X = as_inputs("predict", model, X)
     was_training = model.training
     model.eval()
     try:
@@ -158,6 +181,57 @@ def predict(model, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
                                for start, stop in batch_bounds(len(X), batch_size)])
     finally:
         model.train(was_training)
+
+
+def model_dtype(model) -> np.dtype | None:
+    """The dtype of the model's parameters, or None for a model without any."""
+    for p in model.params.values():
+        return p.dtype
+    return None
+
+
+def as_inputs(who: str, model, X) -> np.ndarray:
+    """X as an array of the model's dtype (float64 for a model without parameters), checked
+    once, up front: real-valued and not empty."""
+    X = np.asarray(X)
+    if X.dtype.kind not in "fiu":
+        raise TypeError(f"{who}: expected real-valued inputs X, got an array of dtype {X.dtype}")
+    if X.ndim == 0 or len(X) == 0:
+        raise ValueError(f"{who}: expected at least one sample in X, got an array of shape "
+                         f"{X.shape}")
+    dtype = model_dtype(model) or (X.dtype if X.dtype.kind == "f" else np.dtype(np.float64))
+    return X.astype(dtype, copy=False)
+
+
+def as_data(who: str, model, loss_fn, X, y) -> tuple[np.ndarray, np.ndarray]:
+    """(X, y) as ``as_inputs`` gives X, and y as the loss wants its targets: whole-number
+    class labels as int64, or values in the model's dtype."""
+    X = as_inputs(who, model, X)
+    y = np.asarray(y)
+    if y.ndim == 0 or len(y) != len(X):
+        raise ValueError(f"{who}: X has {len(X)} samples but y has "
+                         f"{len(y) if y.ndim else 'none (a scalar)'}")
+    if getattr(loss_fn, "targets", "classes") == "values":
+        if y.dtype.kind not in "fiu":
+            raise TypeError(f"{who}: expected real-valued targets y, got dtype {y.dtype}")
+        return X, y.astype(X.dtype, copy=False)
+    if y.dtype.kind in "iu":
+        return X, y.astype(np.int64, copy=False)
+    if y.dtype.kind != "f":
+        raise TypeError(f"{who}: expected integer class labels y, got dtype {y.dtype}")
+    fractional = ~np.isfinite(y) | (y != np.round(y))
+    if fractional.any():
+        i = int(np.flatnonzero(fractional)[0])
+        raise ValueError(f"{who}: expected whole-number class labels y, got {y.flat[i].item()!r} at "
+                         f"position {i} ({int(fractional.sum())} such labels); labels are "
+                         f"never truncated")
+    return X, y.astype(np.int64)
+
+
+def _describe(value) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape}; pass validation=(X_val, y_val)"
+    return type(value).__name__
 
 
 def format_metrics(logs: dict, skip: tuple[str, ...] = ()) -> str:

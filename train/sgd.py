@@ -22,14 +22,30 @@ class SGD:
         Learning rate, > 0; may be changed between steps (``opt.lr = 0.01``).
     momentum : float
         >= 0; the buffers are kept in ``momentum_buffers`` and saved by checkpoints.
-    nesterov : bool
-        Nesterov momentum; needs momentum > 0.
     weight_decay : float
         L2 penalty, >= 0, added to the gradient (not decoupled as in AdamW).
+    nesterov : bool
+        Nesterov momentum; needs momentum > 0.
+
+    Options after ``lr`` are keyword-only, so a call ported from ``torch.optim.SGD`` cannot
+    silently mean something else.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from handprop.layers import Linear
+    >>> layer = Linear(2, 1, rng=0, dtype=np.float64)
+    >>> opt = SGD(layer, lr=0.5, momentum=0.9)
+    >>> before = layer.params["W"].copy()
+    >>> layer.grads["W"][...] = 1.0           # as backward would leave it
+    >>> opt.step()
+    >>> layer.params["W"] - before            # p - lr * b, with b = g at the first step
+    array([[-0.5],
+           [-0.5]])
     """
 
-    def __init__(self, model, lr: float, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0) -> None:
+    def __init__(self, model, lr: float, *, momentum: float = 0.0, weight_decay: float = 0.0,
+                 nesterov: bool = False) -> None:
         if not momentum >= 0:
             raise ValueError(f"SGD: expected momentum >= 0, got {momentum}")
         if not weight_decay >= 0:
@@ -52,8 +68,10 @@ class SGD:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not value > 0:
-            raise ValueError(f"SGD: expected a learning rate lr > 0, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise TypeError(f"SGD: expected the learning rate lr as a number, got {value!r}")
+        if not (value > 0 and np.isfinite(value)):
+            raise ValueError(f"SGD: expected a finite learning rate lr > 0, got {value!r}")
         self._lr = float(value)
 
     def step(self) -> None:
@@ -85,14 +103,26 @@ class SGD:
                 "weight_decay": self.weight_decay, "momentum_buffers": self.momentum_buffers}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore settings and momentum buffers saved by ``state_dict`` (as PyTorch does, the
-        saved lr, momentum, nesterov and weight_decay replace the current ones)."""
-        self.lr = state["lr"]
-        self.momentum, self.nesterov = float(state["momentum"]), bool(state["nesterov"])
-        self.weight_decay = float(state["weight_decay"])
-        params = self.model.params
-        self.momentum_buffers = {k: np.array(v, dtype=params[k].dtype)
-                                 for k, v in state["momentum_buffers"].items()}
+        """Restore settings and momentum buffers saved by ``state_dict``. As in PyTorch, the
+        saved lr, momentum, nesterov and weight_decay replace the current ones. Everything is
+        checked first: on an error the optimizer is unchanged."""
+        missing = {"lr", "momentum", "nesterov", "weight_decay", "momentum_buffers"} - state.keys()
+        if missing:
+            raise ValueError(f"SGD: the state lacks {', '.join(sorted(missing))}")
+        checked = SGD(self.model, state["lr"], momentum=state["momentum"],
+                      nesterov=state["nesterov"], weight_decay=state["weight_decay"])
+        buffers, params = state["momentum_buffers"], self.model.params
+        expected = set(params) if checked.momentum else set()
+        if set(buffers) != expected:
+            raise ValueError(f"SGD: expected momentum buffers for {sorted(expected)}, "
+                             f"got {sorted(buffers)}")
+        for name, buffer in buffers.items():
+            if np.shape(buffer) != params[name].shape:
+                raise ValueError(f"SGD: the momentum buffer of {name} has shape "
+                                 f"{np.shape(buffer)}, the parameter {params[name].shape}")
+        self.lr, self.momentum, self.nesterov = checked.lr, checked.momentum, checked.nesterov
+        self.weight_decay = checked.weight_decay
+        self.momentum_buffers = {k: np.array(v, dtype=params[k].dtype) for k, v in buffers.items()}
 
     def __repr__(self) -> str:
         return (f"SGD(lr={self.lr:g}, momentum={self.momentum:g}, nesterov={self.nesterov}, "

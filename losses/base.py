@@ -1,0 +1,48 @@
+"""The Loss contract: what ``fit``, ``evaluate`` and the gradient checker rely on.
+
+A loss is a function of a prediction and a target with a hand-derived gradient::
+
+    loss = loss_fn.forward(pred, target)    # a Python float; keeps in loss_fn.cache what backward needs
+    dpred = loss_fn.backward(dloss=1.0)     # dL/dpred, of pred's shape and dtype
+
+``targets`` says what the target is, so ``fit`` can convert a script's data once, up front:
+``"classes"`` (integer class indices, one per sample) or ``"values"`` (real numbers of the
+prediction's shape).
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+
+class Loss:
+    """Base class of every loss: subclass it and write ``forward`` and ``backward``."""
+
+    targets: ClassVar[Literal["classes", "values"]] = "values"
+
+    def __init__(self) -> None:
+        self.cache: Any = None
+
+    def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+        raise NotImplementedError(f"{type(self).__name__} does not define forward")
+
+    def backward(self, dloss: float = 1.0) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} does not define backward")
+
+    def __call__(self, pred: np.ndarray, target: np.ndarray) -> float:
+        return self.forward(pred, target)
+
+    def extra_repr(self) -> str:
+        """The arguments ``repr`` shows inside the parentheses; defaults are left out."""
+        return ""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def _saved(self) -> Any:
+        """The forward pass's cache, or a RuntimeError that says forward has not run."""
+        if self.cache is None:
+            raise RuntimeError(f"{self!r}: backward called before forward; "
+                               f"call forward(pred, target) first")
+        return self.cache
