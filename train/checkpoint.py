@@ -47,7 +47,17 @@ def save(path: str | os.PathLike, model, optimizer=None, **extra) -> None:
         raise TypeError(f"checkpoint.save: extra values must be plain JSON data (numbers, "
                         f"strings, lists, dicts): {err}") from None
     with atomic_write(path) as f:
-        np.savez(f, **arrays)
+        write_npz(f, arrays)
+
+
+def write_npz(f, arrays: dict[str, np.ndarray]) -> None:
+    """What ``np.savez`` writes, with the archive closed however the block is left: an
+    interrupt mid-write (Ctrl-C) then leaves no half-open ZipFile behind to complain on
+    exit, on every numpy version (numpy 1.24's savez does leave one)."""
+    with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", mode="w", force_zip64=True) as entry:
+                np.lib.format.write_array(entry, np.asanyarray(array), allow_pickle=False)
 
 
 def load(path: str | os.PathLike, model, optimizer=None) -> dict:
