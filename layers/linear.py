@@ -31,6 +31,17 @@ class Linear(Layer):
         Seed or generator for the initial weights.
     dtype : numpy dtype
         Floating-point type of parameters, outputs and gradients (float32 by default).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lin = Linear(3, 2, rng=0)
+    >>> out = lin.forward(np.ones((4, 3), np.float32))
+    >>> out.shape, out.dtype
+    ((4, 2), dtype('float32'))
+    >>> dx = lin.backward(np.ones_like(out))
+    >>> dx.shape, lin.grads["W"].shape, lin.grads["b"]      # db sums dout over the 4 rows
+    ((4, 3), (3, 2), array([4., 4.], dtype=float32))
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
