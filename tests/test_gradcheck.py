@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from handprop.layers import Linear, ReLU, Tanh
-from handprop.layers.gradcheck import gradcheck
+from handprop.layers.gradcheck import assert_gradcheck, gradcheck
 from handprop.train.gradcheck import main
 
 F64 = np.float64
@@ -77,12 +77,23 @@ def test_float32_is_refused_with_the_way_out(rng):
         gradcheck(Tanh(), rng.standard_normal((2, 3)).astype(np.float32))
 
 
-def test_a_gradient_of_the_wrong_shape_is_reported(rng):
+def test_a_gradient_of_the_wrong_shape_is_a_problem_not_an_exception(rng):
     class Broken(Tanh):
         def backward(self, dout):
             return super().backward(dout)[:, :1]
-    with pytest.raises(ValueError, match=r"gradient for x of shape \(2, 3\), backward gave shape \(2, 1\)"):
-        gradcheck(Broken(), rng.standard_normal((2, 3)))
+    report = gradcheck(Broken(), rng.standard_normal((2, 3)))
+    assert not report.ok and [p.kind for p in report.problems] == ["shape"]
+    assert "problem shape: dx has shape (2, 1) but x has shape (2, 3)" in str(report)
+
+
+def test_assert_gradcheck_raises_with_the_whole_report(rng):
+    x = rng.standard_normal((3, 4))
+    assert assert_gradcheck(Tanh(), x).ok
+    with pytest.raises(AssertionError) as err:
+        assert_gradcheck(OneElementOffTanh(), x)
+    assert str(err.value).strip() == str(gradcheck(OneElementOffTanh(), x))
+    with pytest.raises(AssertionError, match="problem unchecked"):
+        assert_gradcheck(ReLU(), np.zeros((2, 2)), seed=1)
 
 
 def test_the_upstream_gradient_is_random_not_ones(rng):
@@ -107,6 +118,19 @@ def test_report_prints_a_table(rng):
     assert text.splitlines()[0].startswith("gradcheck Linear(3, 2, dtype=float64): ok")
     assert "max abs err" in text and "rel err" in text and "skipped" in text
     assert len(text.splitlines()) == 2 + 3
+
+
+def test_a_failed_report_says_what_and_where(rng):
+    report = gradcheck(WOffLinear(3, 2, rng=0, dtype=F64), rng.standard_normal((4, 3)))
+    lines = str(report).splitlines()
+    assert lines[0] == "gradcheck WOffLinear(3, 2, dtype=float64): FAILED (tol 1e-07, every element)"
+    assert "  W  " in lines[3] and lines[3].endswith("FAIL scale")
+    row = report.rows[1]
+    assert lines[5] == (f"W: scale: analytic = 1.001 x numeric for every element: a constant factor is "
+                        f"wrong. Worst at {row.worst}: analytic {row.worst_analytic:.6g}, numeric "
+                        f"{row.worst_numeric:.6g}.")
+    assert row.analytic.shape == row.numeric.shape == (3, 2)
+    np.testing.assert_allclose(row.analytic, 1.001 * row.numeric, rtol=1e-8)
 
 
 def test_cli_checks_every_builtin_layer(capsys):
