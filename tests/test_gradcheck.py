@@ -167,3 +167,69 @@ def test_a_parameter_that_is_a_transposed_view(rng):
     report = gradcheck(lin, rng.standard_normal((5, 4)))
     assert report.ok, report
     assert report.rows[1].checked == 12
+
+
+USER_FILE = '''
+import numpy as np
+from handprop.layers import Layer, Linear
+
+class Cube(Layer):
+    def forward(self, x):
+        self.cache = x
+        return x ** 3
+    def backward(self, dout):
+        return dout * 3 * self.cache ** BUG
+
+def make():
+    return Cube(), np.random.default_rng(0).standard_normal((3, 2))
+
+def make_float32():
+    return Linear(2, 2), np.ones((1, 2), np.float32)
+
+def make_wrong():
+    return Cube()
+
+not_callable = 3
+'''
+
+
+@pytest.fixture
+def user_file(tmp_path, monkeypatch):
+    """A user's folder with mine.py (a right Cube) and buggy.py (a Cube off by a power), cwd."""
+    (tmp_path / "mine.py").write_text(USER_FILE.replace("BUG", "2"))
+    (tmp_path / "buggy.py").write_text(USER_FILE.replace("BUG", "1"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def test_cli_checks_a_users_layer_by_module_or_file(user_file, capsys):
+    assert main(["--target", "mine:make"]) == 0
+    assert "\nmine:make  x" in capsys.readouterr().out
+    assert main(["--target", str(user_file / "buggy.py") + ":make", "--target", "mine:make"]) == 1
+    out = capsys.readouterr().out
+    assert "buggy.py:make: x: mismatch:" in out and "FAILED: " + str(user_file / "buggy.py") in out
+    assert "1 of 2 checks passed" in out
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("mine", "expected --target MODULE:FACTORY (my_pkg.my_layers:make) or path/to/file.py:FACTORY, "
+             "got 'mine'"),
+    ("nowhere:make", "no module named 'nowhere'"),
+    ("nowhere/mine.py:make", "no file 'nowhere/mine.py'"),
+    ("mine:absent", "expected a function FACTORY() that returns (layer, x) or (loss, pred, targets) "
+                    "in mine, found nothing by that name"),
+    ("mine:not_callable", "found a int"),
+    ("mine:make_wrong", "but make_wrong() returned a Cube"),
+    ("mine:make_float32", "got an input of float32; build it with dtype=np.float64")])
+def test_cli_target_mistakes_are_usage_errors(user_file, capsys, spec, message):
+    with pytest.raises(SystemExit) as exc:
+        main(["--target", spec])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_target_and_layer_together_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--target", "mine:make", "--layer", "Tanh"])
+    assert exc.value.code == 2 and "give one or the other" in capsys.readouterr().err
