@@ -1,4 +1,9 @@
 """The checker itself: it must catch planted errors, raise no false alarms, change nothing."""
+import configparser
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -7,6 +12,7 @@ from handprop.layers.gradcheck import assert_gradcheck, gradcheck
 from handprop.train.gradcheck import main
 
 F64 = np.float64
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class DxOffLinear(Linear):
@@ -233,3 +239,14 @@ def test_cli_target_and_layer_together_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--target", "mine:make", "--layer", "Tanh"])
     assert exc.value.code == 2 and "give one or the other" in capsys.readouterr().err
+
+
+def test_the_users_pytest_file_in_examples_passes():
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    assert cfg["tool:pytest"]["testpaths"].split() == ["tests"]  # our runs never collect examples/
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "examples/test_custom_layer.py"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "5 passed" in done.stdout
