@@ -124,8 +124,9 @@ class GradcheckReport:
         return "\n".join(filter(None, [head, format_table([self]), format_details(self)]))
 
 
-def format_table(reports: list[GradcheckReport]) -> str:
-    """One table of the rows of several reports, a column naming each report."""
+def format_table(reports: list[GradcheckReport], named: bool | None = None) -> str:
+    """One table of the rows of several reports; a first column names each report when
+    ``named`` (by default, when there are several)."""
     header = ("check", "tensor", "shape", "max abs err", "rel err", "checked", "skipped", "")
     lines = [header]
     for report in reports:
@@ -135,20 +136,22 @@ def format_table(reports: list[GradcheckReport]) -> str:
                           f"{row.rel_err:.2e}", str(row.checked), str(row.skipped), verdict))
         if not report.rows:
             lines.append((report.subject, "-", "-", "-", "-", "0", "0", "NOT CHECKED"))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    if not (len(reports) > 1 if named is None else named):
+        lines = [line[1:] for line in lines]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
                      for line in lines)
 
 
 def format_details(report: GradcheckReport) -> str:
-    """What each failing row probably got wrong, then every problem: one line each."""
+    """What each failing row probably got wrong and where, then every problem."""
     lines = []
     for row in report.rows:
         if row.ok or not row.checked:
             continue
-        where = f" at {row.worst}" if row.worst is not None else " along the worst direction"
-        lines.append(f"{row.name}: {row.kind}: {row.hint} Worst{where}: analytic "
-                     f"{row.worst_analytic:.6g}, numeric {row.worst_numeric:.6g}.")
+        where = f"worst at {row.worst}" if row.worst is not None else "worst direction"
+        lines += [f"{row.name}: {row.kind}: {row.hint}",
+                  f"    {where}: analytic {row.worst_analytic:.6g}, numeric {row.worst_numeric:.6g}"]
     lines += [f"problem {problem}" for problem in report.problems]
     return "\n".join(lines)
 
@@ -588,26 +591,26 @@ def _scale_hint(k: float, n: int, d: int | None) -> str:
     known = [("2", 2.0, "a factor 2 too many (a branch counted twice?)"),
              ("1/2", 0.5, "a factor 2 missing (d(u*u)/du = 2u, or one of two equal branches dropped)")]
     if n > 1:
-        known += [("N", n, f"N = {n}, the batch size: the forward took a mean over the batch and the "
-                           f"backward lacks its 1/N"),
-                  ("1/N", 1 / n, f"N = {n}, the batch size: the backward divides by N (a mean) where "
-                                 f"the forward took a sum"),
-                  ("N/(N-1)", n / (n - 1), f"N = {n}: the backward uses 1/(N-1) (unbiased variance) "
-                                           f"where the forward divides by N (biased)"),
-                  ("(N-1)/N", (n - 1) / n, f"N = {n}: the backward divides by N (biased variance) "
-                                           f"where the forward uses 1/(N-1) (unbiased)")]
+        known += [("N", n, "the forward took a mean over the batch and the backward lacks its 1/N"),
+                  ("1/N", 1 / n, "the backward divides by N (a mean) where the forward took a sum"),
+                  ("N/(N-1)", n / (n - 1), "the backward divides by N-1 (unbiased variance) where "
+                                           "the forward divides by N (biased)"),
+                  ("(N-1)/N", (n - 1) / n, "the backward divides by N (biased variance) where the "
+                                           "forward divides by N-1 (unbiased)")]
     if d is not None and d > 1:
-        known += [("D", d, f"D = {d}, the feature count: the forward took a mean over features and "
-                           f"the backward lacks its 1/D"),
-                  ("1/D", 1 / d, f"D = {d}, the feature count: the backward divides by D where the "
-                                 f"forward took a sum")]
+        known += [("D", d, "the forward took a mean over the features and the backward lacks its 1/D"),
+                  ("1/D", 1 / d, "the backward divides by D where the forward took a sum over the "
+                                 "features")]
     matches = [(label, what) for label, value, what in known if abs(abs(k) - value) <= 1e-6 * value]
-    sign = "-" if k < 0 else ""
     if not matches:
         return f"analytic = {k:.6g} x numeric for every element: a constant factor is wrong."
-    labels = " = ".join(dict.fromkeys(f"{sign}{label}" for label, _ in matches))
+    sign = "-" if k < 0 else ""
+    labels = " = ".join(f"{sign}{label}" for label, _ in matches)
+    names = [f"k = {k:.6g}"]
+    names += [f"N = {n} the batch size"] if any("N" in label for label, _ in matches) else []
+    names += [f"D = {d} the feature count"] if any("D" in label for label, _ in matches) else []
     flipped = ", and the sign is flipped" if k < 0 else ""
-    return (f"analytic = {labels} x numeric ({k:.6g}) for every element: "
+    return (f"analytic = {labels} x numeric for every element ({', '.join(names)}): "
             + "; or ".join(what for _, what in matches) + flipped + ".")
 
 

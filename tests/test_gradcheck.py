@@ -130,11 +130,12 @@ def test_a_failed_report_says_what_and_where(rng):
     report = gradcheck(WOffLinear(3, 2, rng=0, dtype=F64), rng.standard_normal((4, 3)))
     lines = str(report).splitlines()
     assert lines[0] == "gradcheck WOffLinear(3, 2, dtype=float64): FAILED (tol 1e-07, every element)"
-    assert "  W  " in lines[3] and lines[3].endswith("FAIL scale")
+    assert lines[3].startswith("W  ") and lines[3].endswith("FAIL scale")
     row = report.rows[1]
-    assert lines[5] == (f"W: scale: analytic = 1.001 x numeric for every element: a constant factor is "
-                        f"wrong. Worst at {row.worst}: analytic {row.worst_analytic:.6g}, numeric "
-                        f"{row.worst_numeric:.6g}.")
+    assert lines[5:] == ["W: scale: analytic = 1.001 x numeric for every element: a constant factor is "
+                         "wrong.",
+                         f"    worst at {row.worst}: analytic {row.worst_analytic:.6g}, numeric "
+                         f"{row.worst_numeric:.6g}"]
     assert row.analytic.shape == row.numeric.shape == (3, 2)
     np.testing.assert_allclose(row.analytic, 1.001 * row.numeric, rtol=1e-8)
 
@@ -214,7 +215,7 @@ def test_cli_checks_a_users_layer_by_module_or_file(user_file, capsys):
     assert "\nmine:make  x" in capsys.readouterr().out
     assert main(["--target", str(user_file / "buggy.py") + ":make", "--target", "mine:make"]) == 1
     out = capsys.readouterr().out
-    assert "buggy.py:make: x: mismatch:" in out and "FAILED: " + str(user_file / "buggy.py") in out
+    assert "buggy.py:make:\n  x: mismatch:" in out and "FAILED: " + str(user_file / "buggy.py") in out
     assert "1 of 2 checks passed" in out
 
 

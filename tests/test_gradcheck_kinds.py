@@ -113,22 +113,22 @@ def test_a_mean_where_the_forward_summed_is_scale_one_over_n():
     report = check(MeanBias(3, 2, rng=0, dtype=F64), (4, 3))
     assert failed(report) == {"b": "scale"}
     hint = report.rows[2].hint
-    assert hint.startswith("analytic = 1/N x numeric (0.25)")
-    assert "N = 4, the batch size" in hint and "took a sum" in hint
+    assert hint == ("analytic = 1/N x numeric for every element (k = 0.25, N = 4 the batch size): "
+                    "the backward divides by N (a mean) where the forward took a sum.")
 
 
 def test_a_loss_missing_its_one_over_n_is_scale_n():
     rng = np.random.default_rng(1)
     report = gradcheck(SumCrossEntropy(), rng.standard_normal((5, 3)), rng.integers(0, 3, 5))
     assert failed(report) == {"logits": "scale"}
-    assert report.rows[0].hint.startswith("analytic = N x numeric (5)")
+    assert report.rows[0].hint.startswith("analytic = N x numeric for every element (k = 5, N = 5 the")
     assert "lacks its 1/N" in report.rows[0].hint
 
 
 def test_a_missing_factor_two_is_scale_one_half():
     report = check(SquareForgetsTwo(), (3, 5))
     assert failed(report) == {"x": "scale"}
-    assert report.rows[0].hint.startswith("analytic = 1/2 x numeric (0.5)")
+    assert report.rows[0].hint.startswith("analytic = 1/2 x numeric for every element (k = 0.5)")
 
 
 def test_a_transposed_square_gradient_is_transpose():
@@ -223,7 +223,7 @@ def test_a_real_valued_loss_is_checked_against_pred():
     (6.0, 6, 3, "N", "lacks its 1/N"), (1 / 6, 6, 3, "1/N", "took a sum"),
     (2.0, 5, 3, "2", "too many"), (0.5, 5, 3, "1/2", "missing"),
     (1.25, 5, 3, "N/(N-1)", "unbiased"), (0.8, 5, 3, "(N-1)/N", "biased variance"),
-    (7.0, 5, 7, "D", "feature count"), (1 / 7, 5, 7, "1/D", "feature count"),
+    (7.0, 5, 7, "D", "D = 7 the feature count"), (1 / 7, 5, 7, "1/D", "sum over the features"),
     (-6.0, 6, 3, "-N", "sign is flipped"), (1.37, 6, 3, "1.37", "constant factor")])
 def test_scale_names_its_factor(k, n, d, label, words):
     rng = np.random.default_rng(0)
@@ -235,7 +235,8 @@ def test_scale_names_its_factor(k, n, d, label, words):
 def test_at_batch_two_every_meaning_of_two_is_named():
     numeric = np.random.default_rng(0).standard_normal((2, 3))
     _, hint = diagnose(2 * numeric, numeric, np.ones((2, 3), bool), 1e-7, (2, 3))
-    assert hint.startswith("analytic = 2 = N = N/(N-1) x numeric")
+    assert hint.startswith("analytic = 2 = N = N/(N-1) x numeric for every element (k = 2, N = 2 the "
+                           "batch size): a factor 2 too many")
 
 
 def test_kinked_elements_do_not_decide_a_kind():

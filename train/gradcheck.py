@@ -12,6 +12,7 @@ import importlib.util
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from textwrap import indent
 from types import ModuleType
 
 import numpy as np
@@ -101,10 +102,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--target {label}: {err}")
         report.subject = label
         reports.append(report)
-    print(format_table(reports))
-    details = [f"{r.subject}: {line}" for r in reports for line in format_details(r).splitlines()]
-    if details:
-        print("\n" + "\n".join(details))
+    print(format_table(reports, named=True))
+    for report in reports:
+        if not report.ok:
+            print(f"\n{report.subject}:\n" + indent(format_details(report), "  "))
     failed = [r.subject for r in reports if not r.ok]
     worst = max(r.worst for r in reports)
     print(f"\n{len(reports) - len(failed)} of {len(reports)} checks passed; "
