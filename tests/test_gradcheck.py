@@ -1,5 +1,8 @@
 """The checker itself: it must catch planted errors, raise no false alarms, change nothing."""
 import configparser
+import contextlib
+import io
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -251,3 +254,15 @@ def test_the_users_pytest_file_in_examples_passes():
                           timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "5 passed" in done.stdout
+
+
+def test_the_readmes_failing_report_is_what_gradcheck_prints():
+    readme = (ROOT / "README.md").read_text()
+    code, shown = re.search(r"```python\n([^`]*class Affine[^`]*)```\n\n```text\n(.*?)```", readme,
+                            flags=re.S).groups()
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, "README Affine block", "exec"), {})
+    # errors at the rounding-noise level (the ok row) may differ in their digits between machines
+    noise = re.compile(r"\d\.\d\de-(1\d|0[89])")
+    assert noise.sub("NOISE", printed.getvalue()) == noise.sub("NOISE", shown)
