@@ -236,7 +236,7 @@ def loss_objective(loss: Any, pred: np.ndarray, targets: np.ndarray,
 # The check
 
 
-def gradcheck(subject, x: np.ndarray, targets: np.ndarray | None = None, *, seed: int = 0,
+def gradcheck(subject: Any, x: np.ndarray, targets: np.ndarray | None = None, *, seed: int = 0,
               step: float = 1e-6, tol: float = 1e-7, fast: bool = False,
               directions: int = 3) -> GradcheckReport:
     """Compare a layer's or a loss's analytic gradients with central differences.
@@ -280,22 +280,23 @@ def gradcheck(subject, x: np.ndarray, targets: np.ndarray | None = None, *, seed
         return report
     base, analytic = found
     floor = np.finfo(np.float64).eps * objective.magnitude(base) / step / tol
-    sizes = _sizes(objective.x)
+    differences = Differences(objective, base, step, tol, floor, _sizes(objective.x))
     tensors = {objective.input_name: objective.x, **getattr(objective.subject, "params", {})}
     for key, tensor in tensors.items():
         if key not in analytic:  # a dtype or shape problem says why
             continue
-        probe = (objective, key, tensor, analytic[key], base, step, floor, tol, sizes)
-        row = _check_directions(*probe, directions, rng) if fast else _check_elements(*probe)
+        row = (_check_directions(differences, key, tensor, analytic[key], directions, rng) if fast
+               else _check_elements(differences, key, tensor, analytic[key]))
         report.rows.append(row)
         if not row.checked:
+            what = "random direction" if fast else "element"
             report.problems.append(Problem("unchecked", (
-                f"every element of {key} ({row.skipped}) crossed a kink, so nothing was verified; "
+                f"every {what} of {key} ({row.skipped}) crossed a kink, so nothing was verified; "
                 f"move the input off the kinks (ReLU at exactly 0: use a random x)")))
     return report
 
 
-def assert_gradcheck(subject, x: np.ndarray, targets: np.ndarray | None = None,
+def assert_gradcheck(subject: Any, x: np.ndarray, targets: np.ndarray | None = None,
                      **options: Any) -> GradcheckReport:
     """``gradcheck``, raising AssertionError whose message is the whole report unless it is ok.
 
@@ -460,19 +461,39 @@ def _check_unregistered(objective: Objective, out: Any, problems: list[Problem])
 # Differencing
 
 
-def _check_elements(objective, key, tensor, grad, base, step, floor, tol, sizes) -> Row:
+@dataclass(frozen=True)
+class Differences:
+    """How one check takes central differences of its objective, around the output ``base``."""
+
+    objective: Objective
+    base: Any                      # the unperturbed output
+    step: float
+    tol: float
+    floor: float                   # below this scale, rounding noise hides an error of size tol
+    sizes: tuple[int, int | None]  # (N, D) of the input, to name a scale factor
+
+    def slope(self, plus: Any, minus: Any) -> tuple[float, float]:
+        """The central difference of two outputs a step either side of base, and the gap between
+        the two one-sided differences (large where the step crossed a kink)."""
+        change, step = self.objective.change, self.step
+        gap = abs(change(plus, self.base) - change(self.base, minus)) / step
+        return change(plus, minus) / (2 * step), gap
+
+
+def _check_elements(differences: Differences, key: str, tensor: np.ndarray, grad: np.ndarray) -> Row:
+    forward, step, tol = differences.objective.forward, differences.step, differences.tol
     numeric = np.empty(tensor.shape)
     gap = np.empty(tensor.shape)
     for index in np.ndindex(tensor.shape):  # writes reach any memory layout, views included
         orig = tensor[index]
         tensor[index] = orig + step
-        plus = objective.forward()
+        plus = forward()
         tensor[index] = orig - step
-        minus = objective.forward()
+        minus = forward()
         tensor[index] = orig
-        numeric[index] = objective.change(plus, minus) / (2 * step)
-        gap[index] = abs(objective.change(plus, base) - objective.change(base, minus)) / step
-    scale = max(np.max(np.abs(grad), initial=0.0), np.max(np.abs(numeric), initial=0.0), floor)
+        numeric[index], gap[index] = differences.slope(plus, minus)
+    scale = max(np.max(np.abs(grad), initial=0.0), np.max(np.abs(numeric), initial=0.0),
+                differences.floor)
     checked = ~(gap > KINK_GAP * scale)
     err = np.where(checked, np.abs(grad - numeric), -1.0)
     worst = np.unravel_index(int(np.argmax(err)), tensor.shape) if tensor.size else ()
@@ -483,26 +504,26 @@ def _check_elements(objective, key, tensor, grad, base, step, floor, tol, sizes)
         row.worst = tuple(int(i) for i in worst)
         row.worst_analytic, row.worst_numeric = float(grad[worst]), float(numeric[worst])
     if not row.ok and row.checked:
-        row.kind, row.hint = diagnose(grad, numeric, checked, tol * scale, sizes)
+        row.kind, row.hint = diagnose(grad, numeric, checked, tol * scale, differences.sizes)
     return row
 
 
-def _check_directions(objective, key, tensor, grad, base, step, floor, tol, sizes, directions,
-                      rng) -> Row:
+def _check_directions(differences: Differences, key: str, tensor: np.ndarray, grad: np.ndarray,
+                      directions: int, rng: np.random.Generator) -> Row:
+    forward, step, tol = differences.objective.forward, differences.step, differences.tol
     saved = tensor.copy()
     # the largest directional derivative along a unit step
-    scale = max(float(np.linalg.norm(grad)), floor)
+    scale = max(float(np.linalg.norm(grad)), differences.floor)
     along, numerics, skipped = [], [], 0
     for _ in range(directions):
         v = rng.standard_normal(tensor.shape)
         v /= np.linalg.norm(v)
         tensor += step * v
-        plus = objective.forward()
+        plus = forward()
         tensor[...] = saved - step * v
-        minus = objective.forward()
+        minus = forward()
         tensor[...] = saved
-        numeric = objective.change(plus, minus) / (2 * step)
-        gap = abs(objective.change(plus, base) - objective.change(base, minus)) / step
+        numeric, gap = differences.slope(plus, minus)
         if gap > KINK_GAP * max(scale, abs(numeric)):
             skipped += 1
             continue
@@ -516,7 +537,7 @@ def _check_directions(objective, key, tensor, grad, base, step, floor, tol, size
         row.worst_analytic, row.worst_numeric = along[i], numerics[i]
     if not row.ok and row.checked:
         row.kind, row.hint = diagnose(along_a, numeric_a, np.ones(len(along), bool), tol * scale,
-                                      sizes, shaped=False)
+                                      differences.sizes, shaped=False)
     return row
 
 
