@@ -253,3 +253,10 @@ def test_every_kind_has_a_test_here():
     text = open(__file__).read()
     for kind in ROW_KINDS:
         assert f'"{kind}"' in text
+
+
+def test_a_gradient_never_written_is_zero_even_with_stale_values_in_grads():
+    layer = NeverWritesW(3, 2, rng=0, dtype=F64)
+    layer.grads["W"][...] = 1.0  # left over from an earlier backward
+    assert failed(check(layer))["W"] == "zero"
+    assert layer.grads["W"].max() == 1.0  # the caller's layer is untouched
