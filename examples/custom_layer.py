@@ -1,4 +1,8 @@
-"""Write your own layer, check its gradients, and watch gradcheck catch a planted bug."""
+"""Write your own layer, check its gradients, and watch gradcheck catch a planted bug.
+
+    python examples/custom_layer.py                   # the two reports
+    python -m pytest examples/test_custom_layer.py    # the same checks as your own tests
+"""
 import numpy as np
 
 from handprop.layers import Layer
@@ -13,7 +17,7 @@ class PReLU(Layer):
     da = sum over N of dout * (0 if x > 0 else x)   (a was broadcast over the N rows).
     """
 
-    def __init__(self, num_features, slope=0.25, dtype=np.float32):
+    def __init__(self, num_features, slope=0.25, *, dtype=np.float32):
         super().__init__()
         self.params["a"] = np.full(num_features, slope, dtype)
         self.grads["a"] = np.zeros_like(self.params["a"])
@@ -23,7 +27,7 @@ class PReLU(Layer):
         return np.where(x > 0, x, self.params["a"] * x)
 
     def backward(self, dout):
-        x = self.cache
+        x = self._saved()
         positive = x > 0
         self.grads["a"][...] = (dout * np.where(positive, 0, x)).sum(axis=0)
         return dout * np.where(positive, 1, self.params["a"])
@@ -36,7 +40,8 @@ class BuggyPReLU(PReLU):
         return dx
 
 
-x = np.random.default_rng(0).standard_normal((6, 4))   # float64: gradcheck's precision
-x[0, 0] = 0.0                                          # on the kink: skipped, not failed
-print(gradcheck(PReLU(4, dtype=np.float64), x))
-print(gradcheck(BuggyPReLU(4, dtype=np.float64), x))
+if __name__ == "__main__":
+    x = np.random.default_rng(0).standard_normal((6, 4))   # float64: gradcheck's precision
+    x[0, 0] = 0.0                                          # on the kink: skipped, not failed
+    print(gradcheck(PReLU(4, dtype=np.float64), x))
+    print(gradcheck(BuggyPReLU(4, dtype=np.float64), x))

@@ -1,12 +1,21 @@
 """The checker itself: it must catch planted errors, raise no false alarms, change nothing."""
+import configparser
+import contextlib
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from handprop.layers import Linear, ReLU, Tanh
-from handprop.layers.gradcheck import gradcheck
+from handprop.layers.gradcheck import assert_gradcheck, gradcheck
 from handprop.train.gradcheck import main
 
 F64 = np.float64
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class DxOffLinear(Linear):
@@ -77,12 +86,23 @@ def test_float32_is_refused_with_the_way_out(rng):
         gradcheck(Tanh(), rng.standard_normal((2, 3)).astype(np.float32))
 
 
-def test_a_gradient_of_the_wrong_shape_is_reported(rng):
+def test_a_gradient_of_the_wrong_shape_is_a_problem_not_an_exception(rng):
     class Broken(Tanh):
         def backward(self, dout):
             return super().backward(dout)[:, :1]
-    with pytest.raises(ValueError, match=r"gradient for x of shape \(2, 3\), backward gave shape \(2, 1\)"):
-        gradcheck(Broken(), rng.standard_normal((2, 3)))
+    report = gradcheck(Broken(), rng.standard_normal((2, 3)))
+    assert not report.ok and [p.kind for p in report.problems] == ["shape"]
+    assert "problem shape: dx has shape (2, 1) but x has shape (2, 3)" in str(report)
+
+
+def test_assert_gradcheck_raises_with_the_whole_report(rng):
+    x = rng.standard_normal((3, 4))
+    assert assert_gradcheck(Tanh(), x).ok
+    with pytest.raises(AssertionError) as err:
+        assert_gradcheck(OneElementOffTanh(), x)
+    assert str(err.value).strip() == str(gradcheck(OneElementOffTanh(), x))
+    with pytest.raises(AssertionError, match="problem unchecked"):
+        assert_gradcheck(ReLU(), np.zeros((2, 2)), seed=1)
 
 
 def test_the_upstream_gradient_is_random_not_ones(rng):
@@ -107,6 +127,20 @@ def test_report_prints_a_table(rng):
     assert text.splitlines()[0].startswith("gradcheck Linear(3, 2, dtype=float64): ok")
     assert "max abs err" in text and "rel err" in text and "skipped" in text
     assert len(text.splitlines()) == 2 + 3
+
+
+def test_a_failed_report_says_what_and_where(rng):
+    report = gradcheck(WOffLinear(3, 2, rng=0, dtype=F64), rng.standard_normal((4, 3)))
+    lines = str(report).splitlines()
+    assert lines[0] == "gradcheck WOffLinear(3, 2, dtype=float64): FAILED (tol 1e-07, every element)"
+    assert lines[3].startswith("W  ") and lines[3].endswith("FAIL scale")
+    row = report.rows[1]
+    assert lines[5:] == ["W: scale: analytic = 1.001 x numeric for every element: a constant factor is "
+                         "wrong.",
+                         f"    worst at {row.worst}: analytic {row.worst_analytic:.6g}, numeric "
+                         f"{row.worst_numeric:.6g}"]
+    assert row.analytic.shape == row.numeric.shape == (3, 2)
+    np.testing.assert_allclose(row.analytic, 1.001 * row.numeric, rtol=1e-8)
 
 
 def test_cli_checks_every_builtin_layer(capsys):
@@ -143,3 +177,92 @@ def test_a_parameter_that_is_a_transposed_view(rng):
     report = gradcheck(lin, rng.standard_normal((5, 4)))
     assert report.ok, report
     assert report.rows[1].checked == 12
+
+
+USER_FILE = '''
+import numpy as np
+from handprop.layers import Layer, Linear
+
+class Cube(Layer):
+    def forward(self, x):
+        self.cache = x
+        return x ** 3
+    def backward(self, dout):
+        return dout * 3 * self.cache ** BUG
+
+def make():
+    return Cube(), np.random.default_rng(0).standard_normal((3, 2))
+
+def make_float32():
+    return Linear(2, 2), np.ones((1, 2), np.float32)
+
+def make_wrong():
+    return Cube()
+
+not_callable = 3
+'''
+
+
+@pytest.fixture
+def user_file(tmp_path, monkeypatch):
+    """A user's folder with mine.py (a right Cube) and buggy.py (a Cube off by a power), cwd."""
+    (tmp_path / "mine.py").write_text(USER_FILE.replace("BUG", "2"))
+    (tmp_path / "buggy.py").write_text(USER_FILE.replace("BUG", "1"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def test_cli_checks_a_users_layer_by_module_or_file(user_file, capsys):
+    assert main(["--target", "mine:make"]) == 0
+    assert "\nmine:make  x" in capsys.readouterr().out
+    assert main(["--target", str(user_file / "buggy.py") + ":make", "--target", "mine:make"]) == 1
+    out = capsys.readouterr().out
+    assert "buggy.py:make:\n  x: mismatch:" in out and "FAILED: " + str(user_file / "buggy.py") in out
+    assert "1 of 2 checks passed" in out
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("mine", "expected --target MODULE:FACTORY (my_pkg.my_layers:make) or path/to/file.py:FACTORY, "
+             "got 'mine'"),
+    ("nowhere:make", "no module named 'nowhere'"),
+    ("nowhere/mine.py:make", "no file 'nowhere/mine.py'"),
+    ("mine:absent", "expected a function FACTORY() that returns (layer, x) or (loss, pred, targets) "
+                    "in mine, found nothing by that name"),
+    ("mine:not_callable", "found a int"),
+    ("mine:make_wrong", "but make_wrong() returned a Cube"),
+    ("mine:make_float32", "got an input of float32; build it with dtype=np.float64")])
+def test_cli_target_mistakes_are_usage_errors(user_file, capsys, spec, message):
+    with pytest.raises(SystemExit) as exc:
+        main(["--target", spec])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_target_and_layer_together_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--target", "mine:make", "--layer", "Tanh"])
+    assert exc.value.code == 2 and "give one or the other" in capsys.readouterr().err
+
+
+def test_the_users_pytest_file_in_examples_passes():
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    assert cfg["tool:pytest"]["testpaths"].split() == ["tests"]  # our runs never collect examples/
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "examples/test_custom_layer.py"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "5 passed" in done.stdout
+
+
+def test_the_readmes_failing_report_is_what_gradcheck_prints():
+    readme = (ROOT / "README.md").read_text()
+    code, shown = re.search(r"```python\n([^`]*class Affine[^`]*)```\n\n```text\n(.*?)```", readme,
+                            flags=re.S).groups()
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, "README Affine block", "exec"), {})
+    # errors at the rounding-noise level (the ok row) may differ in their digits between machines
+    noise = re.compile(r"\d\.\d\de-(1\d|0[89])")
+    assert noise.sub("NOISE", printed.getvalue()) == noise.sub("NOISE", shown)
