@@ -40,8 +40,9 @@ class BCEWithLogitsLoss(ElementwiseLoss):
         loss_i = -p y log sigmoid(z) - (1 - y) log(1 - sigmoid(z))
                = p y softplus(-z) + (1 - y) softplus(z)
 
-    The second form is what is computed, never log(sigmoid(z)), whose sigmoid rounds to 0 (and
-    its log to -inf) for z < -104 in float64 and z < -88 in float32. Each softplus is a
+    The second form is what is computed, never log(sigmoid(z)): 1 / (1 + exp(-z)) is 0 below
+    z = -710 in float64 (-89 in float32), where exp(-z) overflows, and 1 - sigmoid(z) is 0
+    above z = 37 (17 in float32); the log of either is -inf. Each softplus is a
     log-sum-exp of (0, +-z), shifted by its maximum as in softmax cross-entropy:
     softplus(a) = max(a, 0) + log1p(exp(-|a|)), so no exp overflows.
 

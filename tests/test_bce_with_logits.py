@@ -73,11 +73,13 @@ def test_small_losses_keep_their_relative_precision():
 
 
 def test_the_naive_formula_fails_where_this_one_does_not():
-    z, y = np.array([-800.0]), np.array([1.0])
+    z, y = np.array([-800.0, 40.0]), np.array([1.0, 0.0])
     with np.errstate(all="ignore"):
-        naive = -np.log(1 / (1 + np.exp(-z)))  # log(sigmoid(z)): sigmoid underflows to 0
-    assert naive[0] == np.inf
-    assert BCEWithLogitsLoss().forward(z, y) == 800.0
+        sig = 1 / (1 + np.exp(-z))  # 0 for z = -800 (exp overflows), 1 for z = 40 (rounding)
+        naive = -y * np.log(sig) - (1 - y) * np.log(1 - sig)
+    assert np.isinf(naive).all()
+    losses = BCEWithLogitsLoss(reduction="none").forward(z, y)
+    np.testing.assert_allclose(losses, [800.0, 40.0], rtol=1e-15)
 
 
 def test_pos_weight_broadcasts_over_the_last_axis():

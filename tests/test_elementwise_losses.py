@@ -223,3 +223,13 @@ def test_backward_before_forward(cls):
 def test_bad_settings(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+def test_docstring_examples():
+    import doctest
+
+    import handprop.losses.bce_with_logits
+    import handprop.losses.regression
+    for module in (handprop.losses.regression, handprop.losses.bce_with_logits):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
