@@ -99,5 +99,7 @@ def test_toy_data(make, shape):
         assert y.shape == (50, 1) and np.abs(X).max() <= 1
         noise = y - np.sin(3 * X)
         assert 0.05 < noise.std() < 0.15
-    with pytest.raises(ValueError, match=rf"^{make.__name__}: expected n_samples to be an int"):
+    with pytest.raises(ValueError, match=rf"^{make.__name__}: expected n_samples >= \d, got 0$"):
         make(0)
+    with pytest.raises(TypeError, match=rf"^{make.__name__}: expected n_samples to be an int, got 5.0$"):
+        make(5.0)

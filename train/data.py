@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..layers.base import check_size
 from .files import atomic_write
 
 # IDX element types, from the third byte of the magic number; multi-byte types are big-endian
@@ -84,8 +85,7 @@ def moons(n_samples: int = 200, noise: float = 0.1, seed: int = 0,
     X : ndarray (n_samples, 2) of ``dtype``
     y : ndarray (n_samples,) of int64, 0 or 1; ``y[:, None]`` for a one-logit model's targets
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
-        raise ValueError(f"moons: expected n_samples to be an int >= 2, got {n_samples!r}")
+    n_samples = check_size("moons", "n_samples", n_samples, minimum=2)
     rng = np.random.default_rng(seed)
     n_upper = n_samples // 2
     t_upper = np.linspace(0.0, np.pi, n_upper)
@@ -110,8 +110,7 @@ def noisy_curve(n_samples: int = 200, noise: float = 0.1, seed: int = 0,
     X : ndarray (n_samples, 1) of ``dtype``, the inputs
     y : ndarray (n_samples, 1) of ``dtype``, the noisy values, shaped as a one-output model's
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-        raise ValueError(f"noisy_curve: expected n_samples to be an int >= 1, got {n_samples!r}")
+    n_samples = check_size("noisy_curve", "n_samples", n_samples)
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1.0, 1.0, (n_samples, 1))
     y = np.sin(3 * x) + noise * rng.standard_normal((n_samples, 1))
