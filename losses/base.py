@@ -4,6 +4,7 @@ A loss is a function of a prediction and a target with a hand-derived gradient::
 
     loss = loss_fn.forward(pred, target)    # a Python float; keeps in loss_fn.cache what backward needs
     dpred = loss_fn.backward(dloss=1.0)     # dL/dpred, of pred's shape and dtype
+    correct = loss_fn.count_correct(pred, target)   # for fit's accuracy, or None (regression)
 
 ``targets`` says what the target is, so ``fit`` can convert a script's data once, up front:
 ``"classes"`` (integer class indices, one per sample) or ``"values"`` (real numbers of the
@@ -32,6 +33,18 @@ class Loss:
 
     def __call__(self, pred: np.ndarray, target: np.ndarray) -> float:
         return self.forward(pred, target)
+
+    def count_correct(self, pred: np.ndarray, target: np.ndarray) -> int | None:
+        """How many of a batch's decisions are right, for the accuracy ``fit`` reports; None
+        where accuracy means nothing (regression), and then ``fit`` reports none.
+
+        For class targets a decision is a row's arg-max; a loss with another rule (binary
+        logits: ``BCEWithLogitsLoss``) overrides this. Accuracy is this count over
+        ``target.size``, the number of decisions.
+        """
+        if self.targets != "classes":
+            return None
+        return int(np.count_nonzero(pred.argmax(axis=-1) == target))
 
     def extra_repr(self) -> str:
         """The arguments ``repr`` shows inside the parentheses; defaults are left out."""

@@ -36,3 +36,77 @@ def test_examples_run(name):
     assert done.returncode == 0, done.stderr
     if name == "custom_layer.py":
         assert "PReLU(): ok" in done.stdout and "BuggyPReLU(): FAILED" in done.stdout
+
+
+def math_github_mangles(text):
+    """Inline and display math in ``text`` (Markdown) that GitHub's renderer would mangle.
+
+    GitHub reads Markdown before math: in ``$...$`` a backslash before punctuation is an escape
+    (``\\,`` ``\\;`` ``\\\\`` ``\\{`` lose their backslash) and two underscores or asterisks can
+    pair up as emphasis. Safe forms: display math in a fenced ```math block, and inline math
+    that has those characters written as $`...`$. Returns (line number, snippet, why) triples.
+    """
+    problems = []
+    fenced = False
+    paragraph = []  # (line number, text) of the current run of non-fenced lines
+    lines = text.splitlines() + [""]
+    for number, line in enumerate(lines, 1):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+            problems += _check_paragraph(paragraph)
+            paragraph = []
+        elif fenced:
+            continue
+        elif not line.strip():
+            problems += _check_paragraph(paragraph)
+            paragraph = []
+        else:
+            paragraph.append((number, line))
+    return problems
+
+
+def _check_paragraph(lines):
+    if not lines:
+        return []
+    text = "\n".join(line for _, line in lines)
+    first = lines[0][0]
+
+    def where(index):
+        return first + text.count("\n", 0, index)
+    text = re.sub(r"\$`.*?`\$", lambda m: " " * len(m.group()), text, flags=re.S)  # safe inline math
+    text = re.sub(r"(`+).*?\1", lambda m: " " * len(m.group()), text, flags=re.S)  # code spans
+    problems = [(where(m.start()), m.group()[:60], "display math outside ```math")
+                for m in re.finditer(r"\$\$.*?\$\$", text, flags=re.S)]
+    text = re.sub(r"\$\$.*?\$\$", lambda m: " " * len(m.group()), text, flags=re.S)
+    for m in re.finditer(r"\$(.+?)\$", text, flags=re.S):
+        math = m.group(1)
+        why = [f"'\\{c}' loses its backslash" for c in sorted(set(re.findall(r"\\([!-/:-@\[-`{-~])", math)))]
+        why += [f"two '{c}' read as emphasis" for c in "_*" if math.count(c) >= 2]
+        why += ["a space inside the dollar signs ends no math"] if math != math.strip() else []
+        if why:
+            problems.append((where(m.start()), m.group()[:60], "; ".join(why)))
+    return problems
+
+
+def test_derivations_math_survives_github():
+    problems = math_github_mangles((ROOT / "docs" / "derivations.md").read_text())
+    assert not problems, "\n".join(f"docs/derivations.md:{n}: {snippet!r}: {why}; use a ```math block "
+                                   f"or $`...`$" for n, snippet, why in problems)
+
+
+@pytest.mark.parametrize("markdown,found", [
+    ("a $x_i + y_j$ b", "two '_'"),
+    ("a $a\\,b$ b", "'\\,'"),
+    ("a $\\{x\\}$", "'\\{'"),
+    ("x\n$$y = 1$$\nz", "display math outside"),
+    ("a $x \\\\ y$", "'\\\\'"),
+    ("a\n$x_i\n+ y_j$ b", "two '_'"),
+    ("with $x = $ `dloss`", "a space inside"),
+    ("a $`x_i + y_j \\, z`$ and `$x_i_j$` and $x_i$\n\n```math\nx_i \\, y_j\n```", None),
+])
+def test_math_check_finds_what_github_mangles(markdown, found):
+    problems = math_github_mangles(markdown)
+    if found is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and found in problems[0][2], problems

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..layers.base import check_size
 from .files import atomic_write
 
 # IDX element types, from the third byte of the magic number; multi-byte types are big-endian
@@ -69,6 +70,51 @@ def spiral(n_per_class: int = 100, n_classes: int = 3, noise: float = 0.2, seed:
     X = np.concatenate(arms).astype(dtype)
     y = np.repeat(np.arange(n_classes), n_per_class)
     return X, y
+
+
+def moons(n_samples: int = 200, noise: float = 0.1, seed: int = 0,
+          dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """Two interleaved half-moons, a binary toy problem (as scikit-learn's ``make_moons``).
+
+    Class 0 is the upper half-circle (cos t, sin t), class 1 the lower one shifted to
+    (1 - cos t, 1/2 - sin t), for t evenly spaced in [0, pi]; Gaussian noise of standard
+    deviation ``noise`` is added to both coordinates. No line separates the two.
+
+    Returns
+    -------
+    X : ndarray (n_samples, 2) of ``dtype``
+    y : ndarray (n_samples,) of int64, 0 or 1; ``y[:, None]`` for a one-logit model's targets
+    """
+    n_samples = check_size("moons", "n_samples", n_samples, minimum=2)
+    rng = np.random.default_rng(seed)
+    n_upper = n_samples // 2
+    t_upper = np.linspace(0.0, np.pi, n_upper)
+    t_lower = np.linspace(0.0, np.pi, n_samples - n_upper)
+    upper = np.column_stack([np.cos(t_upper), np.sin(t_upper)])
+    lower = np.column_stack([1 - np.cos(t_lower), 0.5 - np.sin(t_lower)])
+    X = np.concatenate([upper, lower]) + noise * rng.standard_normal((n_samples, 2))
+    y = np.repeat([0, 1], [n_upper, n_samples - n_upper])
+    return X.astype(dtype), y
+
+
+def noisy_curve(n_samples: int = 200, noise: float = 0.1, seed: int = 0,
+                dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """A 1-D regression toy problem: y = sin(3 x) + Gaussian noise, for x uniform in [-1, 1].
+
+    ``noise`` is the noise's standard deviation, so ``noise ** 2`` is the smallest mean squared
+    error any model can reach on fresh samples: a model that gets close has learned the curve
+    and not the noise.
+
+    Returns
+    -------
+    X : ndarray (n_samples, 1) of ``dtype``, the inputs
+    y : ndarray (n_samples, 1) of ``dtype``, the noisy values, shaped as a one-output model's
+    """
+    n_samples = check_size("noisy_curve", "n_samples", n_samples)
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1.0, 1.0, (n_samples, 1))
+    y = np.sin(3 * x) + noise * rng.standard_normal((n_samples, 1))
+    return x.astype(dtype), y.astype(dtype)
 
 
 def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:

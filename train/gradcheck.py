@@ -17,9 +17,9 @@ from types import ModuleType
 
 import numpy as np
 
-from ..layers import BatchNorm1d, Linear, ReLU, Sequential, Tanh
+from ..layers import BatchNorm1d, Layer, Linear, ReLU, Sequential, Tanh
 from ..layers.gradcheck import format_details, format_table, gradcheck
-from ..losses import SoftmaxCrossEntropy
+from ..losses import BCEWithLogitsLoss, HuberLoss, L1Loss, MSELoss, SoftmaxCrossEntropy
 
 
 def builtin_checks(seed: int = 0):
@@ -48,6 +48,22 @@ def builtin_checks(seed: int = 0):
                           Linear(6, 5, rng=seed + 1, dtype=f64), Tanh(),
                           Linear(5, 3, rng=seed + 2, dtype=f64))
 
+    def values(n, d, s):
+        return data(n, d, s), data(n, d, s + 100)
+
+    def binary(n, c, s, soft=False):
+        rng = np.random.default_rng(seed + s)
+        targets = rng.uniform(size=(n, c)) if soft else rng.integers(0, 2, (n, c)).astype(f64)
+        return 3 * rng.standard_normal((n, c)), targets
+
+    def some_ties(n, d, s):  # a few predictions exactly at their targets (the kink), most not
+        pred, target = values(n, d, s)
+        target[0] = pred[0]
+        return pred, target
+
+    def per_element(loss, pred, target):
+        return (PerElement(loss, target), pred)
+
     def classes(n, c, s):
         rng = np.random.default_rng(seed + s)
         return 3 * rng.standard_normal((n, c)), rng.integers(0, c, n)
@@ -71,7 +87,48 @@ def builtin_checks(seed: int = 0):
         ("SoftmaxCrossEntropy batch 1", lambda: (SoftmaxCrossEntropy(), *classes(1, 5, 14))),
         ("Sequential train", lambda: (mlp().train(), data(5, 4, 15))),
         ("Sequential eval", lambda: (mlp().eval(), data(3, 4, 16))),
+        # elementwise losses: pred and target of one shape; "none" as a layer of pred (PerElement)
+        ("MSELoss mean", lambda: (MSELoss(), *values(5, 3, 40))),
+        ("MSELoss sum", lambda: (MSELoss(reduction="sum"), *values(5, 3, 41))),
+        ("MSELoss none", lambda: per_element(MSELoss(reduction="none"), *values(4, 3, 42))),
+        ("L1Loss mean", lambda: (L1Loss(), *values(5, 3, 43))),
+        ("L1Loss sum", lambda: (L1Loss(reduction="sum"), *values(5, 3, 44))),
+        ("L1Loss none", lambda: per_element(L1Loss(reduction="none"), *values(4, 3, 45))),
+        ("L1Loss some pred == target", lambda: (L1Loss(), *some_ties(4, 2, 46))),
+        ("HuberLoss mean", lambda: (HuberLoss(), *values(5, 3, 47))),
+        ("HuberLoss delta=0.3", lambda: (HuberLoss(delta=0.3), *values(5, 3, 48))),
+        ("HuberLoss sum delta=2", lambda: (HuberLoss(reduction="sum", delta=2.0), *values(5, 3, 49))),
+        ("HuberLoss none", lambda: per_element(HuberLoss(reduction="none", delta=0.5), *values(4, 3, 50))),
+        ("BCEWithLogitsLoss mean", lambda: (BCEWithLogitsLoss(), *binary(6, 2, 51))),
+        ("BCEWithLogitsLoss sum", lambda: (BCEWithLogitsLoss(reduction="sum"), *binary(6, 2, 52))),
+        ("BCEWithLogitsLoss pos_weight", lambda: (BCEWithLogitsLoss(pos_weight=[3.0, 0.5]),
+                                                  *binary(6, 2, 53))),
+        ("BCEWithLogitsLoss soft targets", lambda: (BCEWithLogitsLoss(pos_weight=2.0),
+                                                    *binary(5, 1, 54, soft=True))),
+        ("BCEWithLogitsLoss none", lambda: per_element(
+            BCEWithLogitsLoss(reduction="none", pos_weight=[2.0, 1.0, 0.5]), *binary(4, 3, 55))),
+        ("BCEWithLogitsLoss batch 1", lambda: (BCEWithLogitsLoss(), *binary(1, 1, 56))),
     ]
+
+
+class PerElement(Layer):
+    """A loss with reduction="none" as a layer of its prediction, for ``gradcheck(layer, x)``:
+    its per-element losses are the output, checked against a random per-element upstream
+    gradient; the target is held fixed."""
+
+    def __init__(self, loss, target: np.ndarray) -> None:
+        super().__init__()
+        self.loss = loss
+        self.buffers["target"] = target  # held fixed: state, not a parameter
+
+    def forward(self, pred: np.ndarray) -> np.ndarray:
+        return self.loss.forward(pred, self.buffers["target"])
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return self.loss.backward(dout)
+
+    def __repr__(self) -> str:
+        return f"{self.loss!r} per element"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
@@ -28,12 +29,15 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int, batch_size: int = 64,
     model : Layer
         Put in training mode; its first layer computes no gradient for the data.
     loss_fn : Loss
-        ``SoftmaxCrossEntropy`` or another loss with ``forward(pred, target)`` and ``backward()``.
+        ``SoftmaxCrossEntropy``, ``BCEWithLogitsLoss``, ``MSELoss`` or another loss with
+        ``forward(pred, target)`` and ``backward()``, reducing to one number ("mean" or "sum").
     optimizer : SGD or an object with ``step()``
         Built for this ``model``.
     X, y : array-like
-        Inputs (N, ...) and targets (N,). Any real-valued X (a list, integers, float64) is
-        converted once to the model's dtype, as Keras does; the layers themselves stay strict.
+        Inputs (N, ...) and targets: (N,) class labels, or for a loss of values (MSE, BCE) an
+        array of the model output's shape, (N, 1) for one output. Any real-valued X (a list,
+        integers, float64) is converted once to the model's dtype, as Keras does, and so are
+        targets that are values; the layers and losses themselves stay strict.
         Class labels must be whole numbers (``3.0`` is accepted, ``3.9`` is an error).
     epochs : int
         Number of passes over the data.
@@ -63,7 +67,9 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int, batch_size: int = 64,
     -------
     dict of lists, one entry per epoch (like Keras' ``History.history``): ``epoch``, ``loss``,
     ``accuracy`` (running averages over the epoch's steps), ``val_loss`` and
-    ``val_accuracy`` (with ``validation``), ``seconds``.
+    ``val_accuracy`` (with ``validation``), ``seconds``. Accuracy is there only where it
+    means something (``Loss.count_correct``): class indices (arg-max) and binary logits
+    (logit > 0 against a 0/1 target); a regression loss's history has no accuracy keys.
 
     Raises
     ------
@@ -96,7 +102,7 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int, batch_size: int = 64,
                                                    rng if shuffle else None, epoch, bar)}
             if validation is not None:
                 scores = evaluate(model, loss_fn, *validation)
-                logs.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
+                logs.update({f"val_{name}": value for name, value in scores.items()})
             logs["seconds"] = time.perf_counter() - started
             bar.set_postfix_str(format_metrics(logs, skip=("epoch", "seconds")))
         for key, value in logs.items():
@@ -125,8 +131,8 @@ def _resume(checkpoint, model, optimizer, rng: np.random.Generator) -> tuple[int
 
 def _train_epoch(model, loss_fn, optimizer, X, y, batch_size: int, rng, epoch: int,
                  bar) -> dict[str, float]:
-    """One pass over the data; the running mean loss and accuracy of its steps."""
-    total_loss, correct, seen = 0.0, 0, 0
+    """One pass over the data; the running mean loss (and accuracy) of its steps."""
+    totals = Totals()
     with np.errstate(over="ignore", invalid="ignore"):  # a bad loss is reported below
         for step, (xb, yb) in enumerate(minibatches(X, y, batch_size, rng), 1):
             logits = model.forward(xb)
@@ -138,17 +144,15 @@ def _train_epoch(model, loss_fn, optimizer, X, y, batch_size: int, rng, epoch: i
                     + (f" than lr={optimizer.lr:g}" if hasattr(optimizer, "lr") else ""))
             model.param_backward(loss_fn.backward())
             optimizer.step()
-            batch_loss, batch_correct = _batch_totals(loss_fn, loss, logits, yb)
-            total_loss += batch_loss
-            correct += batch_correct
-            seen += len(yb)
-            bar.set_postfix(loss=f"{total_loss / seen:.4f}", refresh=False)
+            totals.add(loss_fn, loss, logits, yb)
+            bar.set_postfix(loss=f"{totals.loss / totals.samples:.4f}", refresh=False)
             bar.update()
-    return {"loss": total_loss / seen, "accuracy": correct / seen}
+    return totals.metrics()
 
 
 def evaluate(model, loss_fn, X, y, batch_size: int = 1024) -> dict[str, float]:
-    """Loss (mean per sample) and accuracy of ``model`` on (X, y), in eval mode.
+    """Loss (mean per sample) and accuracy of ``model`` on (X, y), in eval mode; no accuracy
+    for a loss without one (regression: ``{"loss": ...}`` only).
 
     X and y are converted as ``fit`` converts them. The model is put back in the mode it was in.
     """
@@ -156,16 +160,13 @@ def evaluate(model, loss_fn, X, y, batch_size: int = 1024) -> dict[str, float]:
     was_training = model.training
     model.eval()
     try:
-        total_loss, correct = 0.0, 0
+        totals = Totals()
         for xb, yb in minibatches(X, y, batch_size):
             logits = model.forward(xb)
-            loss = loss_fn.forward(logits, yb)
-            batch_loss, batch_correct = _batch_totals(loss_fn, loss, logits, yb)
-            total_loss += batch_loss
-            correct += batch_correct
+            totals.add(loss_fn, loss_fn.forward(logits, yb), logits, yb)
     finally:
         model.train(was_training)
-    return {"loss": total_loss / len(y), "accuracy": correct / len(y)}
+    return totals.metrics()
 
 
 def predict(model, X, batch_size: int = 1024) -> np.ndarray:
@@ -207,6 +208,9 @@ def as_data(who: str, model, loss_fn, X, y) -> tuple[np.ndarray, np.ndarray]:
     """(X, y) as ``as_inputs`` gives X, and y as the loss wants its targets: whole-number
     class labels as int64, or values in the model's dtype."""
     X = as_inputs(who, model, X)
+    if getattr(loss_fn, "reduction", "mean") not in ("mean", "sum"):
+        raise ValueError(f"{who}: expected a loss that reduces to one number, got {loss_fn!r}; "
+                         f"use reduction='mean' or 'sum'")
     y = np.asarray(y)
     if y.ndim == 0 or len(y) != len(X):
         raise ValueError(f"{who}: X has {len(X)} samples but y has "
@@ -240,7 +244,41 @@ def format_metrics(logs: dict, skip: tuple[str, ...] = ()) -> str:
                     for k, v in logs.items() if k not in skip)
 
 
-def _batch_totals(loss_fn, loss: float, logits: np.ndarray, y: np.ndarray) -> tuple[float, int]:
-    """A batch's summed per-sample loss and its number of correct predictions."""
-    total = loss * len(y) if getattr(loss_fn, "reduction", "mean") == "mean" else loss
-    return total, int(np.count_nonzero(logits.argmax(axis=1) == y))
+@dataclass
+class Totals:
+    """Sums over a pass's batches: the loss over samples, and the right decisions over all
+    decisions where the loss has an accuracy (``count_correct`` is not None)."""
+
+    loss: float = 0.0
+    samples: int = 0
+    correct: int = 0
+    decisions: int = 0
+    accuracy: bool = True
+
+    def add(self, loss_fn, loss: float, pred: np.ndarray, y: np.ndarray) -> None:
+        """One batch: ``loss`` as ``loss_fn`` reduced it, a mean or a sum over the batch."""
+        self.loss += loss * len(y) if getattr(loss_fn, "reduction", "mean") == "mean" else loss
+        self.samples += len(y)
+        correct = count_correct(loss_fn, pred, y)
+        if correct is None:
+            self.accuracy = False
+        else:
+            self.correct += correct
+            self.decisions += y.size
+
+    def metrics(self) -> dict[str, float]:
+        """``loss`` (mean per sample) and, where it means something, ``accuracy``."""
+        metrics = {"loss": self.loss / self.samples}
+        if self.accuracy:
+            metrics["accuracy"] = self.correct / self.decisions
+        return metrics
+
+
+def count_correct(loss_fn, pred: np.ndarray, y: np.ndarray) -> int | None:
+    """The loss's own count of right decisions (``Loss.count_correct``); a loss that is not a
+    ``Loss`` and has none counts arg-max hits for class targets, and nothing for values."""
+    if hasattr(loss_fn, "count_correct"):
+        return loss_fn.count_correct(pred, y)
+    if getattr(loss_fn, "targets", "classes") == "classes":
+        return int(np.count_nonzero(pred.argmax(axis=-1) == y))
+    return None

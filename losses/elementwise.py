@@ -1,0 +1,95 @@
+"""What the elementwise losses share: one loss term per prediction element, then a reduction.
+
+A prediction ``pred`` and a ``target`` of the same shape give one term per element,
+``loss_i = ell(pred_i, target_i)``, reduced as PyTorch reduces::
+
+    "mean":  L = sum_i loss_i / n     (n = pred.size, every element, not only the rows)
+    "sum":   L = sum_i loss_i
+    "none":  the array of loss_i itself
+
+Backward is the chain rule through the reduction, then the term's local derivative:
+``dpred_i = dL/dloss_i * d ell / d pred_i``, where ``dL/dloss_i`` is ``dloss / n``, ``dloss``,
+or (for "none") the caller's per-element array. ``upstream`` computes the first factor; each
+loss's ``backward`` multiplies by its own local derivative.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..layers.base import check_grad, check_input
+from .base import Loss
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+class ElementwiseLoss(Loss):
+    """Base of MSELoss, L1Loss, HuberLoss and BCEWithLogitsLoss: the reduction and the checks."""
+
+    targets = "values"
+
+    def __init__(self, *, reduction: str = "mean") -> None:
+        super().__init__()
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"{type(self).__name__}: expected reduction 'mean', 'sum' or 'none', "
+                             f"got {reduction!r}")
+        self.reduction = reduction
+
+    def reduce(self, losses: np.ndarray) -> float | np.ndarray:
+        """The per-element terms, reduced: a Python float, or the array itself for "none"."""
+        if self.reduction == "none":
+            return losses
+        return float(losses.sum() if self.reduction == "sum" else losses.mean())
+
+    def upstream(self, dloss: float | np.ndarray, like: np.ndarray) -> float | np.ndarray:
+        """dL/dloss_i: ``dloss / n`` for "mean", ``dloss`` for "sum", both as Python floats
+        (so a float32 gradient stays float32); for "none", ``dloss`` itself, which must be an
+        array of the per-element losses' shape and dtype (``like``'s)."""
+        if self.reduction == "none":
+            if not isinstance(dloss, np.ndarray):
+                raise TypeError(f"{self!r}: with reduction='none' backward takes the upstream "
+                                f"gradient of each element, an array of shape {like.shape}, "
+                                f"got {type(dloss).__name__}")
+            return check_grad(self, dloss, like.shape, like.dtype)
+        if isinstance(dloss, bool) or np.ndim(dloss) != 0 or np.asarray(dloss).dtype.kind not in "fiu":
+            raise TypeError(f"{self!r}: expected a real scalar dloss (the loss is a scalar "
+                            f"with reduction={self.reduction!r}), got {_describe(dloss)}")
+        return float(dloss) / like.size if self.reduction == "mean" else float(dloss)
+
+    def extra_repr(self) -> str:
+        return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
+
+
+def check_pred_and_target(who: object, pred: object, target: object) -> None:
+    """Raise a clear error unless ``pred`` is a non-empty float array and ``target`` a float
+    array of the same shape and dtype.
+
+    Same shape, never broadcast: PyTorch only warns, and a (N,) target against (N, 1)
+    predictions broadcasts to an (N, N) grid of differences that trains on every pair.
+    """
+    check_input(who, pred)
+    if pred.ndim == 0 or pred.size == 0:
+        raise ValueError(f"{who!r}: expected predictions of shape (N, ...) with N >= 1, got "
+                         f"shape {pred.shape}" + ("; use pred.reshape(1)" if pred.ndim == 0 else ""))
+    if not isinstance(target, np.ndarray):
+        raise TypeError(f"{who!r}: expected the target as a numpy array, got "
+                        f"{type(target).__name__}; wrap it with np.asarray")
+    if target.dtype.kind != "f":
+        raise TypeError(f"{who!r}: expected a floating-point target, got dtype {target.dtype}; "
+                        f"convert it with target.astype(np.{pred.dtype})")
+    if target.shape != pred.shape:
+        hint = ""
+        if target.size == pred.size:
+            hint = f"; if they are the same values, use target.reshape{pred.shape}"
+        raise ValueError(f"{who!r}: expected a target of the prediction's shape {pred.shape}, "
+                         f"got {target.shape}; a target of another shape is never broadcast "
+                         f"(a (N,) target against (N, 1) predictions would compare every "
+                         f"prediction with every target, an N x N grid){hint}")
+    if target.dtype != pred.dtype:
+        raise TypeError(f"{who!r}: expected a target of the prediction's dtype {pred.dtype}, "
+                        f"got {target.dtype}; convert it with target.astype(np.{pred.dtype})")
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape}"
+    return f"{type(value).__name__} {value!r}"
