@@ -2,6 +2,7 @@
 import configparser
 import contextlib
 import io
+import os
 import re
 import subprocess
 import sys
@@ -249,9 +250,11 @@ def test_the_users_pytest_file_in_examples_passes():
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
     assert cfg["tool:pytest"]["testpaths"].split() == ["tests"]  # our runs never collect examples/
+    # no third-party plugins: loading hypothesis's alone takes longer than the tests
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "examples/test_custom_layer.py"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "5 passed" in done.stdout
 
