@@ -200,6 +200,11 @@ def make_float32():
 def make_wrong():
     return Cube()
 
+def make_loss():
+    from handprop.losses import SoftmaxCrossEntropy
+    rng = np.random.default_rng(0)
+    return SoftmaxCrossEntropy(), rng.standard_normal((4, 3)), rng.integers(0, 3, 4)
+
 not_callable = 3
 '''
 
@@ -215,8 +220,9 @@ def user_file(tmp_path, monkeypatch):
 
 
 def test_cli_checks_a_users_layer_by_module_or_file(user_file, capsys):
-    assert main(["--target", "mine:make"]) == 0
-    assert "\nmine:make  x" in capsys.readouterr().out
+    assert main(["--target", "mine:make", "--target", "mine:make_loss"]) == 0
+    out = capsys.readouterr().out
+    assert "\nmine:make       x" in out and "\nmine:make_loss  logits" in out
     assert main(["--target", str(user_file / "buggy.py") + ":make", "--target", "mine:make"]) == 1
     out = capsys.readouterr().out
     assert "buggy.py:make:\n  x: mismatch:" in out and "FAILED: " + str(user_file / "buggy.py") in out
