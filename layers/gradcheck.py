@@ -183,14 +183,16 @@ class Objective:
         """The output at the current values, with the same random draws every time.
 
         The subject gets a copy of x, so a forward that writes into its input (a problem that
-        ``check_contract`` reports) cannot corrupt the differences.
+        ``check_contract`` reports) cannot corrupt the differences; the output is copied, so a
+        layer that reuses its own memory for it cannot overwrite an earlier evaluation.
         """
         for generator, state in self.replays:
             _set_state(generator, state)
         x = self.x.copy() if x is None else x
         if self.is_loss:
             return self.subject.forward(x, self.targets.copy())
-        return self.subject.forward(x)
+        out = self.subject.forward(x)
+        return out.copy() if isinstance(out, np.ndarray) else out
 
     def backward(self, upstream: Any = None) -> Any:
         """What backward returns for the upstream gradient (a copy of ours by default)."""
