@@ -405,7 +405,7 @@ def _check_repeatable(objective: Objective, first: dict, out: Any, problems: lis
     what, grads = objective.input_name, getattr(objective.subject, "grads", {})
     try:
         second = {what: objective.backward(), **{k: grads.get(k) for k in first if k != what}}
-    except Exception as err:  # noqa: BLE001 (any error of the user's backward is the finding)
+    except Exception as err:  # any error of a second backward is the finding, not a crash
         problems.append(Problem("not-repeatable", (
             f"a second backward with the same dout raised {type(err).__name__}: {err}")))
         return
