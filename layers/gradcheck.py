@@ -596,7 +596,8 @@ def diagnose(analytic: np.ndarray, numeric: np.ndarray, checked: np.ndarray, lim
         common = np.divide(e.sum(axis=axis, keepdims=True), counts, out=np.zeros(counts.shape),
                            where=counts > 0)
         if explains(e - common):
-            along = {0: "in every row", 1: "in every column"}.get(axis, f"at every index of axis {axis}")
+            along = ("in every element" if a.ndim == 1 else
+                     {0: "in every row", 1: "in every column"}.get(axis, f"at every index of axis {axis}"))
             return "offset", (f"the error is the same {along} (constant along axis {axis}): a term "
                               f"broadcast along axis {axis} is missing, typically a branch through a "
                               f"mean or sum over axis {axis}; gradients add at branches.")
