@@ -183,14 +183,16 @@ class Objective:
         """The output at the current values, with the same random draws every time.
 
         The subject gets a copy of x, so a forward that writes into its input (a problem that
-        ``check_contract`` reports) cannot corrupt the differences.
+        ``check_contract`` reports) cannot corrupt the differences; the output is copied, so a
+        layer that reuses its own memory for it cannot overwrite an earlier evaluation.
         """
         for generator, state in self.replays:
             _set_state(generator, state)
         x = self.x.copy() if x is None else x
         if self.is_loss:
             return self.subject.forward(x, self.targets.copy())
-        return self.subject.forward(x)
+        out = self.subject.forward(x)
+        return out.copy() if isinstance(out, np.ndarray) else out
 
     def backward(self, upstream: Any = None) -> Any:
         """What backward returns for the upstream gradient (a copy of ours by default)."""
@@ -403,7 +405,7 @@ def _check_repeatable(objective: Objective, first: dict, out: Any, problems: lis
     what, grads = objective.input_name, getattr(objective.subject, "grads", {})
     try:
         second = {what: objective.backward(), **{k: grads.get(k) for k in first if k != what}}
-    except Exception as err:  # noqa: BLE001 (any error of the user's backward is the finding)
+    except Exception as err:  # any error of a second backward is the finding, not a crash
         problems.append(Problem("not-repeatable", (
             f"a second backward with the same dout raised {type(err).__name__}: {err}")))
         return
@@ -594,7 +596,8 @@ def diagnose(analytic: np.ndarray, numeric: np.ndarray, checked: np.ndarray, lim
         common = np.divide(e.sum(axis=axis, keepdims=True), counts, out=np.zeros(counts.shape),
                            where=counts > 0)
         if explains(e - common):
-            along = {0: "in every row", 1: "in every column"}.get(axis, f"at every index of axis {axis}")
+            along = ("in every element" if a.ndim == 1 else
+                     {0: "in every row", 1: "in every column"}.get(axis, f"at every index of axis {axis}"))
             return "offset", (f"the error is the same {along} (constant along axis {axis}): a term "
                               f"broadcast along axis {axis} is missing, typically a branch through a "
                               f"mean or sum over axis {axis}; gradients add at branches.")

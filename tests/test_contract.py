@@ -51,13 +51,17 @@ class Pass:
 
 
 def forget_forward(obj, seen=None):
-    """Set the cache of a layer or loss and of every layer inside it to None, as before forward."""
+    """Set the cache of a layer or loss, and of every layer or loss inside it (wrappers of our own
+    included: anything with forward and backward), to None, as before any forward."""
     seen = set() if seen is None else seen
     if id(obj) in seen:
         return
     seen.add(id(obj))
-    if isinstance(obj, (Layer, Loss)):
-        obj.cache = None
+    if isinstance(obj, (Layer, Loss)) or (callable(getattr(obj, "forward", None))
+                                          and callable(getattr(obj, "backward", None))
+                                          and hasattr(obj, "__dict__") and not isinstance(obj, type)):
+        if hasattr(obj, "cache"):
+            obj.cache = None
         children = vars(obj).values()
     elif isinstance(obj, (list, tuple)):
         children = obj

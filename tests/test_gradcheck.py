@@ -2,6 +2,7 @@
 import configparser
 import contextlib
 import io
+import os
 import re
 import subprocess
 import sys
@@ -199,6 +200,11 @@ def make_float32():
 def make_wrong():
     return Cube()
 
+def make_loss():
+    from handprop.losses import SoftmaxCrossEntropy
+    rng = np.random.default_rng(0)
+    return SoftmaxCrossEntropy(), rng.standard_normal((4, 3)), rng.integers(0, 3, 4)
+
 not_callable = 3
 '''
 
@@ -214,8 +220,9 @@ def user_file(tmp_path, monkeypatch):
 
 
 def test_cli_checks_a_users_layer_by_module_or_file(user_file, capsys):
-    assert main(["--target", "mine:make"]) == 0
-    assert "\nmine:make  x" in capsys.readouterr().out
+    assert main(["--target", "mine:make", "--target", "mine:make_loss"]) == 0
+    out = capsys.readouterr().out
+    assert "\nmine:make       x" in out and "\nmine:make_loss  logits" in out
     assert main(["--target", str(user_file / "buggy.py") + ":make", "--target", "mine:make"]) == 1
     out = capsys.readouterr().out
     assert "buggy.py:make:\n  x: mismatch:" in out and "FAILED: " + str(user_file / "buggy.py") in out
@@ -249,9 +256,11 @@ def test_the_users_pytest_file_in_examples_passes():
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
     assert cfg["tool:pytest"]["testpaths"].split() == ["tests"]  # our runs never collect examples/
+    # no third-party plugins: loading hypothesis's alone takes longer than the tests
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "examples/test_custom_layer.py"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "5 passed" in done.stdout
 

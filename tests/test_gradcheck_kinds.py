@@ -260,3 +260,9 @@ def test_a_gradient_never_written_is_zero_even_with_stale_values_in_grads():
     layer.grads["W"][...] = 1.0  # left over from an earlier backward
     assert failed(check(layer))["W"] == "zero"
     assert layer.grads["W"].max() == 1.0  # the caller's layer is untouched
+
+
+def test_an_offset_of_a_vector_is_the_same_in_every_element():
+    numeric = np.random.default_rng(0).standard_normal(5)
+    kind, hint = diagnose(numeric + 0.3, numeric, np.ones(5, bool), 1e-7, (4, 5))
+    assert kind == "offset" and hint.startswith("the error is the same in every element (constant along axis 0)")
