@@ -1,5 +1,5 @@
-"""handprop training: SGD, the training loop, data, checkpoints and gradcheck."""
+"""handprop training: optimizers, the training loop, data, checkpoints and gradcheck."""
 from .loop import evaluate, fit, predict
-from .sgd import SGD
+from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
 
-__all__ = ["SGD", "evaluate", "fit", "predict"]
+__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSprop", "evaluate", "fit", "predict"]

@@ -14,7 +14,7 @@ from ..losses import SoftmaxCrossEntropy
 from .checkpoint import read_extra
 from .data import DATASETS, default_data_dir, download, load_mnist, spiral
 from .loop import evaluate, fit, format_metrics
-from .sgd import SGD
+from .optim import SGD
 
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh}
 
