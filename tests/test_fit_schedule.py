@@ -126,3 +126,51 @@ def test_bad_schedule_or_clipping_arguments():
         fit(model, SoftmaxCrossEntropy(), opt, X, y, epochs=1, clip_grad_norm=0)
     with pytest.raises(TypeError, match=r"fit: expected clip_grad_norm as a number"):
         fit(model, SoftmaxCrossEntropy(), opt, X, y, epochs=1, clip_grad_norm="1")
+
+
+def test_cli_trains_with_adam_a_warmup_a_cosine_schedule_and_clipping(capsys):
+    from handprop.train.__main__ import main
+    assert main(["--optimizer", "adam", "--lr", "0.01", "--schedule", "cosine", "--warmup", "1",
+                 "--clip-grad-norm", "1", "--epochs", "3", "--hidden", "8", "--no-progress"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("lr=")[1].split()[0] for line in lines if line.startswith("epoch=")] == \
+        ["0.0050", "0.0100", "0.0050"]
+
+
+@pytest.mark.parametrize("flags,kind,settings", [
+    ([], SGD, {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.0}),
+    (["--optimizer", "adamw"], "AdamW", {"lr": 1e-3, "weight_decay": 1e-2}),
+    (["--optimizer", "rmsprop", "--momentum", "0.5"], "RMSprop", {"lr": 1e-2, "momentum": 0.5}),
+    (["--optimizer", "adam", "--weight-decay", "0.1", "--lr", "0.5"], "Adam", {"lr": 0.5, "weight_decay": 0.1}),
+])
+def test_cli_optimizer_flags(flags, kind, settings):
+    from handprop.train.__main__ import build_mlp, build_optimizer, parser
+    opt = build_optimizer(build_mlp(2, [4], 3), parser().parse_args(flags))
+    assert type(opt).__name__ == getattr(kind, "__name__", kind)
+    assert {key: getattr(opt, key) for key in settings} == settings
+
+
+def test_cli_schedules():
+    from handprop.train.__main__ import build_mlp, build_schedule
+    opt = SGD(build_mlp(2, [4], 3), lr=0.1)
+    assert build_schedule(opt, "none", 0, 10) is None
+    step = build_schedule(opt, "step", 0, 10)
+    assert (type(step), step.step_size, step.gamma) == (StepLR, 3, 0.1)
+    opt = SGD(build_mlp(2, [4], 3), lr=0.1)
+    warm = build_schedule(opt, "cosine", 2, 10)
+    assert isinstance(warm, SequentialLR) and warm.milestones == [2]
+    assert warm.schedulers[1].T_max == 8 and opt.lr == pytest.approx(0.1 / 3)
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--optimizer", "adam", "--momentum", "0.9"], "--momentum goes with --optimizer sgd or rmsprop, not adam"),
+    (["--optimizer", "rmsprop", "--nesterov"], "--nesterov needs --optimizer sgd with --momentum > 0"),
+    (["--schedule", "cosine", "--warmup", "5", "--epochs", "5"], "--warmup 5 leaves no epochs of the cosine"),
+    (["--clip-grad-norm", "0"], "argument --clip-grad-norm: expected a finite number > 0, got 0"),
+    (["--optimizer", "lbfgs"], "argument --optimizer: invalid choice: 'lbfgs'"),
+])
+def test_cli_usage_errors(flags, message, capsys):
+    from handprop.train.__main__ import main
+    with pytest.raises(SystemExit) as exit_:
+        main(flags)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
