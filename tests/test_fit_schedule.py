@@ -164,7 +164,7 @@ def test_cli_schedules():
 
 @pytest.mark.parametrize("flags,message", [
     (["--optimizer", "adam", "--momentum", "0.9"], "--momentum goes with --optimizer sgd or rmsprop, not adam"),
-    (["--optimizer", "rmsprop", "--nesterov"], "--nesterov needs --optimizer sgd with --momentum > 0"),
+    (["--optimizer", "rmsprop", "--nesterov"], "--nesterov goes with --optimizer sgd, not rmsprop"),
     (["--schedule", "cosine", "--warmup", "5", "--epochs", "5"], "--warmup 5 leaves no epochs of the cosine"),
     (["--clip-grad-norm", "0"], "argument --clip-grad-norm: expected a finite number > 0, got 0"),
     (["--optimizer", "lbfgs"], "argument --optimizer: invalid choice: 'lbfgs'"),

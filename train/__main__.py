@@ -121,8 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(argv)
     if args.momentum is not None and args.optimizer not in ("sgd", "rmsprop"):
         cli.error(f"--momentum goes with --optimizer sgd or rmsprop, not {args.optimizer}")
-    if args.nesterov and (args.optimizer != "sgd" or args.momentum == 0):
-        cli.error("--nesterov needs --optimizer sgd with --momentum > 0")
+    if args.nesterov and args.optimizer != "sgd":
+        cli.error(f"--nesterov goes with --optimizer sgd, not {args.optimizer}")
+    if args.nesterov and args.momentum == 0:
+        cli.error("--nesterov needs --momentum > 0")
     if args.resume and not args.checkpoint:
         cli.error("--resume needs --checkpoint PATH")
     if args.dataset == "spiral" and (args.download or args.data_dir):
