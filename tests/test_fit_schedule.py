@@ -174,3 +174,14 @@ def test_cli_usage_errors(flags, message, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(flags)
     assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_fit_refuses_an_optimizer_whose_buffer_the_model_left():
+    """Replacing a params entry (against the Layer contract) would leave the optimizer
+    updating a buffer nobody reads: fit says so instead."""
+    model = Sequential(Linear(2, 8, rng=0), ReLU(), Linear(8, 3, rng=1))
+    opt = SGD(model, lr=0.1)
+    model[0].params["W"] = model[0].params["W"].copy()
+    X, y = spiral(10, 3)
+    with pytest.raises(ValueError, match=r"no longer the views of SGD\(.*\)'s flat buffer"):
+        fit(model, SoftmaxCrossEntropy(), opt, X, y, epochs=1, progress=False)

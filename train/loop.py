@@ -11,6 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..layers.base import check_size
+from ..layers.flat import flat_buffers
 from .checkpoint import load, read_extra, save
 from .data import batch_bounds, minibatches
 from .schedule import LRScheduler, checked_max_norm
@@ -89,6 +90,10 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int, batch_size: int = 64,
     if getattr(optimizer, "model", model) is not model:
         raise ValueError(f"fit: the optimizer {optimizer!r} was built for another model; "
                          f"build it with this one, e.g. SGD(model, lr=0.1)")
+    if hasattr(optimizer, "flat_params") and not _views_of(optimizer, model):
+        raise ValueError(f"fit: the model's parameters are no longer the views of {optimizer!r}'s "
+                         f"flat buffer (an entry of model.params or model.grads was replaced "
+                         f"after the optimizer was built); build the optimizer again")
     if scheduler is not None and getattr(scheduler, "optimizer", None) is not optimizer:
         raise ValueError(f"fit: the scheduler {scheduler!r} was built on another optimizer; "
                          f"build it on this one, e.g. CosineAnnealingLR(optimizer, T_max={epochs})")
@@ -130,6 +135,14 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int, batch_size: int = 64,
         if on_epoch_end is not None:
             on_epoch_end(logs)
     return history
+
+
+def _views_of(optimizer, model) -> bool:
+    """Whether the model's params and grads are still the views of the optimizer's buffers."""
+    flat = flat_buffers(model)
+    if flat is None:
+        return optimizer.flat_params.size == 0
+    return flat[0] is optimizer.flat_params and flat[1] is optimizer.flat_grads
 
 
 def _resume(checkpoint, model, optimizer, rng: np.random.Generator,
