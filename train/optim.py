@@ -32,6 +32,13 @@ def _at_least(who: str, name: str, value: object, minimum: float = 0.0) -> float
     return value
 
 
+def _positive(who: str, name: str, value: object) -> float:
+    value = _number(who, name, value)
+    if not (value > 0 and np.isfinite(value)):
+        raise ValueError(f"{who}: expected a finite {name} > 0, got {value!r}")
+    return value
+
+
 def _flag(who: str, name: str, value: object) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{who}: expected {name} to be True or False, got {value!r}")

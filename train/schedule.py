@@ -23,7 +23,7 @@ import numpy as np
 
 from ..layers.base import check_size
 from ..layers.flat import flat_buffers
-from .optim import Optimizer, _at_least, _number
+from .optim import Optimizer, _at_least, _number, _positive
 
 
 class LRScheduler:
@@ -103,9 +103,7 @@ class LRScheduler:
         checked = self._check_options(**{key: state[key] for key in self.option_names})
         # -1: a schedule of a SequentialLR whose turn has not come
         checked["last_epoch"] = check_size(who, "last_epoch", state["last_epoch"], minimum=-1)
-        if _at_least(who, "base_lr", state["base_lr"]) == 0:
-            raise ValueError(f"{who}: expected base_lr > 0, got {state['base_lr']!r}")
-        checked["base_lr"] = float(state["base_lr"])
+        checked["base_lr"] = _positive(who, "base_lr", state["base_lr"])
         checked["last_lr"] = _at_least(who, "last_lr", state["last_lr"])
         return checked
 
@@ -134,10 +132,8 @@ class StepLR(LRScheduler):
         super().__init__(optimizer, step_size=step_size, gamma=gamma)
 
     def _check_options(self, *, step_size, gamma) -> dict:
-        gamma = _at_least("StepLR", "gamma", gamma)
-        if gamma == 0:
-            raise ValueError("StepLR: expected gamma > 0, got 0.0")
-        return {"step_size": check_size("StepLR", "step_size", step_size), "gamma": gamma}
+        return {"step_size": check_size("StepLR", "step_size", step_size),
+                "gamma": _positive("StepLR", "gamma", gamma)}
 
     def get_lr(self) -> float:
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
@@ -360,7 +356,4 @@ def clip_grad_norm(model, max_norm: float) -> float:
 
 def checked_max_norm(who: str, max_norm: object, name: str = "max_norm") -> float:
     """A clipping threshold: a finite number > 0."""
-    value = _at_least(who, name, max_norm)
-    if value == 0:
-        raise ValueError(f"{who}: expected {name} > 0, got {max_norm!r}")
-    return value
+    return _positive(who, name, max_norm)
