@@ -161,7 +161,7 @@ def _resume(checkpoint, model, optimizer, rng: np.random.Generator,
     try:
         state = load(checkpoint, model, optimizer)["fit"]
     except Exception:
-        if scheduler is not None:
+        if scheduler is not None and before is not None:
             scheduler.load_state_dict(before)
         raise
     rng.bit_generator.state = state["rng"]
@@ -177,7 +177,7 @@ def _load_scheduler(checkpoint, scheduler: LRScheduler | None, saved: dict | Non
                          f"{'a ' + theirs + ' schedule' if theirs else 'no schedule'}, but this "
                          f"run has {'a ' + mine if mine else 'none'}; resume with the same "
                          f"schedule")
-    if scheduler is not None:
+    if scheduler is not None and saved is not None:
         try:
             scheduler.load_state_dict(saved["state"])
         except (KeyError, TypeError, ValueError) as err:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -51,7 +51,7 @@ class LRScheduler:
         self.last_epoch = -1
         self.step()  # epoch 0's lr, as PyTorch's constructor does
 
-    def _check_options(self, **options) -> dict:
+    def _check_options(self, *args: Any, **options: Any) -> dict:
         return options
 
     def get_lr(self) -> float:
@@ -127,6 +127,8 @@ class StepLR(LRScheduler):
     """
 
     option_names = ("step_size", "gamma")
+    step_size: int
+    gamma: float
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
         super().__init__(optimizer, step_size=step_size, gamma=gamma)
@@ -164,6 +166,8 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     option_names = ("T_max", "eta_min")
+    T_max: int
+    eta_min: float
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
         super().__init__(optimizer, T_max=T_max, eta_min=eta_min)
@@ -202,6 +206,9 @@ class LinearLR(LRScheduler):
     """
 
     option_names = ("start_factor", "end_factor", "total_iters")
+    start_factor: float
+    end_factor: float
+    total_iters: int
 
     def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
                  total_iters: int = 5) -> None:
@@ -264,7 +271,7 @@ class SequentialLR(LRScheduler):
         self.milestones = self._checked_milestones(milestones)
         self.optimizer = optimizer
         self.last_epoch = 0
-        optimizer._schedule_lr(optimizer.initial_lr)
+        optimizer._schedule_lr(self.schedulers[0].base_lr)  # the initial lr
         for s in self.schedulers:  # undo the step each schedule took when it was built
             s.last_epoch -= 1
         self.schedulers[0].step()
