@@ -33,8 +33,8 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int, batch_size: int = 64,
         Put in training mode; its first layer computes no gradient for the data.
     loss_fn : Loss
         ``SoftmaxCrossEntropy`` or another loss with ``forward(pred, target)`` and ``backward()``.
-    optimizer : SGD or an object with ``step()``
-        Built for this ``model``.
+    optimizer : SGD, Adam, AdamW, RMSprop, or an object with ``step()``
+        Built for this ``model`` (after which the model's params are views of its flat buffer).
     X, y : array-like
         Inputs (N, ...) and targets (N,). Any real-valued X (a list, integers, float64) is
         converted once to the model's dtype, as Keras does; the layers themselves stay strict.
