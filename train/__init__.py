@@ -1,5 +1,7 @@
-"""handprop training: SGD, the training loop, data, checkpoints and gradcheck."""
+"""handprop training: optimizers, schedules, the training loop, data, checkpoints, gradcheck."""
 from .loop import evaluate, fit, predict
-from .sgd import SGD
+from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
+from .schedule import CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR, StepLR, clip_grad_norm
 
-__all__ = ["SGD", "evaluate", "fit", "predict"]
+__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSprop", "CosineAnnealingLR", "LinearLR",
+           "LRScheduler", "SequentialLR", "StepLR", "clip_grad_norm", "evaluate", "fit", "predict"]
