@@ -29,12 +29,21 @@ class StateKeys(NamedTuple):
 class Layer:
     """Base class of every layer: subclass it, fill ``params``/``grads``, write the pair."""
 
+    params: dict[str, np.ndarray]
+    grads: dict[str, np.ndarray]
+    buffers: dict[str, np.ndarray]
+
     def __init__(self) -> None:
-        self.params: dict[str, np.ndarray] = {}
-        self.grads: dict[str, np.ndarray] = {}
-        self.buffers: dict[str, np.ndarray] = {}
         self.training = True
         self.cache = None
+        self._init_arrays()
+
+    def _init_arrays(self) -> None:
+        """Empty ``params``, ``grads`` and ``buffers``; a layer made of layers (Sequential,
+        Residual) gathers them from its members instead."""
+        self.params = {}
+        self.grads = {}
+        self.buffers = {}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} does not define forward")
