@@ -13,7 +13,7 @@ as PyTorch's modules do.
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -32,6 +32,7 @@ class Layer:
     params: dict[str, np.ndarray]
     grads: dict[str, np.ndarray]
     buffers: dict[str, np.ndarray]
+    cache: Any                # what forward keeps for backward: an array, a NamedTuple, ...
 
     def __init__(self) -> None:
         self.training = True

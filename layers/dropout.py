@@ -62,8 +62,8 @@ class Dropout(Layer):
         if not 0 <= p <= 1:
             raise ValueError(f"Dropout: expected p, the probability of an element being "
                              f"zeroed, in [0, 1], got {p}")
-        self.p = float(p)
-        self.rng = np.random.default_rng(rng)
+        self.p: float = float(p)
+        self.rng: np.random.Generator = np.random.default_rng(rng)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (...) -> out (...), same shape and dtype."""

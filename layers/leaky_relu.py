@@ -37,7 +37,7 @@ class LeakyReLU(Layer):
                             f"got {negative_slope!r}")
         if not np.isfinite(negative_slope):
             raise ValueError(f"LeakyReLU: expected a finite negative_slope, got {negative_slope}")
-        self.negative_slope = float(negative_slope)
+        self.negative_slope: float = float(negative_slope)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (...) -> out (...), same shape and dtype."""
