@@ -31,6 +31,11 @@ class Composite(Layer):
     grads = property(lambda self: self._gather("grads"), _read_only)
     buffers = property(lambda self: self._gather("buffers"), _read_only)
 
+    def rebind(self, kind: str, name: str, array: np.ndarray) -> None:
+        """Pass ``rebind`` on to the member that owns ``name`` (``"0.W"`` -> member 0's ``W``)."""
+        prefix, _, inner = name.partition(".")
+        dict(self.named_members())[prefix].rebind(kind, inner, array)
+
     def _state_arrays(self) -> dict[str, np.ndarray]:
         """Each member's params and buffers in turn, as PyTorch orders a state dict."""
         return {f"{prefix}.{name}": array for prefix, layer in self.named_members()

@@ -127,3 +127,14 @@ def test_errors():
         res.backward(np.ones((2, 4), np.float32))
     with pytest.raises(ValueError, match=r"Linear\(4, 4\): expected input of shape \(N, 4\)"):
         Residual(Linear(4, 4)).forward(np.ones((2, 5), np.float32))
+
+
+def test_rebind_reaches_the_member_that_owns_the_entry():
+    """What a flat parameter buffer needs: an entry replaced through the composite's name."""
+    lin = Linear(3, 3, rng=0)
+    model = Sequential(Residual(Sequential(lin, ReLU())), Linear(3, 2, rng=1))
+    view = np.zeros((3, 3), np.float32)
+    model.rebind("params", "0.layer.0.W", view)
+    model.rebind("grads", "1.b", np.ones(2, np.float32))
+    assert lin.params["W"] is view and model.params["0.layer.0.W"] is view
+    assert model[1].grads["b"][0] == 1
