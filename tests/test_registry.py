@@ -1,5 +1,5 @@
-"""The gradcheck registry's checks of the issue-12 layers: each named after what it checks,
-every new layer there, at batch 1, and in both modes where they differ."""
+"""The gradcheck registry's checks of the issue-12 layers (each named after what it checks,
+every new layer there, at batch 1, in both modes where they differ), and their docstring examples."""
 import numpy as np
 import pytest
 
@@ -25,3 +25,13 @@ def test_every_new_layer_is_checked_at_batch_1():
     gelus_at_batch_1 = {repr(make()[0]) for name, make in CHECKS if name.startswith("GELU") and "batch 1" in name}
     assert gelus_at_batch_1 == {"GELU()", "GELU(approximate='tanh')"}
     assert {name for name, _ in CHECKS if name.startswith("Residual")} >= {"Residual train", "Residual eval"}
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "leaky_relu", "gelu", "softmax", "dropout", "layernorm",
+                                  "sequential", "models"])
+def test_docstring_examples_run(name):
+    import doctest
+    import importlib
+    module = importlib.import_module(f"handprop.layers.{name}")
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0, result
