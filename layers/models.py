@@ -31,7 +31,8 @@ def mlp(n_inputs: int, hidden: list[int], n_outputs: int, *, activation: str = "
     ``norm`` is ``"batch"`` (BatchNorm1d), ``"layer"`` (LayerNorm) or None; with a norm, the
     hidden Linears have no bias, which the norm's beta makes redundant. Dropout layers are
     added when ``dropout > 0``. Hidden Linear i is seeded ``seed + i``, the output Linear
-    ``seed + len(hidden)``, Dropout i ``seed + i`` (its own generator).
+    ``seed + len(hidden)``; each Dropout gets its own generator, spawned from ``seed`` so that
+    its masks are independent of the weights' draws and of the other Dropouts' masks.
 
     Examples
     --------
@@ -50,6 +51,7 @@ def mlp(n_inputs: int, hidden: list[int], n_outputs: int, *, activation: str = "
     dtype = float_dtype("mlp", dtype)
     norm_layer = NORMS[norm]
     layers: list[Layer] = []
+    mask_seeds = np.random.SeedSequence(seed).spawn(len(hidden))
     width = n_inputs
     for i, h in enumerate(hidden):
         layers.append(Linear(width, h, bias=norm_layer is None, rng=seed + i, dtype=dtype))
@@ -57,7 +59,7 @@ def mlp(n_inputs: int, hidden: list[int], n_outputs: int, *, activation: str = "
             layers.append(norm_layer(h, dtype=dtype))
         layers.append(ACTIVATIONS[activation]())
         if dropout > 0:
-            layers.append(Dropout(dropout, rng=seed + i))
+            layers.append(Dropout(dropout, rng=np.random.default_rng(mask_seeds[i])))
         width = h
     layers.append(Linear(width, n_outputs, rng=seed + len(hidden), dtype=dtype))
     return Sequential(*layers)

@@ -54,6 +54,9 @@ def test_dropout_layers_have_their_own_seeded_generators():
     drops = [m for m in a if isinstance(m, Dropout)]
     same_shape = np.ones((8, 4), np.float32)   # correlated masks across layers would be a bug
     assert not np.array_equal(drops[0].forward(same_shape), drops[1].forward(same_shape))
+    # nor may a mask repeat the draws of the weights: Linear 0 is seeded 1 here
+    fresh = next(m for m in mlp(3, [4, 4], 2, dropout=0.5, seed=1) if isinstance(m, Dropout))
+    assert not np.array_equal(fresh.rng.random(5), np.random.default_rng(1).random(5))
 
 
 @pytest.mark.parametrize("kwargs,error,message", [
