@@ -28,8 +28,12 @@ def mlp(n_inputs: int, hidden: list[int], n_outputs: int, *, activation: str = "
         dtype=np.float32) -> Sequential:
     """Linear -> [norm] -> activation -> [Dropout] for each hidden width, then a Linear out.
 
-    ``norm`` is ``"batch"`` (BatchNorm1d), ``"layer"`` (LayerNorm) or None; with a norm, the
-    hidden Linears have no bias, which the norm's beta makes redundant. Dropout layers are
+    ``norm`` is ``"batch"`` (BatchNorm1d), ``"layer"`` (LayerNorm) or None. With BatchNorm
+    the hidden Linears have no bias: BatchNorm subtracts each feature's batch mean, bias
+    included, and its beta takes the bias's place. LayerNorm subtracts each sample's mean over
+    the features instead, which leaves a bias's pattern across features in place, so there
+    the Linears keep theirs (without it, LayerNorm would make each sample's features blind to
+    the scale of its input). Dropout layers are
     added when ``dropout > 0``. Hidden Linear i is seeded ``seed + i``, the output Linear
     ``seed + len(hidden)``; each Dropout gets its own generator, spawned from ``seed`` so that
     its masks are independent of the weights' draws and of the other Dropouts' masks.
@@ -54,7 +58,7 @@ def mlp(n_inputs: int, hidden: list[int], n_outputs: int, *, activation: str = "
     mask_seeds = np.random.SeedSequence(seed).spawn(len(hidden))
     width = n_inputs
     for i, h in enumerate(hidden):
-        layers.append(Linear(width, h, bias=norm_layer is None, rng=seed + i, dtype=dtype))
+        layers.append(Linear(width, h, bias=norm != "batch", rng=seed + i, dtype=dtype))
         if norm_layer is not None:
             layers.append(norm_layer(h, dtype=dtype))
         layers.append(ACTIVATIONS[activation]())

@@ -35,7 +35,7 @@ def test_each_option_builds_its_layers(activation, layer, norm, norm_layer):
     kinds = [type(m) for m in model]
     block = [Linear] + ([norm_layer] if norm_layer else []) + [layer, Dropout]
     assert kinds == block * 2 + [Linear]
-    assert all(("b" in m.params) == (norm is None) for m in model.layers[:-1] if isinstance(m, Linear))
+    assert all(("b" in m.params) == (norm != "batch") for m in model.layers[:-1] if isinstance(m, Linear))
     assert all(m.p == 0.25 for m in model if isinstance(m, Dropout))
     assert {p.dtype for p in model.params.values()} == {np.dtype(np.float64)}
 
@@ -108,3 +108,10 @@ def test_cli_bad_flags_are_usage_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_layer_norm_models_keep_the_linear_bias_and_so_the_input_scale():
+    """Without a bias, LayerNorm(x @ W) is the same for x and 2x: the spiral's radius is lost."""
+    x = np.random.default_rng(0).standard_normal((5, 2)).astype(np.float32)
+    model = mlp(2, [8], 3, norm="layer").eval()
+    assert not np.allclose(model.forward(x), model.forward(2 * x), atol=1e-3)
