@@ -33,10 +33,12 @@ def mlp(n_inputs: int, hidden: list[int], n_outputs: int, *, activation: str = "
     included, and its beta takes the bias's place. LayerNorm subtracts each sample's mean over
     the features instead, which leaves a bias's pattern across features in place, so there
     the Linears keep theirs (without it, LayerNorm would make each sample's features blind to
-    the scale of its input). Dropout layers are
-    added when ``dropout > 0``. Hidden Linear i is seeded ``seed + i``, the output Linear
-    ``seed + len(hidden)``; each Dropout gets its own generator, spawned from ``seed`` so that
-    its masks are independent of the weights' draws and of the other Dropouts' masks.
+    the scale of its input).
+
+    Dropout layers are added when ``dropout > 0``. Hidden Linear i is seeded ``seed + i``, the
+    output Linear ``seed + len(hidden)``; each Dropout gets its own generator, spawned from
+    ``seed`` so that its masks are independent of the weights' draws and of the other
+    Dropouts' masks.
 
     Examples
     --------
@@ -46,9 +48,9 @@ def mlp(n_inputs: int, hidden: list[int], n_outputs: int, *, activation: str = "
     n_inputs = check_size("mlp", "n_inputs", n_inputs)
     n_outputs = check_size("mlp", "n_outputs", n_outputs)
     hidden = [check_size("mlp", "each hidden width", h) for h in hidden]
-    if activation not in ACTIVATIONS:
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise ValueError(f"mlp: expected activation in {', '.join(ACTIVATIONS)}, got {activation!r}")
-    if norm not in NORMS:
+    if not (norm is None or isinstance(norm, str)) or norm not in NORMS:
         raise ValueError(f"mlp: expected norm 'batch', 'layer' or None, got {norm!r}")
     if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
         raise ValueError(f"mlp: expected dropout in [0, 1), got {dropout!r}")

@@ -64,6 +64,8 @@ def test_dropout_layers_have_their_own_seeded_generators():
                                               r"sigmoid, got 'softplus'"),
     (dict(norm="group"), ValueError, r"mlp: expected norm 'batch', 'layer' or None, got 'group'"),
     (dict(norm="none"), ValueError, r"expected norm 'batch', 'layer' or None, got 'none'"),
+    (dict(norm=["batch"]), ValueError, r"expected norm 'batch', 'layer' or None, got \['batch'\]"),
+    (dict(activation=["relu"]), ValueError, r"mlp: expected activation in .*, got \['relu'\]"),
     (dict(dropout=1.0), ValueError, r"mlp: expected dropout in \[0, 1\), got 1.0"),
     (dict(dropout=-0.5), ValueError, r"expected dropout in \[0, 1\), got -0.5"),
     (dict(dtype=np.int32), TypeError, r"mlp: expected a floating-point dtype"),
