@@ -13,7 +13,7 @@ as PyTorch's modules do.
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -29,12 +29,22 @@ class StateKeys(NamedTuple):
 class Layer:
     """Base class of every layer: subclass it, fill ``params``/``grads``, write the pair."""
 
+    params: dict[str, np.ndarray]
+    grads: dict[str, np.ndarray]
+    buffers: dict[str, np.ndarray]
+    cache: Any                # what forward keeps for backward: an array, a NamedTuple, ...
+
     def __init__(self) -> None:
-        self.params: dict[str, np.ndarray] = {}
-        self.grads: dict[str, np.ndarray] = {}
-        self.buffers: dict[str, np.ndarray] = {}
         self.training = True
         self.cache = None
+        self._init_arrays()
+
+    def _init_arrays(self) -> None:
+        """Empty ``params``, ``grads`` and ``buffers``; a layer made of layers (Sequential,
+        Residual) gathers them from its members instead."""
+        self.params = {}
+        self.grads = {}
+        self.buffers = {}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} does not define forward")

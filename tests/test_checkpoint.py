@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from handprop.layers import BatchNorm1d, Linear, ReLU, Sequential
+from handprop.layers import Linear, ReLU, Sequential, mlp
 from handprop.losses import SoftmaxCrossEntropy
 from handprop.train import SGD, fit
 from handprop.train import checkpoint as ckpt
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def model_and_optimizer(seed=0, width=8, momentum=0.9):
-    model = Sequential(Linear(2, width, rng=seed), BatchNorm1d(width), ReLU(), Linear(width, 3, rng=seed + 1))
+    model = mlp(2, [width], 3, seed=seed)
     return model, SGD(model, lr=0.05, momentum=momentum, nesterov=momentum > 0, weight_decay=1e-4)
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from handprop.layers import BatchNorm1d, Linear, ReLU, Sequential, Tanh
+from handprop.layers import Linear, Residual, Sequential, Softmax, mlp
 from handprop.losses import SoftmaxCrossEntropy
 from handprop.train import SGD
 
@@ -15,10 +15,12 @@ def float_arrays(obj):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("training", [True, False])
-def test_a_training_step_keeps_the_dtype(dtype, training):
-    model = Sequential(Linear(20, 16, rng=0, dtype=dtype), BatchNorm1d(16, dtype=dtype), ReLU(),
-                       Linear(16, 16, rng=1, dtype=dtype), BatchNorm1d(16, dtype=dtype), Tanh(),
-                       Linear(16, 5, rng=2, dtype=dtype)).train(training)
+@pytest.mark.parametrize("activation,norm", [("relu", "batch"), ("tanh", "batch"), ("gelu", "layer"),
+                                             ("sigmoid", None), ("leaky_relu", "layer")])
+def test_a_training_step_keeps_the_dtype(dtype, training, activation, norm):
+    model = Sequential(*mlp(20, [16, 16], 5, activation=activation, norm=norm, dropout=0.25,
+                            dtype=dtype), Softmax(), Residual(Linear(5, 5, rng=3, dtype=dtype)))
+    model.train(training)
     loss_fn = SoftmaxCrossEntropy(label_smoothing=0.1)
     opt = SGD(model, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
     rng = np.random.default_rng(0)

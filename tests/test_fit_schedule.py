@@ -144,19 +144,21 @@ def test_cli_trains_with_adam_a_warmup_a_cosine_schedule_and_clipping(capsys):
     (["--optimizer", "adam", "--weight-decay", "0.1", "--lr", "0.5"], "Adam", {"lr": 0.5, "weight_decay": 0.1}),
 ])
 def test_cli_optimizer_flags(flags, kind, settings):
-    from handprop.train.__main__ import build_mlp, build_optimizer, parser
-    opt = build_optimizer(build_mlp(2, [4], 3), parser().parse_args(flags))
+    from handprop.layers import mlp
+    from handprop.train.__main__ import build_optimizer, parser
+    opt = build_optimizer(mlp(2, [4], 3), parser().parse_args(flags))
     assert type(opt).__name__ == getattr(kind, "__name__", kind)
     assert {key: getattr(opt, key) for key in settings} == settings
 
 
 def test_cli_schedules():
-    from handprop.train.__main__ import build_mlp, build_schedule
-    opt = SGD(build_mlp(2, [4], 3), lr=0.1)
+    from handprop.layers import mlp
+    from handprop.train.__main__ import build_schedule
+    opt = SGD(mlp(2, [4], 3), lr=0.1)
     assert build_schedule(opt, "none", 0, 10) is None
     step = build_schedule(opt, "step", 0, 10)
     assert (type(step), step.step_size, step.gamma) == (StepLR, 3, 0.1)
-    opt = SGD(build_mlp(2, [4], 3), lr=0.1)
+    opt = SGD(mlp(2, [4], 3), lr=0.1)
     warm = build_schedule(opt, "cosine", 2, 10)
     assert isinstance(warm, SequentialLR) and warm.milestones == [2]
     assert warm.schedulers[1].T_max == 8 and opt.lr == pytest.approx(0.1 / 3)

@@ -6,10 +6,10 @@ import sys
 import numpy as np
 import pytest
 
-from handprop.layers import BatchNorm1d, Linear, ReLU, Sequential
+from handprop.layers import BatchNorm1d, Linear, ReLU, Sequential, mlp
 from handprop.losses import SoftmaxCrossEntropy
 from handprop.train import SGD, evaluate, fit, predict
-from handprop.train.__main__ import build_mlp, main
+from handprop.train.__main__ import main
 from handprop.train.data import batch_bounds, minibatches, spiral
 
 
@@ -20,7 +20,7 @@ def small_problem(seed=0, n=60):
 
 def train_once(seed=0, epochs=3, **kwargs):
     X, y = small_problem()
-    model = build_mlp(2, [16], 3, seed=seed)
+    model = mlp(2, [16], 3, seed=seed)
     opt = SGD(model, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
     history = fit(model, SoftmaxCrossEntropy(), opt, X, y, epochs=epochs, batch_size=16,
                   validation=small_problem(seed=1, n=20), seed=seed, progress=False, **kwargs)
@@ -52,7 +52,7 @@ def test_history_has_the_promised_fields():
 
 def test_history_without_validation():
     X, y = small_problem()
-    model = build_mlp(2, [8], 3)
+    model = mlp(2, [8], 3)
     history = fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), X, y, epochs=1, progress=False)
     assert list(history) == ["epoch", "loss", "accuracy", "seconds"]
 
@@ -66,7 +66,7 @@ def test_float32_stays_float32():
 
 @pytest.mark.parametrize("start_training", [True, False])
 def test_evaluate_and_predict_restore_the_mode(start_training):
-    model = build_mlp(2, [8], 3).train(start_training)
+    model = mlp(2, [8], 3).train(start_training)
     X, y = small_problem()
     before = {k: v.copy() for k, v in model.buffers.items()}
     scores = evaluate(model, SoftmaxCrossEntropy(), X, y, batch_size=50)
@@ -80,7 +80,7 @@ def test_evaluate_and_predict_restore_the_mode(start_training):
 
 
 def test_evaluate_matches_one_big_batch():
-    model = build_mlp(2, [8], 3, dtype=np.float64).eval()
+    model = mlp(2, [8], 3, dtype=np.float64).eval()
     X, y = spiral(40, 3, dtype=np.float64)
     loss_fn = SoftmaxCrossEntropy()
     whole = loss_fn.forward(model.forward(X), y)
@@ -98,7 +98,7 @@ def test_a_nan_loss_stops_training_with_a_clear_error():
             loss = super().forward(logits, targets)
             return float("nan") if self.calls == 4 + 3 else loss  # 4 steps an epoch
     X, y = spiral(20, 3)
-    model = build_mlp(2, [8], 3)
+    model = mlp(2, [8], 3)
     opt = SGD(model, lr=0.1)
     with pytest.raises(FloatingPointError, match=r"the loss became nan at epoch 2, step 3; training "
                                                   r"stopped .* Try a smaller learning rate than lr=0.1"):
@@ -107,7 +107,7 @@ def test_a_nan_loss_stops_training_with_a_clear_error():
 
 def test_a_diverging_run_stops_on_its_own():
     X, y = spiral(50, 3)
-    model = build_mlp(2, [32, 32], 3, batchnorm=False)
+    model = mlp(2, [32, 32], 3, norm=None)
     with pytest.raises(FloatingPointError, match=r"the loss became (nan|inf)"):
         fit(model, SoftmaxCrossEntropy(), SGD(model, lr=1e6, momentum=0.9), X * 100, y,
             epochs=5, progress=False)
@@ -139,7 +139,7 @@ def test_minibatches_cover_every_sample_once():
 
 def test_fit_checks_its_arguments():
     X, y = small_problem()
-    model = build_mlp(2, [8], 3)
+    model = mlp(2, [8], 3)
     with pytest.raises(ValueError, match=r"fit: X has 180 samples but y has 179"):
         fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), X, y[:-1], epochs=1)
     with pytest.raises(ValueError, match=r"fit: expected epochs >= 1, got 0"):
@@ -148,7 +148,7 @@ def test_fit_checks_its_arguments():
 
 def test_progress_bars_and_silence(capsys):
     X, y = small_problem()
-    model = build_mlp(2, [8], 3)
+    model = mlp(2, [8], 3)
     fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), X, y, epochs=2, progress=False)
     assert capsys.readouterr() == ("", "")
     fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), X, y, epochs=2, validation=(X, y))
@@ -193,7 +193,7 @@ def test_cli_float64_without_batchnorm(capsys):
     (["--seed", "-1"], "expected a finite number >= 0, got -1"),
     (["--batch-size", "many"], "invalid int value: 'many'"),
     (["--hidden", "100,x"], "expected comma-separated widths"),
-    (["--activation", "sigmoid"], "invalid choice: 'sigmoid'"),
+    (["--activation", "softplus"], "invalid choice: 'softplus'"),
     (["--epochs", "-3"], "expected a finite number > 0"),
     (["--nesterov", "--momentum", "0"], "--nesterov needs --momentum > 0"),
 ])
@@ -213,7 +213,7 @@ def test_python_dash_m_train_runs():
 
 def test_fit_meets_a_script_halfway():
     X, y = small_problem()
-    model, strict = build_mlp(2, [8], 3), build_mlp(2, [8], 3)
+    model, strict = mlp(2, [8], 3), mlp(2, [8], 3)
     history = fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), X.astype(np.float64).tolist(),
                   y.astype(np.float64), epochs=2, progress=False,
                   validation=(X.astype(np.float64), y.tolist()))
@@ -235,18 +235,18 @@ def test_fit_meets_a_script_halfway():
     (np.zeros((4, 2)), [0, 1], ValueError, r"fit: X has 4 samples but y has 2"),
 ])
 def test_fit_refuses_bad_data_clearly(X, y, error, message):
-    model = build_mlp(2, [8], 3)
+    model = mlp(2, [8], 3)
     with pytest.raises(error, match=message):
         fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), X, y, epochs=1, progress=False)
 
 
 def test_validation_without_labels_and_an_optimizer_of_another_model():
     X, y = small_problem()
-    model = build_mlp(2, [8], 3)
+    model = mlp(2, [8], 3)
     with pytest.raises(ValueError, match=r"fit: expected validation=\(X_val, y_val\), a pair, got an "
                                          r"array of shape \(180, 2\)"):
         fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), X, y, epochs=1, validation=X)
-    other = build_mlp(2, [8], 3)
+    other = mlp(2, [8], 3)
     before = model.state_dict()
     with pytest.raises(ValueError, match=r"fit: the optimizer SGD\(.*\) was built for another model"):
         fit(model, SoftmaxCrossEntropy(), SGD(other, lr=0.1), X, y, epochs=1, progress=False)

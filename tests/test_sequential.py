@@ -38,6 +38,8 @@ def test_params_are_the_layers_own_arrays():
     assert model.params.keys() == model.grads.keys()
     assert set(model.buffers) == {"1.running_mean", "1.running_var"}
     assert model.params["0.W"] is lin.params["W"] and model.buffers["1.running_var"] is bn.running_var
+    with pytest.raises(AttributeError, match=r"its layers' own arrays, named through it"):
+        model.params = {}
     model.params["0.W"][0, 0] = 42.0
     assert lin.params["W"][0, 0] == 42.0
     assert model[0] is lin and len(model) == 4 and list(model)[1] is bn
@@ -81,10 +83,13 @@ def test_a_member_that_is_not_a_layer():
 
 def test_widths_that_do_not_fit_name_both_layers():
     model = Sequential(Linear(4, 256), ReLU(), Linear(128, 10))
-    with pytest.raises(ValueError, match=r"Sequential layer 2, Linear\(128, 10\), fed by layer 1, "
-                                         r"ReLU\(\): Linear\(128, 10\): expected input of shape "
-                                         r"\(N, 128\), got \(8, 256\)"):
+    with pytest.raises(ValueError, match=r"^Sequential layer 2, fed by layer 1 \(ReLU\(\)\): "
+                                         r"Linear\(128, 10\): expected input of shape "
+                                         r"\(N, 128\), got \(8, 256\)$"):
         model.forward(np.ones((8, 4), np.float32))
+    with pytest.raises(TypeError, match=r"^Sequential layer 2, fed by layer 1 \(ReLU\(\)\): "
+                                        r"Linear\(128, 10\): expected float32 input"):
+        Sequential(Linear(4, 128, dtype=F64), ReLU(), Linear(128, 10)).forward(np.ones((8, 4)))
     with pytest.raises(ValueError, match=r"^Linear\(4, 256\): expected input of shape \(N, 4\)"):
         model.forward(np.ones((8, 5), np.float32))
 

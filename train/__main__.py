@@ -9,7 +9,8 @@ from importlib.metadata import version
 
 import numpy as np
 
-from ..layers import BatchNorm1d, Linear, ReLU, Sequential, Tanh
+from ..layers import mlp
+from ..layers.models import ACTIVATIONS
 from ..losses import SoftmaxCrossEntropy
 from .checkpoint import read_extra
 from .data import DATASETS, default_data_dir, download, load_mnist, spiral
@@ -17,23 +18,8 @@ from .loop import evaluate, fit, format_metrics
 from .optim import SGD, Adam, AdamW, RMSprop
 from .schedule import CosineAnnealingLR, LinearLR, SequentialLR, StepLR
 
-ACTIVATIONS = {"relu": ReLU, "tanh": Tanh}
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-2}
-
-
-def build_mlp(n_inputs: int, hidden: list[int], n_classes: int, *, activation: str = "relu",
-              batchnorm: bool = True, seed: int = 0, dtype=np.float32) -> Sequential:
-    """Linear -> [BatchNorm1d] -> activation for each hidden width, then a Linear to the classes."""
-    layers, width = [], n_inputs
-    for i, h in enumerate(hidden):
-        layers.append(Linear(width, h, bias=not batchnorm, rng=seed + i, dtype=dtype))
-        if batchnorm:  # BatchNorm's beta makes the Linear's bias redundant
-            layers.append(BatchNorm1d(h, dtype=dtype))
-        layers.append(ACTIVATIONS[activation]())
-        width = h
-    layers.append(Linear(width, n_classes, rng=seed + len(hidden), dtype=dtype))
-    return Sequential(*layers)
 
 
 def bounded(kind, minimum: float, inclusive: bool):
@@ -52,6 +38,14 @@ positive_int, positive_float = bounded(int, 0, False), bounded(float, 0, False)
 non_negative_int, non_negative_float = bounded(int, 0, True), bounded(float, 0, True)
 
 
+def probability(text):
+    """An argparse type: a dropout probability, 0 <= P < 1 (P = 1 would drop everything)."""
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a probability 0 <= P < 1, got {text}")
+    return value
+
+
 def widths(text):
     try:
         sizes = [int(w) for w in text.split(",") if w.strip()]
@@ -64,11 +58,16 @@ def widths(text):
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m handprop.train", description=(
-        "Train an MLP (Linear, BatchNorm1d, activation per hidden layer) with SGD, Adam, AdamW "
-        "or RMSprop and print a summary line of key=value pairs."))
+        "Train an MLP (Linear, norm, activation, dropout per hidden layer) with SGD, Adam, "
+        "AdamW or RMSprop and print a summary line of key=value pairs."))
     p.add_argument("--hidden", type=widths, default=[100, 100], help="hidden widths (default 100,100)")
     p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
-    p.add_argument("--no-batchnorm", action="store_true", help="leave out BatchNorm1d")
+    p.add_argument("--norm", choices=["batch", "layer", "none"], default="batch",
+                   help="BatchNorm1d, LayerNorm or nothing after each hidden Linear (default batch)")
+    p.add_argument("--no-batchnorm", dest="norm", action="store_const", const="none",
+                   help="the same as --norm none")
+    p.add_argument("--dropout", type=probability, default=0.0, metavar="P",
+                   help="Dropout(P) after each hidden activation, 0 <= P < 1 (default 0: none)")
     p.add_argument("--dataset", choices=["spiral", *DATASETS], default="spiral",
                    help="spiral (made on the fly) or MNIST-format files (default spiral)")
     p.add_argument("--data-dir", help="where the MNIST-format files are (default: the cache, "
@@ -144,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m handprop.train: error: {err}", file=sys.stderr)
         return 1
     n_classes = int(max(y.max(), y_val.max())) + 1
-    model = build_mlp(X.shape[1], args.hidden, n_classes, activation=args.activation,
-                      batchnorm=not args.no_batchnorm, seed=args.seed, dtype=dtype)
+    model = mlp(X.shape[1], args.hidden, n_classes, activation=args.activation,
+                norm=None if args.norm == "none" else args.norm, dropout=args.dropout,
+                seed=args.seed, dtype=dtype)
     print(model, flush=True)
     loss_fn = SoftmaxCrossEntropy()
     optimizer = build_optimizer(model, args)

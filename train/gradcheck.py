@@ -17,7 +17,22 @@ from types import ModuleType
 
 import numpy as np
 
-from ..layers import BatchNorm1d, Layer, Linear, ReLU, Sequential, Tanh
+from ..layers import (
+    GELU,
+    BatchNorm1d,
+    Dropout,
+    Layer,
+    LayerNorm,
+    LeakyReLU,
+    Linear,
+    ReLU,
+    Residual,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    mlp,
+)
 from ..layers.gradcheck import format_details, format_table, gradcheck
 from ..losses import BCEWithLogitsLoss, HuberLoss, L1Loss, MSELoss, SoftmaxCrossEntropy
 
@@ -42,11 +57,6 @@ def builtin_checks(seed: int = 0):
         for _ in range(3):  # running statistics away from their initial 0 and 1
             bn.forward(2 + 3 * rng.standard_normal((8, d)))
         return (bn.train(training), 2 + 3 * rng.standard_normal((n, d)))
-
-    def mlp():
-        return Sequential(Linear(4, 6, rng=seed, dtype=f64), BatchNorm1d(6, dtype=f64), ReLU(),
-                          Linear(6, 5, rng=seed + 1, dtype=f64), Tanh(),
-                          Linear(5, 3, rng=seed + 2, dtype=f64))
 
     def values(n, d, s):
         return data(n, d, s), data(n, d, s + 100)
@@ -85,8 +95,8 @@ def builtin_checks(seed: int = 0):
         ("SoftmaxCrossEntropy smoothing", lambda: (SoftmaxCrossEntropy(label_smoothing=0.1),
                                                    *classes(6, 4, 13))),
         ("SoftmaxCrossEntropy batch 1", lambda: (SoftmaxCrossEntropy(), *classes(1, 5, 14))),
-        ("Sequential train", lambda: (mlp().train(), data(5, 4, 15))),
-        ("Sequential eval", lambda: (mlp().eval(), data(3, 4, 16))),
+        ("Sequential train", lambda: (mlp(4, [6, 5], 3, seed=seed, dtype=f64).train(), data(5, 4, 15))),
+        ("Sequential eval", lambda: (mlp(4, [6, 5], 3, seed=seed, dtype=f64).eval(), data(3, 4, 16))),
         # elementwise losses: pred and target of one shape; "none" as a layer of pred (PerElement)
         ("MSELoss mean", lambda: (MSELoss(), *values(5, 3, 40))),
         ("MSELoss sum", lambda: (MSELoss(reduction="sum"), *values(5, 3, 41))),
@@ -108,6 +118,62 @@ def builtin_checks(seed: int = 0):
         ("BCEWithLogitsLoss none", lambda: per_element(
             BCEWithLogitsLoss(reduction="none", pos_weight=[2.0, 1.0, 0.5]), *binary(4, 3, 55))),
         ("BCEWithLogitsLoss batch 1", lambda: (BCEWithLogitsLoss(), *binary(1, 1, 56))),
+        *new_layer_checks(seed),
+    ]
+
+
+def new_layer_checks(seed: int):
+    """Sigmoid, LeakyReLU, GELU, Softmax, Dropout, LayerNorm, Residual (issue 12): train and
+    eval mode where they differ, batch 1, inputs away from kinks."""
+    f64 = np.float64
+
+    def data(*shape, s=0, scale=1.0):
+        return scale * np.random.default_rng(seed + 100 + s).standard_normal(shape)
+
+    def away_from_zero(x):  # LeakyReLU's kink: no element within 0.1 of it
+        return x + 0.1 * np.where(x >= 0, 1, -1)
+
+    def layernorm(shape, s, affine=True, bias=True):
+        ln = LayerNorm(shape[-1], elementwise_affine=affine, bias=bias, dtype=f64)
+        rng = np.random.default_rng(seed + 100 + s)
+        for p in ln.params.values():
+            p[...] = rng.uniform(0.5, 2.0, p.shape) * rng.choice([-1, 1], p.shape)
+        return (ln, 2 + 3 * rng.standard_normal(shape))
+
+    def residual():
+        return Residual(Sequential(Linear(4, 4, rng=seed, dtype=f64), BatchNorm1d(4, dtype=f64), Tanh()))
+
+    def small_mlp():
+        return mlp(4, [6, 5], 3, activation="gelu", norm="layer", dropout=0.5, seed=seed, dtype=f64)
+
+    return [
+        ("Sigmoid", lambda: (Sigmoid(), data(4, 5, s=1, scale=2))),
+        ("Sigmoid batch 1", lambda: (Sigmoid(), data(1, 6, s=2, scale=2))),
+        ("LeakyReLU", lambda: (LeakyReLU(), away_from_zero(data(4, 5, s=3)))),
+        ("LeakyReLU negative_slope=-0.2 batch 1", lambda: (LeakyReLU(-0.2), away_from_zero(data(1, 6, s=4)))),
+        ("GELU", lambda: (GELU(), data(4, 5, s=5, scale=2))),
+        ("GELU batch 1", lambda: (GELU(), data(1, 6, s=6, scale=2))),
+        ("GELU tanh", lambda: (GELU(approximate="tanh"), data(4, 5, s=7, scale=2))),
+        ("GELU tanh batch 1", lambda: (GELU(approximate="tanh"), data(1, 6, s=8, scale=2))),
+        ("Softmax", lambda: (Softmax(), data(4, 5, s=9, scale=3))),
+        ("Softmax batch 1", lambda: (Softmax(), data(1, 6, s=10, scale=3))),
+        ("Softmax (N, T, C)", lambda: (Softmax(), data(2, 3, 4, s=11, scale=3))),
+        # Dropout in training mode draws a new mask at every evaluation: gradcheck replays the
+        # layer's generator state before each one, so the same mask is differenced
+        ("Dropout train", lambda: (Dropout(0.5, rng=seed).train(), data(4, 5, s=23))),
+        ("Sequential gelu layernorm dropout train", lambda: (small_mlp().train(), data(3, 4, s=24))),
+        ("Dropout eval", lambda: (Dropout(0.5, rng=seed).eval(), data(4, 5, s=12))),
+        ("Dropout eval batch 1", lambda: (Dropout(0.5, rng=seed).eval(), data(1, 6, s=13))),
+        # LayerNorm is the same in both modes: no running statistics
+        ("LayerNorm", lambda: layernorm((5, 4), 14)),
+        ("LayerNorm batch 1", lambda: layernorm((1, 6), 15)),
+        ("LayerNorm bias=False (N, T, D)", lambda: layernorm((2, 3, 4), 16, bias=False)),
+        ("LayerNorm elementwise_affine=False", lambda: layernorm((4, 5), 17, affine=False)),
+        ("Residual train", lambda: (residual().train(), data(5, 4, s=18))),
+        ("Residual eval", lambda: (residual().eval(), data(3, 4, s=19))),
+        ("Residual eval batch 1", lambda: (residual().eval(), data(1, 4, s=20))),
+        ("Sequential gelu layernorm dropout eval", lambda: (small_mlp().eval(), data(3, 4, s=21))),
+        ("Sequential gelu layernorm dropout eval batch 1", lambda: (small_mlp().eval(), data(1, 4, s=22))),
     ]
 
 
