@@ -1,5 +1,6 @@
 """Runs that lose nothing: non-finite data refused up front, BatchNorm never poisoned, bounded
 flags and labels, guarded command-line slips, SIGTERM handled, bit-exact resume pinned."""
+import json
 import os
 import signal
 import struct
@@ -136,6 +137,23 @@ def test_resume_takes_the_saved_settings_and_refuses_contradicting_flags(tmp_pat
     out = capsys.readouterr().out
     assert "Tanh()" in out and "Linear(2, 8, bias=False)" in out  # the saved model, rebuilt
     assert read_extra(path)["cli"]["batch_size"] == 32 and read_extra(path)["fit"]["epoch"] == 2
+
+
+def test_settings_recorded_in_a_checkpoint_are_held_to_the_flags_bounds(tmp_path, capsys):
+    path = tmp_path / "c.npz"
+    assert main([*CLI, "--checkpoint", str(path)]) == 0
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta["extra"]["cli"]["hidden"] = [10**9]  # a tampered record: a 4 GB layer
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["--epochs", "2", "--checkpoint", str(path), "--resume"])
+    assert exc.value.code == 2
+    assert (f"--resume: {path} records settings this command refuses: argument --hidden: expected at "
+            f"most 64 widths of at most 65536 each, got '1000000000'") in capsys.readouterr().err
 
 
 def test_the_checkpoint_path_is_checked_before_anything_runs(tmp_path, capsys):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import math
 import os
 import signal
@@ -197,7 +198,7 @@ def check_checkpoint_path(cli: argparse.ArgumentParser, args, argv: list[str] | 
         return
     try:
         extra = read_extra(path)
-    except ValueError as err:
+    except (OSError, ValueError) as err:
         cli.error(f"--resume: {err}")
     saved = extra.get("cli")
     if not isinstance(saved, dict):
@@ -209,9 +210,28 @@ def check_checkpoint_path(cli: argparse.ArgumentParser, args, argv: list[str] | 
         cli.error(f"--resume continues {path} with the settings it was saved with, and these "
                   f"flags contradict them: {', '.join(clashes)}; leave them out, or start a "
                   f"new run with --overwrite")
-    for key in RECORDED:
-        if key in saved and key not in given:
-            setattr(args, key, saved[key])
+    taken = [key for key in RECORDED if key in saved and key not in given]
+    for key, value in saved_settings(cli, path, saved, taken).items():
+        setattr(args, key, value)
+    print(f"resuming {path} with the settings it was saved with: "
+          + " ".join(f"{key}={_flag_text(saved[key])}" for key in taken), file=sys.stderr)
+
+
+def saved_settings(cli: argparse.ArgumentParser, path: str, saved: dict, keys: list[str]) -> dict:
+    """The settings a checkpoint recorded, parsed as the flags they stand for: a file's
+    settings are held to the flags' types, choices and maxima."""
+    argv = []
+    for key in keys:
+        flag, value = "--" + key.replace("_", "-"), saved[key]
+        argv += ([flag] if value else []) if isinstance(value, bool) else [f"{flag}={_flag_text(value)}"]
+    refusal = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(refusal):
+            parsed = parser().parse_args(argv)
+    except SystemExit:
+        reason = refusal.getvalue().strip().splitlines()[-1].split("error: ", 1)[-1]
+        cli.error(f"--resume: {path} records settings this command refuses: {reason}")
+    return {key: getattr(parsed, key) for key in keys}
 
 
 def given_flags(argv: list[str] | None) -> dict:
