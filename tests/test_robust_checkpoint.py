@@ -211,3 +211,17 @@ def test_concurrent_saves_do_not_remove_each_others_temporary_files(tmp_path):
         f.write(b"the outer write")
     assert (tmp_path / "c.npz").read_bytes() == b"the outer write"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]
+
+
+def test_compressed_and_fortran_ordered_entries_still_load(tmp_path, assert_same_state):
+    """The bounded reader reads what np.savez_compressed writes, in either memory order."""
+    model, opt = trained()
+    save(tmp_path / "c.npz", model, opt, epoch=1)
+    with np.load(tmp_path / "c.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["model/0.W"] = np.asfortranarray(arrays["model/0.W"])
+    np.savez_compressed(tmp_path / "z.npz", **arrays)
+    fresh, fresh_opt = model_and_optimizer(seed=3)
+    assert load(tmp_path / "z.npz", fresh, fresh_opt) == {"epoch": 1}
+    assert_same_state(model.state_dict(), fresh.state_dict())
+    assert_same_state(opt.momentum_buffers, fresh_opt.momentum_buffers)
