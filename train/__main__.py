@@ -137,14 +137,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(cli: argparse.ArgumentParser, args, argv: list[str] | None) -> int:
-    if args.nesterov and args.momentum == 0:
-        cli.error("--nesterov needs --momentum > 0")
     if args.resume and not args.checkpoint:
         cli.error("--resume needs --checkpoint PATH")
+    if args.checkpoint:  # first: --resume may take the dataset and the rest from the file
+        check_checkpoint_path(cli, args, argv)
+    if args.nesterov and args.momentum == 0:
+        cli.error("--nesterov needs --momentum > 0")
     if args.dataset == "spiral" and (args.download or args.data_dir):
         cli.error("--download and --data-dir go with --dataset mnist or fashion-mnist")
-    if args.checkpoint:
-        check_checkpoint_path(cli, args, argv)
     epochs = args.epochs or (30 if args.dataset == "spiral" else 10)
     dtype = np.dtype(args.dtype)
     try:
