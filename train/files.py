@@ -91,10 +91,10 @@ def _still_writing(pid: int, tmp: str) -> bool:
         with _active_lock:
             return tmp in _active
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return False
-    except (PermissionError, OverflowError, OSError):  # alive under another user, or unknowable
+    except (OverflowError, OSError):  # alive under another user (EPERM), or not knowable
         return True
     return True
 
