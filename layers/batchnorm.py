@@ -33,7 +33,8 @@ class BatchNorm1d(Layer):
         out     = gamma * xhat + beta         (N, D)
 
     and the running statistics move by ``running = (1 - momentum) * running + momentum * stat``,
-    with the unbiased variance ``var * N / (N - 1)`` for ``running_var``. ``momentum`` is the
+    with the unbiased variance ``var * N / (N - 1)`` for ``running_var``, unless the batch's
+    statistics are not finite: a batch holding NaN or infinity leaves them as they were. ``momentum`` is the
     weight of the new batch. Eval mode normalizes with ``running_mean`` and ``running_var``
     instead, which are constants, so its backward pass is elementwise.
 
@@ -97,9 +98,10 @@ class BatchNorm1d(Layer):
             xc = x - mu                           # (N, D)
             sq = xc * xc                          # (N, D)
             var = batch_sum(sq) / n               # (D,) from centred values: no cancellation
-            m = self.momentum
-            self.running_mean[...] = (1 - m) * self.running_mean + m * mu
-            self.running_var[...] = (1 - m) * self.running_var + m * (var * (n / (n - 1)))
+            if np.isfinite(mu).all() and np.isfinite(var).all():  # one NaN would stay forever
+                m = self.momentum
+                self.running_mean[...] = (1 - m) * self.running_mean + m * mu
+                self.running_var[...] = (1 - m) * self.running_var + m * (var * (n / (n - 1)))
         else:
             xc = x - self.running_mean
             var = self.running_var

@@ -133,7 +133,7 @@ def test_minibatches_cover_every_sample_once():
     assert np.shares_memory(ordered[0][0], X)  # in order: views, no copies
     with pytest.raises(ValueError, match="X has 10 samples but y has 9"):
         next(minibatches(X, y[:9], 4))
-    with pytest.raises(ValueError, match=r"batch_size to be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"minibatches: expected batch_size >= 1, got 0"):
         next(minibatches(X, y, 0))
 
 

@@ -1,11 +1,15 @@
 """Data: the spiral toy problem, MNIST-format IDX files (and their download), minibatches."""
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
+import http.client
 import math
 import os
+import stat
 import struct
+import time
 import urllib.request
 import zlib
 from collections.abc import Iterator
@@ -15,15 +19,20 @@ import numpy as np
 from tqdm import tqdm
 
 from ..layers.base import check_size
-from .files import atomic_write
+from .files import atomic_write, remove_stale_temporaries
 
 # IDX element types, from the third byte of the magic number; multi-byte types are big-endian
 IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+MAX_IDX_BYTES = 1 << 32          # the most data load_idx reads unless told otherwise (4 GiB)
+DEFLATE_MAX_RATIO = 1032         # deflate never expands one byte into more than this
+MAX_DOWNLOAD_BYTES = 1 << 30     # a download's cap when no published size is known
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
-# Where --download fetches from, and the published SHA-256 of each .gz file.
+# Where --download fetches from, the published SHA-256 of each .gz file, the most bytes a
+# download may send (MNIST: the exact published sizes; Fashion-MNIST publishes rounded sizes,
+# "26 MBytes", so its caps are generous: about 1.2 times those) and the number of classes.
 DATASETS = {
     "mnist": {
         "base_url": "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -33,6 +42,9 @@ DATASETS = {
             "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
             "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
         },
+        "max_bytes": {"train-images-idx3-ubyte.gz": 9_912_422, "train-labels-idx1-ubyte.gz": 28_881,
+                      "t10k-images-idx3-ubyte.gz": 1_648_877, "t10k-labels-idx1-ubyte.gz": 4_542},
+        "classes": 10,
     },
     "fashion-mnist": {
         "base_url": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
@@ -42,6 +54,9 @@ DATASETS = {
             "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
             "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
         },
+        "max_bytes": {"train-images-idx3-ubyte.gz": 32_000_000, "train-labels-idx1-ubyte.gz": 36_000,
+                      "t10k-images-idx3-ubyte.gz": 5_400_000, "t10k-labels-idx1-ubyte.gz": 6_400},
+        "classes": 10,
     },
 }
 
@@ -120,8 +135,7 @@ def noisy_curve(n_samples: int = 200, noise: float = 0.1, seed: int = 0,
 def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     """(start, stop) of each minibatch. A lone last sample joins the batch before it, since
     BatchNorm cannot train on a batch of one."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"expected batch_size to be an int >= 1, got {batch_size!r}")
+    batch_size = check_size("minibatches", "batch_size", batch_size)
     starts = list(range(0, n, batch_size))
     if len(starts) > 1 and n - starts[-1] == 1:
         starts.pop()
@@ -146,48 +160,95 @@ def minibatches(X: np.ndarray, y: np.ndarray, batch_size: int,
             yield X[index], y[index]
 
 
-def load_idx(path: str | os.PathLike) -> np.ndarray:
+def load_idx(path: str | os.PathLike, *, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
     """Read an IDX file (raw or gzipped), the format of MNIST and Fashion-MNIST.
 
     The element type and the dimensions come from the header: two zero bytes, a type byte, the
     number of dimensions, then each dimension as a big-endian uint32. Returns an array of that
-    shape in native byte order. A wrong magic number, a truncated file or a size that
-    disagrees with the header is a ValueError naming the file.
+    shape in native byte order. What the header declares is checked before any data is read:
+    against the file's size (raw), against what the file can inflate to (gzip: at most 1032
+    times its size) and against ``max_bytes``; gzipped data is inflated only up to the size
+    the header declares. A wrong magic number, a truncated file or a size that disagrees with
+    the header is a ValueError naming the file.
     """
     path = Path(path)
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{path}: not an IDX file: not a regular file")
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+        f.seek(0)
         try:
-            raw = gzip.decompress(raw)
+            with gzip.GzipFile(fileobj=f) if gz else contextlib.nullcontext(f) as stream:
+                shape, dtype, header = _idx_header(stream, path)
+                expected = math.prod(shape) * dtype.itemsize
+                _check_idx_size(path, shape, dtype, expected, info.st_size, header, gz, max_bytes)
+                data = _read_at_most(stream, expected + 1)  # one byte more: is there more?
         except (OSError, EOFError, zlib.error) as err:
+            if not gz:
+                raise
             raise ValueError(f"{path}: a broken or truncated gzip file ({err})") from None
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in IDX_TYPES:
+    if len(data) != expected:
+        raise ValueError(f"{path}: the header promises {shape} of {dtype.name}, {expected} bytes of "
+                         f"data, but the file " + ("holds more (stopped reading there)"
+                                                   if len(data) > expected else
+                                                   f"holds {len(data)} (truncated)"))
+    return np.frombuffer(data, dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=False)
+
+
+def _idx_header(stream, path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """The shape, element type and header length an IDX stream declares."""
+    magic = _read_at_most(stream, 4)
+    if len(magic) < 4 or magic[:2] != b"\0\0" or magic[2] not in IDX_TYPES:
         raise ValueError(f"{path}: not an IDX file: expected a magic number 00 00 TT DD with a "
-                         f"known type TT, got {raw[:4].hex(' ') or 'an empty file'}")
-    ndim, header = raw[3], 4 + 4 * raw[3]
-    if len(raw) < header:
+                         f"known type TT, got {bytes(magic).hex(' ') or 'an empty file'}")
+    ndim = magic[3]
+    if ndim > 32:
+        raise ValueError(f"{path}: not an IDX file: the header names {ndim} dimensions")
+    dims = _read_at_most(stream, 4 * ndim)
+    if len(dims) < 4 * ndim:
         raise ValueError(f"{path}: truncated: the header names {ndim} dimensions but the file "
-                         f"ends after {len(raw)} bytes")
-    shape = struct.unpack(f">{ndim}I", raw[4:header])
-    dtype = np.dtype(IDX_TYPES[raw[2]])
-    expected, got = math.prod(shape) * dtype.itemsize, len(raw) - header
-    if got != expected:
-        raise ValueError(f"{path}: the header promises {shape} of {dtype.name}, {expected} bytes "
-                         f"of data, but the file holds {got}"
+                         f"ends after {4 + len(dims)} bytes")
+    return struct.unpack(f">{ndim}I", dims), np.dtype(IDX_TYPES[magic[2]]), 4 + 4 * ndim
+
+
+def _check_idx_size(path: Path, shape, dtype, expected: int, file_size: int, header: int,
+                    gz: bool, max_bytes: int) -> None:
+    """What the header declares against what the file can hold, before reading data."""
+    promise = f"the header promises {shape} of {dtype.name}, {expected} bytes of data"
+    if not gz and file_size - header != expected:
+        got = file_size - header
+        raise ValueError(f"{path}: {promise}, but the file holds {got}"
                          + (" (truncated)" if got < expected else ""))
-    return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    if gz and expected + header > DEFLATE_MAX_RATIO * file_size:
+        raise ValueError(f"{path}: {promise}, more than a gzip file of {file_size} bytes can "
+                         f"hold (deflate expands at most {DEFLATE_MAX_RATIO} times)")
+    if expected > max_bytes:
+        raise ValueError(f"{path}: {promise}, more than max_bytes={max_bytes}")
+
+
+def _read_at_most(stream, limit: int) -> bytearray:
+    """Up to ``limit`` bytes, read in chunks: memory grows with what the stream really holds."""
+    data = bytearray()
+    while len(data) < limit:
+        chunk = stream.read(min(1 << 20, limit - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def load_mnist(directory: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(X_train, y_train, X_test, y_test) from the four standard MNIST-format files.
 
-    Each file may be raw or ``.gz``. Images are flattened to (N, rows * cols) float32 scaled to
+    Each file may be raw or ``.gz``; where both are there, the ``.gz`` file (what ``download``
+    fetches and verifies) is read, never a stale raw file beside it. Images are flattened to (N, rows * cols) float32 scaled to
     [0, 1]; labels are int64. Works for MNIST and Fashion-MNIST alike.
     """
     directory = Path(directory)
     arrays = []
     for name in MNIST_FILES:
-        candidates = [directory / name, directory / f"{name}.gz"]
+        candidates = [directory / f"{name}.gz", directory / name]
         found = next((p for p in candidates if p.is_file()), None)
         if found is None:
             raise FileNotFoundError(f"{directory}: no {name} (or {name}.gz); "
@@ -214,40 +275,89 @@ def default_data_dir(dataset: str) -> Path:
 
 def download(dataset: str = "mnist", directory: str | os.PathLike | None = None, *,
              base_url: str | None = None, sha256: dict[str, str] | None = None,
-             progress: bool = True, timeout: float = 60.0) -> Path:
+             max_bytes: dict[str, int] | None = None, progress: bool = True,
+             timeout: float = 60.0, deadline: float = 1800.0) -> Path:
     """Fetch the four files of ``dataset`` into ``directory`` and verify their SHA-256.
 
-    Files already there with the right checksum are kept. Each download is written atomically;
-    one whose checksum does not match is deleted and reported with a ValueError. ``base_url``
-    and ``sha256`` default to the published location and checksums. Returns the directory.
+    Files already there with the right checksum are kept. Each download is written atomically
+    (an interrupted one leaves no file behind) and bounded: a body longer than the file's
+    published size (``max_bytes``; 1 GiB where none is known) is cut off, one shorter than its
+    Content-Length is reported as truncated, a server silent for ``timeout`` seconds is
+    dropped, and the whole call gives up after ``deadline`` seconds. Each failure is reported
+    with the URL and the partial file deleted; a checksum that does not match is a ValueError.
+    ``base_url``, ``sha256`` and ``max_bytes`` default to the published location, checksums
+    and sizes. Returns the directory.
     """
     if dataset not in DATASETS:
         raise ValueError(f"download: expected a dataset in {sorted(DATASETS)}, got {dataset!r}")
     directory = Path(directory) if directory is not None else default_data_dir(dataset)
     base_url = base_url or DATASETS[dataset]["base_url"]
+    if max_bytes is None:
+        max_bytes = DATASETS[dataset]["max_bytes"] if sha256 is None else {}
     sha256 = sha256 or DATASETS[dataset]["sha256"]
+    ends = time.monotonic() + deadline
     directory.mkdir(parents=True, exist_ok=True)
     for name, expected in sha256.items():
-        target = directory / name
+        target, cap = directory / name, max_bytes.get(name, MAX_DOWNLOAD_BYTES)
+        remove_stale_temporaries(target)
         if target.is_file():
-            if _sha256(target.read_bytes()) == expected:
+            if target.stat().st_size <= cap and _sha256_file(target) == expected:
                 continue
             target.unlink()  # a damaged earlier download
         url = base_url.rstrip("/") + "/" + name
-        digest = hashlib.sha256()
-        with atomic_write(target) as f, urllib.request.urlopen(url, timeout=timeout) as response:
-            size = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=size, desc=name, unit="B", unit_scale=True, disable=not progress,
-                      leave=False) as bar:
-                while chunk := response.read(1 << 16):
-                    f.write(chunk)
-                    digest.update(chunk)
-                    bar.update(len(chunk))
-            if digest.hexdigest() != expected:  # raising here discards the download
-                raise ValueError(f"download: {url} has SHA-256 {digest.hexdigest()}, not the "
-                                 f"published {expected}; the bad file was deleted")
+        _fetch(url, target, expected, cap, ends, deadline, timeout, progress)
     return directory
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def _fetch(url: str, target: Path, expected: str, cap: int, ends: float, deadline: float,
+           timeout: float, progress: bool) -> None:
+    """One file, at most ``cap`` bytes, before the monotonic time ``ends``; deleted unless whole
+    and matching ``expected``."""
+    digest, received = hashlib.sha256(), 0
+    gone = "; the partial file was deleted"
+    try:
+        with atomic_write(target) as f, urllib.request.urlopen(
+                url, timeout=max(0.001, min(timeout, ends - time.monotonic()))) as response:
+            length = response.headers.get("Content-Length", "")
+            declared = int(length) if length.isdigit() else None
+            if declared is not None and declared > cap:
+                raise ValueError(f"download: {url} is {declared} bytes, more than the published "
+                                 f"size ({cap} bytes); refused")
+            with tqdm(total=declared, desc=target.name, unit="B", unit_scale=True,
+                      disable=not progress, leave=False) as bar:
+                while True:
+                    if time.monotonic() > ends:
+                        raise TimeoutError(f"download: {url} did not finish within the "
+                                           f"{deadline:g} s deadline ({received} bytes arrived){gone}")
+                    try:
+                        chunk = response.read1(1 << 16)
+                    except http.client.IncompleteRead:
+                        chunk, declared = b"", max(declared or 0, received + 1)
+                    if not chunk:
+                        break
+                    received += len(chunk)
+                    if received > cap:
+                        raise ValueError(f"download: {url} sent more than the published size "
+                                         f"({cap} bytes); stopped{gone}")
+                    f.write(chunk)
+                    digest.update(chunk)
+                    bar.update(len(chunk))
+            if declared is not None and received < declared:
+                raise ValueError(f"download: {url} was truncated: {received} of {declared} "
+                                 f"bytes arrived{gone}")
+            if digest.hexdigest() != expected:  # raising here discards the download
+                raise ValueError(f"download: {url} has SHA-256 {digest.hexdigest()}, not the "
+                                 f"published {expected}; the bad file was deleted")
+    except TimeoutError as err:
+        if str(err).startswith("download:"):
+            raise
+        raise TimeoutError(f"download: {url}: no data for {timeout:g} s ({received} bytes "
+                           f"arrived){gone}") from None
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

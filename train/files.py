@@ -1,12 +1,24 @@
-"""Atomic file writes: a file is either its old self or wholly the new one, never half-written."""
+"""Atomic file writes: a file is either its old self or wholly the new one, never half-written.
+
+A save keeps what it replaces: it writes through a symlink to the link's target, gives the new
+file the old one's mode (and owner, where permitted), and refuses to replace anything that is
+not a regular file (a FIFO, a directory). It never touches the process umask: the temporary
+file is created with mode 0o666, which the umask trims as it trims any new file.
+"""
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import re
+import secrets
+import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+_active: set[str] = set()       # temporary files this process is writing right now
+_active_lock = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -16,28 +28,107 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
     On leaving the block normally the file is flushed, fsynced and renamed over ``path``
     (an atomic replace on POSIX and Windows alike), then the directory entry is synced. If the
     block raises anything, KeyboardInterrupt included, the temporary file is removed and
-    ``path`` is left exactly as it was.
+    ``path`` is left exactly as it was. Temporary files of earlier writes of ``path`` that a
+    killed process left behind (``.NAME.PID-XXXXXXXX.tmp``, PID no longer running) are removed.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    target = writable_target(path)
+    remove_stale_temporaries(target)
+    old = _stat_or_none(target)
+    fd, tmp = _create_temporary(target)
     try:
         with os.fdopen(fd, "wb") as f:
+            if old is not None:
+                _keep_owner_and_mode(f.fileno(), old)
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it a normal file's mode
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_directory(path.parent)
+    finally:
+        with _active_lock:
+            _active.discard(tmp)
+    _fsync_directory(target.parent)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def writable_target(path: str | os.PathLike) -> Path:
+    """The file a save of ``path`` writes: the target of a symlink, followed. A ValueError if
+    it cannot be one (a FIFO, a directory); FileNotFoundError or PermissionError naming the
+    folder if it is missing or not writable. Checks only: nothing is created."""
+    target = Path(os.path.realpath(path))
+    old = _stat_or_none(target)
+    if old is not None and not stat.S_ISREG(old.st_mode):
+        kind = "a directory" if stat.S_ISDIR(old.st_mode) else \
+               "a FIFO" if stat.S_ISFIFO(old.st_mode) else "not a regular file"
+        raise ValueError(f"{path}: refusing to replace it: it is {kind}, not a file")
+    folder = target.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"{path}: the folder {folder} is not writable")
+    return target
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Remove the temporary files of ``target`` that no running writer owns; return them."""
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(\d+)-[0-9a-f]{{8}}\.tmp")
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(target.parent):
+            match = pattern.fullmatch(entry.name)
+            if match is None or _still_writing(int(match.group(1)), entry.path):
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
+def _still_writing(pid: int, tmp: str) -> bool:
+    if pid == os.getpid():
+        with _active_lock:
+            return tmp in _active
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except (OverflowError, OSError):  # alive under another user (EPERM), or not knowable
+        return True
+    return True
+
+
+def _create_temporary(target: Path) -> tuple[int, str]:
+    """A new file beside ``target`` named after it and this process, mode 0o666 & ~umask."""
+    while True:
+        tmp = str(target.parent / f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                         0o666)
+        except FileExistsError:
+            continue
+        with _active_lock:
+            _active.add(tmp)
+        return fd, tmp
+
+
+def _keep_owner_and_mode(fd: int, old: os.stat_result) -> None:
+    """Give the new file the replaced file's owner (where permitted) and mode."""
+    if hasattr(os, "fchown"):  # only root may give a file away; its group may still work
+        for uid in (old.st_uid, -1):
+            with contextlib.suppress(OSError):
+                os.fchown(fd, uid, old.st_gid)
+                break
+    if hasattr(os, "fchmod"):  # after chown, which may clear setuid bits
+        os.fchmod(fd, stat.S_IMODE(old.st_mode))
+
+
+def _stat_or_none(path: Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -13,8 +13,9 @@ from tqdm import tqdm
 
 from ..layers.base import check_size
 from ..layers.flat import flat_buffers
-from .checkpoint import load, read_extra, save
+from .checkpoint import check, copy, save
 from .data import batch_bounds, minibatches
+from .files import writable_target
 from .schedule import LRScheduler, checked_max_norm
 from .schedule import clip_grad_norm as clip_gradients
 
@@ -23,7 +24,8 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int, batch_size: int = 64,
         validation: tuple | None = None, seed: int = 0, shuffle: bool = True,
         progress: bool = True, on_epoch_end: Callable[[dict], None] | None = None,
         checkpoint: str | os.PathLike | None = None, resume: bool = False,
-        scheduler: LRScheduler | None = None, clip_grad_norm: float | None = None) -> dict[str, list]:
+        scheduler: LRScheduler | None = None, clip_grad_norm: float | None = None,
+        checkpoint_extra: dict | None = None) -> dict[str, list]:
     """Train ``model`` on (X, y) with minibatch steps of ``optimizer``.
 
     For each epoch: train on shuffled minibatches, validate, record, save a checkpoint.
@@ -62,16 +64,22 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int, batch_size: int = 64,
     checkpoint : path, optional
         Saved (atomically) at the end of every epoch: weights, running statistics, the
         optimizer's and the schedule's state, the history so far and the shuffling
-        generator's state.
+        generator's state. Its folder is checked before the first epoch.
     resume : bool
         Continue from ``checkpoint`` if it exists: the run ends with weights bit-for-bit
-        identical to a run that was never interrupted. A killed run loses at most the epoch
-        it was in. Without the file, training starts at epoch 1 (with a warning).
+        identical to a run that was never interrupted (same machine, same BLAS thread count).
+        A killed run loses at most the epoch it was in. Without the file, training starts at
+        epoch 1 (with a warning). The whole checkpoint is checked before anything is loaded;
+        one written by ``checkpoint.save`` by hand holds no epoch to resume from (an error).
+        An optimizer without ``load_state_dict`` resumes with the model alone.
     scheduler : StepLR, CosineAnnealingLR, LinearLR or SequentialLR, optional
         Built on ``optimizer``; stepped once after each epoch (PyTorch's convention). The
         history then records each epoch's ``lr``.
     clip_grad_norm : float, optional
         Clip the gradients' global L2 norm to this before every step (``clip_grad_norm``).
+    checkpoint_extra : dict, optional
+        More plain JSON data saved in every checkpoint beside fit's own ``"fit"`` entry
+        (the command line keeps its settings there); ``checkpoint.read_extra`` reads it back.
 
     Returns
     -------
@@ -83,9 +91,16 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int, batch_size: int = 64,
 
     Raises
     ------
+    ValueError
+        If X (or y, for values) holds NaN or infinity, naming the first such row: checked
+        before anything touches the model.
     FloatingPointError
         If the loss turns NaN or infinite; the step that produced it is not applied.
     """
+    if checkpoint is not None:
+        writable_target(checkpoint)  # a missing folder is said now, not after the first epoch
+        if "fit" in (checkpoint_extra or {}):
+            raise ValueError("fit: checkpoint_extra cannot hold 'fit', fit's own entry")
     X, y = as_data("fit", model, loss_fn, X, y)
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
@@ -137,7 +152,7 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int, batch_size: int = 64,
                 extra["scheduler"] = {"class": type(scheduler).__name__,
                                       "state": scheduler.state_dict()}
             save(checkpoint, model, optimizer if hasattr(optimizer, "state_dict") else None,
-                 fit=extra)
+                 fit=extra, **(checkpoint_extra or {}))
         if on_epoch_end is not None:
             on_epoch_end(logs)
     return history
@@ -154,24 +169,57 @@ def _views_of(optimizer, model) -> bool:
 def _resume(checkpoint, model, optimizer, rng: np.random.Generator,
             scheduler: LRScheduler | None = None) -> tuple[int, dict]:
     """Load ``checkpoint`` into the model, optimizer, schedule and shuffling generator; return
-    the first epoch still to run and the history so far. All or nothing."""
+    the first epoch still to run and the history so far. All or nothing: fit's own state is
+    checked with the rest of the file before anything is loaded, and the schedule (loaded
+    first, since its load checks it) is put back if the optimizer's load fails after it."""
     if checkpoint is None:
         raise ValueError("fit: resume=True needs checkpoint=PATH to resume from")
     if not os.path.exists(checkpoint):
         warnings.warn(f"fit: no checkpoint at {checkpoint} to resume from; starting at "
                       f"epoch 1", stacklevel=3)
         return 1, {}
-    saved = read_extra(checkpoint)["fit"].get("scheduler")
+    found: dict = {}
+    optimizer = optimizer if hasattr(optimizer, "load_state_dict") else None
+    checked = check(checkpoint, model, optimizer,
+                    check_extra=lambda extra: found.update(fit_state(checkpoint, extra, rng)))
     before = None if scheduler is None else scheduler.state_dict()
-    _load_scheduler(checkpoint, scheduler, saved)  # checked first: it rolls back cheaply
+    _load_scheduler(checkpoint, scheduler, found.get("scheduler"))
     try:
-        state = load(checkpoint, model, optimizer)["fit"]
+        copy(checked, model, optimizer)
     except Exception:
-        if scheduler is not None and before is not None:
+        if before is not None:
             scheduler.load_state_dict(before)
         raise
-    rng.bit_generator.state = state["rng"]
-    return state["epoch"] + 1, state["history"]
+    rng.bit_generator.state = found["rng"]
+    return found["epoch"] + 1, found["history"]
+
+
+def fit_state(checkpoint, extra: dict, rng: np.random.Generator) -> dict:
+    """The ``"fit"`` entry of a checkpoint's extra, checked: epoch, history and a generator
+    state that ``rng`` accepts. A ValueError naming the file otherwise."""
+    state = extra.get("fit")
+    if not isinstance(state, dict):
+        raise ValueError(f"fit: {checkpoint} holds no training state to resume from (it was "
+                         f"written by checkpoint.save, not by fit): load it with "
+                         f"checkpoint.load(path, model, optimizer) and call fit without resume")
+    epoch, history = state.get("epoch"), state.get("history")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+        raise ValueError(f"fit: {checkpoint}: expected its epoch to be an int >= 1, got {epoch!r}")
+    if not isinstance(history, dict) or not all(
+            isinstance(v, list) and len(v) == epoch and all(_is_number(x) for x in v)
+            for v in history.values()):
+        raise ValueError(f"fit: {checkpoint}: expected its history to hold {epoch} numbers "
+                         f"per metric")
+    try:
+        type(rng.bit_generator)().state = state.get("rng")  # a throwaway generator checks it
+    except (TypeError, ValueError, KeyError, OverflowError) as err:
+        raise ValueError(f"fit: {checkpoint}: its shuffling generator state does not load "
+                         f"({type(err).__name__}: {err})") from None
+    return {**state, "epoch": epoch, "history": history}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _load_scheduler(checkpoint, scheduler: LRScheduler | None, saved: dict | None) -> None:
@@ -200,10 +248,7 @@ def _train_epoch(model, loss_fn, optimizer, X, y, batch_size: int, rng, epoch: i
             logits = model.forward(xb)
             loss = loss_fn.forward(logits, yb)
             if not math.isfinite(loss):
-                raise FloatingPointError(
-                    f"fit: the loss became {loss} at epoch {epoch}, step {step}; training "
-                    f"stopped before applying that step. Try a smaller learning rate"
-                    + (f" than lr={optimizer.lr:g}" if hasattr(optimizer, "lr") else ""))
+                raise FloatingPointError(_diverged(loss, epoch, step, optimizer))
             model.param_backward(loss_fn.backward())
             if clip_grad_norm is not None:
                 clip_gradients(model, clip_grad_norm)
@@ -212,6 +257,20 @@ def _train_epoch(model, loss_fn, optimizer, X, y, batch_size: int, rng, epoch: i
             bar.set_postfix(loss=f"{totals.loss / totals.samples:.4f}", refresh=False)
             bar.update()
     return totals.metrics()
+
+
+def _diverged(loss: float, epoch: int, step: int, optimizer) -> str:
+    """Why a loss turned non-finite: the data were checked finite, so the steps diverged."""
+    settings = {name: getattr(optimizer, name) for name in ("lr", "momentum", "weight_decay")
+                if _is_number(getattr(optimizer, name, None))}
+    named = ", ".join(f"{k}={v:g}" for k, v in settings.items())
+    return (f"fit: the loss became {loss} at epoch {epoch}, step {step}; training stopped "
+            f"before applying that step. The data are finite (checked before training), so "
+            f"the weights diverged under the optimizer's settings"
+            + (f" ({named})" if named else "") + ". Try a smaller learning rate"
+            + (f" than lr={settings['lr']:g}" if "lr" in settings else "")
+            + (", less momentum" if settings.get("momentum") else "")
+            + (", less weight decay" if settings.get("weight_decay") else ""))
 
 
 def evaluate(model, loss_fn, X, y, batch_size: int = 1024) -> dict[str, float]:
@@ -257,7 +316,8 @@ def model_dtype(model) -> np.dtype | None:
 
 def as_inputs(who: str, model, X) -> np.ndarray:
     """X as an array of the model's dtype (float64 for a model without parameters), checked
-    once, up front: real-valued and not empty."""
+    once, up front: real-valued, not empty, and finite (after the conversion, so a value
+    too large for float32 is caught too)."""
     X = np.asarray(X)
     if X.dtype.kind not in "fiu":
         raise TypeError(f"{who}: expected real-valued inputs X, got an array of dtype {X.dtype}")
@@ -265,7 +325,26 @@ def as_inputs(who: str, model, X) -> np.ndarray:
         raise ValueError(f"{who}: expected at least one sample in X, got an array of shape "
                          f"{X.shape}")
     dtype = model_dtype(model) or (X.dtype if X.dtype.kind == "f" else np.dtype(np.float64))
-    return X.astype(dtype, copy=False)
+    with np.errstate(over="ignore"):  # an overflow to inf is reported below, by row
+        X = X.astype(dtype, copy=False)
+    return check_finite(who, "X", X)
+
+
+def check_finite(who: str, name: str, a: np.ndarray) -> np.ndarray:
+    """``a`` if every value is finite, else a ValueError naming the first row that is not.
+    One sum in the common case; the row search only when the sum is not finite."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if a.dtype.kind != "f" or math.isfinite(np.sum(a, dtype=np.float64)):
+            return a
+    bad_rows = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
+    if not bad_rows.any():  # the sum overflowed, the values are fine
+        return a
+    i = int(np.flatnonzero(bad_rows)[0])
+    row = a[i].reshape(-1)
+    value = row[~np.isfinite(row)][0]
+    raise ValueError(f"{who}: {name} holds {value} in row {i} ({int(bad_rows.sum())} such rows); "
+                     f"non-finite data would poison the model (BatchNorm's running statistics, "
+                     f"every weight): drop or repair those rows first")
 
 
 def as_data(who: str, model, loss_fn, X, y) -> tuple[np.ndarray, np.ndarray]:
@@ -282,7 +361,7 @@ def as_data(who: str, model, loss_fn, X, y) -> tuple[np.ndarray, np.ndarray]:
     if getattr(loss_fn, "targets", "classes") == "values":
         if y.dtype.kind not in "fiu":
             raise TypeError(f"{who}: expected real-valued targets y, got dtype {y.dtype}")
-        return X, y.astype(X.dtype, copy=False)
+        return X, check_finite(who, "y", y.astype(X.dtype, copy=False))
     if y.dtype.kind in "iu":
         return X, y.astype(np.int64, copy=False)
     if y.dtype.kind != "f":

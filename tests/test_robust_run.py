@@ -1,0 +1,263 @@
+"""Runs that lose nothing: non-finite data refused up front, BatchNorm never poisoned, bounded
+flags and labels, guarded command-line slips, SIGTERM handled, bit-exact resume pinned."""
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from handprop.layers import BatchNorm1d, mlp
+from handprop.losses import Loss, SoftmaxCrossEntropy
+from handprop.train import SGD, evaluate, fit, predict
+from handprop.train.__main__ import main
+from handprop.train.checkpoint import read_extra
+from handprop.train.data import spiral
+
+# The thread count the bit-exact tests rely on: BLAS sums in another order with another
+# number of threads, so weights agree to the last bit only with the same count (README).
+ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+class Values(Loss):
+    """Stands in for a regression loss: only its ``targets`` matters before training starts."""
+
+    targets = "values"
+
+
+@pytest.mark.parametrize("call", ["fit", "evaluate", "predict", "validation"])
+@pytest.mark.parametrize("bad,shown", [(np.nan, "nan"), (np.inf, "inf"), (1e39, "inf")])
+def test_non_finite_data_is_refused_before_it_touches_the_model(call, bad, shown, assert_same_state):
+    X, y = spiral(20, 3, dtype=np.float64)
+    X[[7, 11], 1] = bad  # 1e39 is finite in float64 but overflows the model's float32
+    model = mlp(2, [8], 3)
+    before = model.state_dict()
+    with pytest.raises(ValueError, match=rf"^{call.replace('validation', 'fit: validation')}: X holds "
+                                         rf"{shown} in row 7 \(2 such rows\); non-finite data would poison"):
+        if call == "fit":
+            fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), X, y, epochs=1, progress=False)
+        elif call == "validation":
+            fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), *spiral(20, 3), epochs=1,
+                progress=False, validation=(X, y))
+        elif call == "evaluate":
+            evaluate(model, SoftmaxCrossEntropy(), X, y)
+        else:
+            predict(model, X)
+    assert_same_state(before, model.state_dict())
+
+
+def test_non_finite_targets_of_a_regression_are_refused():
+    model = mlp(2, [8], 1)
+    X, y = spiral(10, 3)
+    y = y.astype(np.float64)
+    y[4] = np.nan
+    with pytest.raises(ValueError, match=r"fit: y holds nan in row 4 \(1 such rows\)"):
+        fit(model, Values(), SGD(model, lr=0.1), X, y, epochs=1, progress=False)
+
+
+def test_batchnorm_running_statistics_ignore_a_non_finite_batch(rng):
+    bn = BatchNorm1d(4, dtype=np.float64)
+    bn.forward(rng.standard_normal((16, 4)))
+    before = {k: v.copy() for k, v in bn.buffers.items()}
+    for bad in (np.nan, np.inf, 1e308):
+        x = rng.standard_normal((16, 4))
+        x[3, 2] = bad
+        with np.errstate(all="ignore"):
+            bn.forward(x)
+        for k, v in before.items():
+            np.testing.assert_array_equal(bn.buffers[k], v, err_msg=k)
+    bn.forward(rng.standard_normal((16, 4)))  # a finite batch still moves them
+    assert not np.array_equal(bn.running_mean, before["running_mean"])
+
+
+def test_evaluate_after_a_non_finite_batch_is_still_finite():
+    """The issue's case: a NaN batch once reached BatchNorm; eval-mode results stay finite."""
+    model = mlp(2, [8], 3)
+    X, y = spiral(20, 3)
+    fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), X, y, epochs=1, progress=False)
+    poisoned = X[:16].copy()
+    poisoned[0, 0] = np.nan
+    with np.errstate(all="ignore"):
+        model.train().forward(poisoned)
+    assert all(np.isfinite(v).all() for v in model.buffers.values())
+    assert np.isfinite(evaluate(model, SoftmaxCrossEntropy(), X, y)["loss"])
+
+
+def test_a_loss_turning_non_finite_names_the_optimizer_settings():
+    class NanAtStep3(SoftmaxCrossEntropy):
+        calls = 0
+
+        def forward(self, logits, targets):
+            self.calls += 1
+            return float("nan") if self.calls == 3 else super().forward(logits, targets)
+    model = mlp(2, [8], 3)
+    opt = SGD(model, lr=0.1, momentum=0.9, weight_decay=1e-4)
+    with pytest.raises(FloatingPointError, match=r"the loss became nan at epoch 1, step 3; training stopped "
+                                                  r"before applying that step. The data are finite \(checked "
+                                                  r"before training\), so the weights diverged under the "
+                                                  r"optimizer's settings \(lr=0.1, momentum=0.9, "
+                                                  r"weight_decay=0.0001\). Try a smaller learning rate than "
+                                                  r"lr=0.1, less momentum, less weight decay"):
+        fit(model, NanAtStep3(), opt, *spiral(20, 3), epochs=1, batch_size=16, progress=False)
+
+
+CLI = ["--hidden", "8", "--no-progress", "--epochs", "1"]
+
+
+def test_an_existing_checkpoint_is_not_overwritten_without_overwrite(tmp_path, capsys):
+    path = str(tmp_path / "c.npz")
+    assert main([*CLI, "--epochs", "2", "--checkpoint", path]) == 0
+    with pytest.raises(SystemExit) as exc:
+        main([*CLI, "--checkpoint", path])
+    assert exc.value.code == 2
+    assert (f"--checkpoint {path} already exists; add --resume to continue from it, or --overwrite "
+            f"to start over and replace it") in capsys.readouterr().err
+    assert read_extra(path)["fit"]["epoch"] == 2
+    assert main([*CLI, "--checkpoint", path, "--overwrite"]) == 0
+    assert read_extra(path)["fit"]["epoch"] == 1
+
+
+def test_resume_takes_the_saved_settings_and_refuses_contradicting_flags(tmp_path, capsys):
+    path = str(tmp_path / "c.npz")
+    assert main([*CLI, "--checkpoint", path, "--activation", "tanh", "--lr", "0.05", "--batch-size", "32"]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["--hidden", "8", "--epochs", "2", "--checkpoint", path, "--resume", "--activation", "relu",
+              "--lr", "0.05", "--momentum", "0.5"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert (f"--resume continues {path} with the settings it was saved with, and these flags contradict "
+            f"them: --activation relu (saved: tanh), --momentum 0.5 (saved: 0.9); leave them out, or start "
+            f"a new run with --overwrite") in err
+    assert main(["--epochs", "2", "--no-progress", "--checkpoint", path, "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "Tanh()" in out and "Linear(2, 8, bias=False)" in out  # the saved model, rebuilt
+    assert read_extra(path)["cli"]["batch_size"] == 32 and read_extra(path)["fit"]["epoch"] == 2
+
+
+def test_settings_recorded_in_a_checkpoint_are_held_to_the_flags_bounds(tmp_path, capsys):
+    path = tmp_path / "c.npz"
+    assert main([*CLI, "--checkpoint", str(path)]) == 0
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta["extra"]["cli"]["hidden"] = [10**9]  # a tampered record: a 4 GB layer
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["--epochs", "2", "--checkpoint", str(path), "--resume"])
+    assert exc.value.code == 2
+    assert (f"--resume: {path} records settings this command refuses: argument --hidden: expected at "
+            f"most 64 widths of at most 65536 each, got '1000000000'") in capsys.readouterr().err
+
+
+def test_the_checkpoint_path_is_checked_before_anything_runs(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([*CLI, "--checkpoint", str(tmp_path / "missing" / "c.npz")])
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    assert "the folder" in captured.err and "missing does not exist" in captured.err
+    assert "Linear" not in captured.out  # nothing was built, let alone trained
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--hidden", "1000000000"], "expected at most 64 widths of at most 65536 each"),
+    (["--hidden", ",".join(["2"] * 65)], "expected at most 64 widths"),
+    (["--epochs", "1000000000"], "expected at most 1000000, got 1000000000"),
+    (["--batch-size", "1000000000"], "expected at most 1048576, got 1000000000"),
+])
+def test_sizes_from_flags_are_bounded(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def idx(path: Path, array: np.ndarray, code: int) -> None:
+    dims = struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(bytes([0, 0, code, array.ndim]) + dims + array.astype(array.dtype.newbyteorder(">")).tobytes())
+
+
+def test_labels_are_checked_against_the_class_count_before_any_layer_is_built(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 20), ("t10k", 10)):
+        idx(tmp_path / f"{split}-images-idx3-ubyte", rng.integers(0, 255, (n, 4, 4)).astype(np.uint8), 0x08)
+        labels = rng.integers(0, 10, n).astype(np.int32)
+        if split == "train":
+            labels[13] = 2**31 - 1  # would make a Linear(16, 2147483648): 512 GiB
+        idx(tmp_path / f"{split}-labels-idx1-ubyte", labels, 0x0C)
+    assert main(["--dataset", "mnist", "--data-dir", str(tmp_path), "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert (f"{tmp_path}: the train labels hold 2147483647 at position 13, outside 0..9, the classes of "
+            f"mnist") in captured.err
+    assert "Linear" not in captured.out and "Traceback" not in captured.err
+
+
+SIGTERM_MID_SAVE = """
+import os, signal, sys
+import numpy as np
+from handprop.train.__main__ import main
+write_array, calls = np.lib.format.write_array, []
+
+def write_array_then_sigterm(f, array, **options):  # 13 entries a save: in the second one
+    calls.append(1)
+    if len(calls) == 13 + 3:
+        os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler or `docker stop` would
+    return write_array(f, array, **options)
+
+np.lib.format.write_array = write_array_then_sigterm
+sys.exit(main(["--hidden", "8", "--no-progress", "--epochs", "5", "--checkpoint", sys.argv[1]]))
+"""
+
+
+def test_sigterm_mid_save_keeps_the_checkpoint_whole_and_leaves_no_temporary_file(tmp_path):
+    path = tmp_path / "c.npz"
+    done = subprocess.run([sys.executable, "-c", SIGTERM_MID_SAVE, str(path)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 143, done.stderr
+    assert done.stderr.strip().splitlines() == [f"terminated (SIGTERM); {path} keeps epoch 1: add --resume "
+                                                f"to continue from it"]
+    assert sorted(os.listdir(tmp_path)) == ["c.npz"]
+    assert read_extra(path)["fit"]["epoch"] == 1
+
+
+KILLED = """
+import os, signal, sys
+from handprop.losses import SoftmaxCrossEntropy
+from handprop.train.__main__ import main
+
+class KillMidEpoch3(SoftmaxCrossEntropy):
+    calls = 0
+    def forward(self, logits, targets):
+        self.calls += 1
+        if self.calls == 12 + 5:  # 12 steps an epoch (3000 samples, batches of 256)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().forward(logits, targets)
+
+import handprop.train.__main__ as cli
+cli.SoftmaxCrossEntropy = KillMidEpoch3
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_resume_after_sigkill_is_bit_exact_with_the_same_thread_count(tmp_path):
+    """Same seed, same machine, same BLAS thread count (pinned here to 1): the resumed run's
+    weights equal the uninterrupted run's to the last bit, at the CLI's default widths."""
+    env = {**os.environ, **ONE_THREAD}
+    args = ["--hidden", "64,64", "--no-progress", "--epochs", "3", "--batch-size", "256"]
+    killed = subprocess.run([sys.executable, "-c", KILLED, *args, "--checkpoint", str(tmp_path / "a.npz")],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert read_extra(tmp_path / "a.npz")["fit"]["epoch"] == 1
+    for extra in (["--checkpoint", str(tmp_path / "a.npz"), "--resume"], ["--checkpoint", str(tmp_path / "b.npz")]):
+        done = subprocess.run([sys.executable, "-m", "handprop.train", *args, *extra], capture_output=True,
+                              text=True, timeout=120, env=env)
+        assert done.returncode == 0, done.stderr
+    with np.load(tmp_path / "a.npz") as a, np.load(tmp_path / "b.npz") as b:
+        for name in a.files:
+            if name != "meta":
+                np.testing.assert_array_equal(a[name], b[name], err_msg=name)
