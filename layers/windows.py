@@ -7,8 +7,9 @@ Images are NCHW, ``(N, C, H, W)``, as in PyTorch. A window of ``kernel`` ``(kh, 
 docs/derivations.md#convolutional-layers.
 
 ``im2col`` copies every window into one row of a matrix, so that a convolution is a single
-matrix product; ``col2im`` is its adjoint, the scatter-add of window gradients back onto the
-input, done as one strided slice-add per tap (kh*kw of them), never a loop over pixels.
+matrix product. ``taps`` gives, for each of the kh*kw taps of the kernel, the strided slice of
+the padded input that the tap reads in every window: a backward pass scatter-adds its
+gradients with one slice-add per tap, never a loop over pixels, and pooling works tap by tap.
 
 Memory is channels-last, as PyTorch's ``channels_last`` format: the arrays these return are
 NCHW *views* of (N, H, W, C) memory, because a matrix product over windows produces one row
@@ -89,38 +90,33 @@ def pad(x: np.ndarray, padding: Pair, fill: float = 0.0) -> np.ndarray:
     return xp
 
 
-def windows(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out_hw: Pair
-            ) -> np.ndarray:
-    """The windows of a padded channels-last input, as a view: xp (N, Hp, Wp, C) ->
-    (N, OH, OW, C, kh, kw), ``windows[n, i, j, c, p, q] = xp[n, i*sh + p*dh, j*sw + q*dw, c]``."""
+def unpad(xp: np.ndarray, padding: Pair) -> np.ndarray:
+    """The inverse of ``pad``: (N, Hp, Wp, C) -> the (N, C, H, W) view of its interior."""
+    (ph, pw), (hp, wp) = padding, xp.shape[1:3]
+    return channels_first(xp[:, ph:hp - ph, pw:wp - pw, :])
+
+
+def taps(kernel: Pair, stride: Pair, dilation: Pair, out_hw: Pair
+         ) -> list[tuple[int, int, slice, slice]]:
+    """For each tap (p, q) of the kernel, the rows and columns of the padded input it reads in
+    every window at once: ``rows = p*dh + sh*i`` for i < OH, ``cols = q*dw + sw*j`` for j < OW.
+    ``xp[:, rows, cols, :]`` is then tap (p, q) of all N*OH*OW windows, (N, OH, OW, C)."""
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
-    spans = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
-    view = sliding_window_view(xp, spans, axis=(1, 2))
-    return view[:, :sh * (oh - 1) + 1:sh, :sw * (ow - 1) + 1:sw, :, ::dh, ::dw]
+    return [(p, q, slice(p * dh, p * dh + sh * (oh - 1) + 1, sh),
+             slice(q * dw, q * dw + sw * (ow - 1) + 1, sw)) for p in range(kh) for q in range(kw)]
 
 
 def im2col(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
-           out_hw: Pair, fill: float = 0.0) -> np.ndarray:
-    """x (N, C, H, W) -> cols (N*OH*OW, C*kh*kw): row (n, i, j) holds the window that output
-    (i, j) sees, its columns ordered (c, p, q) as a PyTorch weight (O, C, kh, kw) is."""
-    xp = pad(x, padding, fill)
-    cols = np.ascontiguousarray(windows(xp, kernel, stride, dilation, out_hw))
-    return cols.reshape(-1, x.shape[1] * kernel[0] * kernel[1])
+           out_hw: Pair) -> np.ndarray:
+    """x (N, C, H, W) -> cols (N*OH*OW, kh*kw*C): row (n, i, j) holds the window that output
+    (i, j) of image n sees, zero-padded, its entries ordered (p, q, c), channels fastest.
 
-
-def col2im(dcols: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pair,
-           padding: Pair, dilation: Pair, out_hw: Pair) -> np.ndarray:
-    """The adjoint of im2col: dcols (N*OH*OW, C*kh*kw) -> dx (N, C, H, W).
-
-    Each input pixel receives the sum of the gradients of every window entry that copied it.
-    Entry (p, q) of all windows together covers the padded input on the strided grid
-    ``p*dh + sh*i``, ``q*dw + sw*j``: one slice-add per tap."""
-    (n, c, h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = (
-        x_shape, kernel, stride, padding, dilation, out_hw)
-    dcols = dcols.reshape(n, oh, ow, c, kh, kw)
-    dxp = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dcols.dtype)
-    for p in range(kh):
-        for q in range(kw):
-            dxp[:, p * dh:p * dh + sh * (oh - 1) + 1:sh, q * dw:q * dw + sw * (ow - 1) + 1:sw, :] \
-                += dcols[:, :, :, :, p, q]
-    return channels_first(dxp[:, ph:ph + h, pw:pw + w, :])
+    One copy of a strided view of the padded input: ``sliding_window_view`` gives every
+    window, ``[::sh, ::sw]`` keeps one window per output, ``[::dh, ::dw]`` the taps."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
+    xp = pad(x, padding)                                        # (N, Hp, Wp, C)
+    spans = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+    view = sliding_window_view(xp, spans, axis=(1, 2))          # (N, Hp', Wp', C, span_h, span_w)
+    view = view[:, :sh * (oh - 1) + 1:sh, :sw * (ow - 1) + 1:sw, :, ::dh, ::dw]
+    cols = np.ascontiguousarray(view.transpose(0, 1, 2, 4, 5, 3))   # (N, OH, OW, kh, kw, C)
+    return cols.reshape(-1, kh * kw * x.shape[1])
