@@ -117,11 +117,12 @@ class Conv2d(Layer):
         """dout (N, O, OH, OW) -> dx (N, C, H, W); fills grads["W"] and grads["b"]."""
         dout2d = self._param_grads(dout)                      # (N*OH*OW, O)
         cols, (n, c, h, w), (oh, ow) = self.cache
-        (ph, pw), W = self.padding, self.params["W"]
+        ph, pw = self.padding
+        W_taps = np.ascontiguousarray(self.params["W"].transpose(2, 3, 0, 1))   # (kh, kw, O, C)
         dxp = np.zeros((n, h + 2 * ph, w + 2 * pw, c), self.dtype)   # padded, channels-last
         # tap (p, q) of every window read xp[:, rows, cols, :]: it sends dout @ W[:, :, p, q] back
         for p, q, rows, cols in taps(self.kernel_size, self.stride, self.dilation, (oh, ow)):
-            dxp[:, rows, cols, :] += (dout2d @ W[:, :, p, q]).reshape(n, oh, ow, c)
+            dxp[:, rows, cols, :] += (dout2d @ W_taps[p, q]).reshape(n, oh, ow, c)
         return unpad(dxp, self.padding)
 
     def param_backward(self, dout: np.ndarray) -> None:
