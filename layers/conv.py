@@ -11,24 +11,13 @@ from typing import NamedTuple
 import numpy as np
 
 from .base import Layer, batch_sum, check_grad, check_size, float_dtype, non_default
-from .windows import (
-    Pair,
-    channels_first,
-    channels_last,
-    check_images,
-    im2col,
-    output_size,
-    pair,
-    show,
-    taps,
-    unpad,
-)
+from .windows import Pair, channels_outer, check_images, im2col, output_size, pair, show, taps, unpad
 
 
 class Saved(NamedTuple):
     """What the forward pass keeps for backward."""
 
-    cols: np.ndarray          # (N*OH*OW, kh*kw*C) the window each output saw, one per row
+    cols: np.ndarray          # (kh*kw*C, N*OH*OW) the window each output saw, one per column
     x_shape: tuple            # (N, C, H, W), for dx
     out_hw: Pair              # (OH, OW)
 
@@ -41,21 +30,21 @@ class Conv2d(Layer):
         out[n, o, i, j] = b[o] + sum_{c, p, q} W[o, c, p, q] * xp[n, c, i*sh + p*dh, j*sw + q*dw]
 
     Shapes: x (N, C, H, W), W (O, C, kh, kw), b (O,), out (N, O, OH, OW) with
-    ``OH = (H + 2*ph - dh*(kh - 1) - 1) // sh + 1`` (likewise OW). With the windows as the rows
-    of ``cols`` (N*OH*OW, kh*kw*C) and W as the matching matrix W2d (O, kh*kw*C), this is one
-    matrix product, ``out2d = cols @ W2d.T + b``: a Linear layer applied to every window.
+    ``OH = (H + 2*ph - dh*(kh - 1) - 1) // sh + 1`` (likewise OW). With the windows as the
+    columns of ``cols`` (kh*kw*C, N*OH*OW) and W as the matching matrix W2d (O, kh*kw*C), this
+    is one matrix product, ``out2d = W2d @ cols + b``: a Linear layer applied to every window.
 
-    Local derivatives, with dout = dL/dout (N, O, OH, OW) read as dout2d (N*OH*OW, O)::
+    Local derivatives, with dout = dL/dout (N, O, OH, OW) read as dout2d (O, N*OH*OW)::
 
-        dW2d = dout2d.T @ cols          (O, kh*kw*C)  a correlation of the input with dout
-        db = dout2d.sum(axis=0)         (O,)          b was broadcast over every pixel
-        dcols = dout2d @ W2d            (N*OH*OW, kh*kw*C), summed back onto the pixels each
+        dW2d = dout2d @ cols.T          (O, kh*kw*C)  a correlation of the input with dout
+        db = dout2d.sum(axis=1)         (O,)          b was broadcast over every pixel
+        dcols = W2d.T @ dout2d          (kh*kw*C, N*OH*OW), summed back onto the pixels each
                                         window copied: dx, a full convolution of dout with
                                         the flipped kernel; done tap by tap, (p, q) adding
-                                        dout2d @ W[:, :, p, q] to the pixels it read
+                                        W[:, :, p, q].T @ dout2d to the pixels it read
 
-    The output is an NCHW view of channels-last (N, OH, OW, O) memory, the matrix product's
-    natural layout; a following BatchNorm2d or Conv2d reads it without a copy.
+    The output is an NCHW view of (O, N, OH, OW) memory, the matrix product's layout; the next
+    BatchNorm2d or Conv2d reads it without a copy.
 
     Initialisation is PyTorch's: W and b uniform in [-k, k], k = 1/sqrt(C*kh*kw).
 
@@ -107,22 +96,22 @@ class Conv2d(Layer):
         n, o = x.shape[0], self.out_channels
         oh, ow = output_size(self, x.shape, self.kernel_size, self.stride, self.padding, self.dilation)
         cols = im2col(x, self.kernel_size, self.stride, self.padding, self.dilation, (oh, ow))
-        out = cols @ self._weight_matrix().T                  # (N*OH*OW, O)
+        out = self._weight_matrix() @ cols                    # (O, N*OH*OW)
         if "b" in self.params:
-            out += self.params["b"]
+            out += self.params["b"][:, None]
         self.cache = Saved(cols, x.shape, (oh, ow))
-        return channels_first(out.reshape(n, oh, ow, o))
+        return channels_outer(out.reshape(o, n, oh, ow))
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, O, OH, OW) -> dx (N, C, H, W); fills grads["W"] and grads["b"]."""
-        dout2d = self._param_grads(dout)                      # (N*OH*OW, O)
+        dout2d = self._param_grads(dout)                      # (O, N*OH*OW)
         cols, (n, c, h, w), (oh, ow) = self.cache
         ph, pw = self.padding
-        W_taps = np.ascontiguousarray(self.params["W"].transpose(2, 3, 0, 1))   # (kh, kw, O, C)
-        dxp = np.zeros((n, h + 2 * ph, w + 2 * pw, c), self.dtype)   # padded, channels-last
-        # tap (p, q) of every window read xp[:, rows, cols, :]: it sends dout @ W[:, :, p, q] back
+        W_taps = np.ascontiguousarray(self.params["W"].transpose(2, 3, 1, 0))   # (kh, kw, C, O)
+        dxp = np.zeros((c, n, h + 2 * ph, w + 2 * pw), self.dtype)   # padded, channels outermost
+        # tap (p, q) of every window read xp[:, :, rows, cols]: it gets W[:, :, p, q].T @ dout back
         for p, q, rows, cols in taps(self.kernel_size, self.stride, self.dilation, (oh, ow)):
-            dxp[:, rows, cols, :] += (dout2d @ W_taps[p, q]).reshape(n, oh, ow, c)
+            dxp[:, :, rows, cols] += (W_taps[p, q] @ dout2d).reshape(c, n, oh, ow)
         return unpad(dxp, self.padding)
 
     def param_backward(self, dout: np.ndarray) -> None:
@@ -130,18 +119,18 @@ class Conv2d(Layer):
         self._param_grads(dout)
 
     def _param_grads(self, dout: np.ndarray) -> np.ndarray:
-        """Fill grads["W"] and grads["b"]; return dout as (N*OH*OW, O)."""
+        """Fill grads["W"] and grads["b"]; return dout as (O, N*OH*OW)."""
         cols, x_shape, (oh, ow) = self._saved()
         check_grad(self, dout, (x_shape[0], self.out_channels, oh, ow), self.dtype)
-        dout2d = channels_last(dout).reshape(-1, self.out_channels)   # a view if channels-last
-        dW = dout2d.T @ cols                                  # (O, kh*kw*C)
+        dout2d = channels_outer(dout).reshape(self.out_channels, -1)   # a view, as Conv2d lays it out
+        dW = dout2d @ cols.T                                  # (O, kh*kw*C)
         self.grads["W"][...] = dW.reshape(self.out_channels, *self.kernel_size, -1).transpose(0, 3, 1, 2)
         if "b" in self.params:
-            batch_sum(dout2d, out=self.grads["b"])            # b was broadcast over every pixel
+            batch_sum(dout2d.T, out=self.grads["b"])          # b was broadcast over every pixel
         return dout2d
 
     def _weight_matrix(self) -> np.ndarray:
-        """W (O, C, kh, kw) as (O, kh*kw*C), its columns in the order of im2col's, (p, q, c)."""
+        """W (O, C, kh, kw) as W2d (O, kh*kw*C), its columns in the order of im2col's rows."""
         return self.params["W"].transpose(0, 2, 3, 1).reshape(self.out_channels, -1)
 
     def extra_repr(self) -> str:

@@ -11,24 +11,13 @@ from typing import NamedTuple
 import numpy as np
 
 from .base import Layer, check_grad
-from .windows import (
-    Pair,
-    channels_first,
-    channels_last,
-    check_images,
-    output_size,
-    pad,
-    pair,
-    show,
-    taps,
-    unpad,
-)
+from .windows import Pair, channels_outer, check_images, output_size, pad, pair, show, taps, unpad
 
 
 class Saved(NamedTuple):
     """What the forward pass keeps for backward."""
 
-    argmax: np.ndarray | None  # (N, OH, OW, C) which tap held each window's max (MaxPool2d)
+    argmax: np.ndarray | None  # (C, N, OH, OW) which tap held each window's max (MaxPool2d)
     x_shape: tuple             # (N, C, H, W), for dx
     out_hw: Pair               # (OH, OW)
 
@@ -37,8 +26,8 @@ class _Pool2d(Layer):
     """The window arguments and checks MaxPool2d and AvgPool2d share; no parameters.
 
     Both work tap by tap: tap (p, q) of all N*OH*OW windows at once is one strided view
-    ``xp[:, rows, cols, :]`` (N, OH, OW, C) of the padded, channels-last input, so the loops
-    run over the kh*kw taps, never over pixels.
+    ``xp[:, :, rows, cols]`` (C, N, OH, OW) of the padded input, so the loops run over the
+    kh*kw taps, never over pixels.
     """
 
     def __init__(self, kernel_size: int | Pair, stride: int | Pair | None = None,
@@ -53,21 +42,21 @@ class _Pool2d(Layer):
                              f"{show(self.kernel_size)}, got {show(self.padding)}")
 
     def _taps(self, x: np.ndarray, fill: float) -> tuple[list[np.ndarray], Pair]:
-        """x (N, C, H, W) -> the kh*kw taps of every window, each (N, OH, OW, C), and (OH, OW)."""
+        """x (N, C, H, W) -> the kh*kw taps of every window, each (C, N, OH, OW), and (OH, OW)."""
         check_images(self, x, None)
         out_hw = output_size(self, x.shape, self.kernel_size, self.stride, self.padding)
-        xp = pad(x, self.padding, fill)                             # (N, Hp, Wp, C)
-        return [xp[:, rows, cols, :] for _, _, rows, cols in self._slices(out_hw)], out_hw
+        xp = pad(x, self.padding, fill)                             # (C, N, Hp, Wp)
+        return [xp[:, :, rows, cols] for _, _, rows, cols in self._slices(out_hw)], out_hw
 
     def _slices(self, out_hw: Pair) -> list[tuple[int, int, slice, slice]]:
         return taps(self.kernel_size, self.stride, (1, 1), out_hw)
 
     def _start_backward(self, dout: np.ndarray) -> tuple[Saved, np.ndarray, np.ndarray]:
-        """The cache, dout as (N, OH, OW, C), and a zero padded channels-last dx to add into."""
+        """The cache, dout as (C, N, OH, OW), and a zero padded (C, N, Hp, Wp) dx to add into."""
         saved = self._saved()
         (n, c, h, w), (ph, pw) = saved.x_shape, self.padding
         check_grad(self, dout, (n, c, *saved.out_hw), dout.dtype)
-        return saved, channels_last(dout), np.zeros((n, h + 2 * ph, w + 2 * pw, c), dout.dtype)
+        return saved, channels_outer(dout), np.zeros((c, n, h + 2 * ph, w + 2 * pw), dout.dtype)
 
     def extra_repr(self) -> str:
         shown = [str(show(self.kernel_size))]
@@ -95,7 +84,7 @@ class MaxPool2d(_Pool2d):
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (N, C, H, W) -> out (N, C, OH, OW)."""
         window_taps, out_hw = self._taps(x, -np.inf)
-        out = window_taps[0].copy()                                 # (N, OH, OW, C)
+        out = window_taps[0].copy()                                 # (C, N, OH, OW)
         index = np.min_scalar_type(len(window_taps) - 1).type      # uint8 up to 256 taps
         argmax = np.zeros(out.shape, index)
         for k, tap in enumerate(window_taps[1:], start=1):
@@ -104,13 +93,13 @@ class MaxPool2d(_Pool2d):
             argmax += wins * index(k)            # np.where branches per element, 10x slower here
             np.maximum(out, tap, out=out)        # (a NaN propagates, as in PyTorch)
         self.cache = Saved(argmax, x.shape, out_hw)
-        return channels_first(out)
+        return channels_outer(out)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, C, OH, OW) -> dx (N, C, H, W)."""
         (argmax, _, out_hw), dout, dxp = self._start_backward(dout)
         for k, (_, _, rows, cols) in enumerate(self._slices(out_hw)):
-            dxp[:, rows, cols, :] += dout * (argmax == k)       # += : windows may overlap
+            dxp[:, :, rows, cols] += dout * (argmax == k)       # += : windows may overlap
         return unpad(dxp, self.padding)
 
 
@@ -126,18 +115,18 @@ class AvgPool2d(_Pool2d):
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (N, C, H, W) -> out (N, C, OH, OW)."""
         window_taps, out_hw = self._taps(x, 0.0)
-        total = window_taps[0].copy()                               # (N, OH, OW, C)
+        total = window_taps[0].copy()                               # (C, N, OH, OW)
         for tap in window_taps[1:]:
             total += tap
         self.cache = Saved(None, x.shape, out_hw)
-        return channels_first(total / len(window_taps))
+        return channels_outer(total / len(window_taps))
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, C, OH, OW) -> dx (N, C, H, W)."""
         (_, _, out_hw), dout, dxp = self._start_backward(dout)
-        share = dout / (self.kernel_size[0] * self.kernel_size[1])  # (N, OH, OW, C)
+        share = dout / (self.kernel_size[0] * self.kernel_size[1])  # (C, N, OH, OW)
         for _, _, rows, cols in self._slices(out_hw):
-            dxp[:, rows, cols, :] += share
+            dxp[:, :, rows, cols] += share
         return unpad(dxp, self.padding)
 
 
