@@ -51,6 +51,10 @@ class _Pool2d(Layer):
     def _slices(self, out_hw: Pair) -> list[tuple[int, int, slice, slice]]:
         return taps(self.kernel_size, self.stride, (1, 1), out_hw)
 
+    def _overlapping(self) -> bool:
+        """Whether windows overlap (stride < kernel), so that a pixel can be in several."""
+        return self.stride[0] < self.kernel_size[0] or self.stride[1] < self.kernel_size[1]
+
     def _start_backward(self, dout: np.ndarray) -> tuple[Saved, np.ndarray, np.ndarray]:
         """The cache, dout as (C, N, OH, OW), and a zero padded (C, N, Hp, Wp) dx to add into."""
         saved = self._saved()
@@ -99,7 +103,10 @@ class MaxPool2d(_Pool2d):
         """dout (N, C, OH, OW) -> dx (N, C, H, W)."""
         (argmax, _, out_hw), dout, dxp = self._start_backward(dout)
         for k, (_, _, rows, cols) in enumerate(self._slices(out_hw)):
-            dxp[:, :, rows, cols] += dout * (argmax == k)       # += : windows may overlap
+            if self._overlapping():               # a pixel in several windows: gradients add
+                dxp[:, :, rows, cols] += dout * (argmax == k)
+            else:                                 # in one window at most: write, in place
+                np.multiply(dout, argmax == k, out=dxp[:, :, rows, cols])
         return unpad(dxp, self.padding)
 
 
@@ -126,7 +133,10 @@ class AvgPool2d(_Pool2d):
         (_, _, out_hw), dout, dxp = self._start_backward(dout)
         share = dout / (self.kernel_size[0] * self.kernel_size[1])  # (C, N, OH, OW)
         for _, _, rows, cols in self._slices(out_hw):
-            dxp[:, :, rows, cols] += share
+            if self._overlapping():               # a pixel in several windows: shares add
+                dxp[:, :, rows, cols] += share
+            else:
+                dxp[:, :, rows, cols] = share
         return unpad(dxp, self.padding)
 
 
