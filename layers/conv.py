@@ -104,15 +104,15 @@ class Conv2d(Layer):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, O, OH, OW) -> dx (N, C, H, W); fills grads["W"] and grads["b"]."""
         dout2d = self._param_grads(dout)                      # (O, N*OH*OW)
-        cols, (n, c, h, w), (oh, ow) = self.cache
+        _, (n, c, h, w), (oh, ow) = self.cache
         ph, pw = self.padding
         dcols = self._weight_matrix().T @ dout2d              # (kh*kw*C, N*OH*OW)
         dcols = dcols.reshape(*self.kernel_size, c, n, oh, ow)
         dxp = np.zeros((c, n, h + 2 * ph, w + 2 * pw), self.dtype)   # padded, channels outermost
-        # tap (p, q) of every window was copied from xp[:, :, rows, cols]: its gradient goes back
-        # there, and adds where windows overlap (col2im)
-        for p, q, rows, cols in taps(self.kernel_size, self.stride, self.dilation, (oh, ow)):
-            dxp[:, :, rows, cols] += dcols[p, q]
+        # tap (p, q) of every window was copied from xp[:, :, rows, columns]: its gradient goes
+        # back there, and adds where windows overlap (col2im)
+        for p, q, rows, columns in taps(self.kernel_size, self.stride, self.dilation, (oh, ow)):
+            dxp[:, :, rows, columns] += dcols[p, q]
         return unpad(dxp, self.padding)
 
     def param_backward(self, dout: np.ndarray) -> None:
