@@ -21,6 +21,7 @@ class Saved(NamedTuple):
     argmax: np.ndarray | None  # (C, N, OH, OW) which tap held each window's max (MaxPool2d)
     x_shape: tuple             # (N, C, H, W), for dx
     out_hw: Pair               # (OH, OW)
+    dtype: np.dtype            # the input's, which dout must have
 
 
 class _Pool2d(Layer):
@@ -60,7 +61,7 @@ class _Pool2d(Layer):
         """The cache, dout as (C, N, OH, OW), and a zero padded (C, N, Hp, Wp) dx to add into."""
         saved = self._saved()
         (n, c, h, w), (ph, pw) = saved.x_shape, self.padding
-        check_grad(self, dout, (n, c, *saved.out_hw), dout.dtype)
+        check_grad(self, dout, (n, c, *saved.out_hw), saved.dtype)
         return saved, channels_outer(dout), np.zeros((c, n, h + 2 * ph, w + 2 * pw), dout.dtype)
 
     def extra_repr(self) -> str:
@@ -97,12 +98,12 @@ class MaxPool2d(_Pool2d):
             argmax *= ~wins                      # argmax = where(wins, k, argmax), as arithmetic:
             argmax += wins * index(k)            # np.where branches per element, 10x slower here
             np.maximum(out, tap, out=out)        # (a NaN propagates, as in PyTorch)
-        self.cache = Saved(argmax, x.shape, out_hw)
+        self.cache = Saved(argmax, x.shape, out_hw, x.dtype)
         return channels_outer(out)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, C, OH, OW) -> dx (N, C, H, W)."""
-        (argmax, _, out_hw), dout, dxp = self._start_backward(dout)
+        (argmax, _, out_hw, _), dout, dxp = self._start_backward(dout)
         for k, (_, _, rows, cols) in enumerate(self._slices(out_hw)):
             if self._overlapping():               # a pixel in several windows: gradients add
                 dxp[:, :, rows, cols] += dout * (argmax == k)
@@ -126,12 +127,12 @@ class AvgPool2d(_Pool2d):
         total = window_taps[0].copy()                               # (C, N, OH, OW)
         for tap in window_taps[1:]:
             total += tap
-        self.cache = Saved(None, x.shape, out_hw)
+        self.cache = Saved(None, x.shape, out_hw, x.dtype)
         return channels_outer(total / len(window_taps))
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, C, OH, OW) -> dx (N, C, H, W)."""
-        (_, _, out_hw), dout, dxp = self._start_backward(dout)
+        (_, _, out_hw, _), dout, dxp = self._start_backward(dout)
         share = dout / (self.kernel_size[0] * self.kernel_size[1])  # (C, N, OH, OW)
         for _, _, rows, cols in self._slices(out_hw):
             if self._overlapping():               # a pixel in several windows: shares add
