@@ -38,4 +38,5 @@ class Flatten(Layer):
         """dout (N, prod(...)) -> dx (N, ...)."""
         x_shape, dtype = self._saved()
         check_grad(self, dout, (x_shape[0], int(np.prod(x_shape[1:]))), dtype)
-        return dout.reshape(x_shape)
+        dx = dout.reshape(x_shape)            # likewise never a view of dout
+        return dx.copy() if np.may_share_memory(dx, dout) else dx

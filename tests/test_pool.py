@@ -205,7 +205,10 @@ def test_flatten_is_a_reshape_and_back():
     out = flatten.forward(x)
     np.testing.assert_array_equal(out, x.reshape(2, 60))
     assert not np.shares_memory(out, x)           # changing the output never changes x
-    np.testing.assert_array_equal(flatten.backward(out * 2), x * 2)
+    dout = out * 2
+    dx = flatten.backward(dout)
+    np.testing.assert_array_equal(dx, x * 2)
+    assert not np.shares_memory(dx, dout)
     assert gradcheck(Flatten(), np.random.default_rng(0).standard_normal((2, 3, 2, 2))).ok
     with pytest.raises(ValueError, match=r"Flatten\(\): expected input of shape \(N, \.\.\.\) with "
                                          r"at least 2 dimensions, got \(5,\)"):
