@@ -8,7 +8,8 @@ from handprop.layers.gradcheck import gradcheck
 
 F64 = np.float64
 
-# Reference values from torch 2.13.0+cpu, float64, printed to 13 significant digits. For each
+# Reference values from torch 2.13.0+cpu, float64, printed to 13 significant digits by
+# tests/torch_reference_conv.py conv. For each
 # key (seed, x shape, W shape, stride, padding, dilation):
 #     rng = np.random.default_rng(seed)
 #     x = rng.standard_normal(x_shape); W = rng.standard_normal(W_shape); b = rng.standard_normal(O)

@@ -14,7 +14,8 @@ from handprop.layers.pool import (
 
 F64 = np.float64
 
-# Reference values from torch 2.13.0+cpu, float64, printed to 13 significant digits. For each
+# Reference values from torch 2.13.0+cpu, float64, printed to 13 significant digits by
+# tests/torch_reference_conv.py pool. For each
 # key (seed, kind, kernel, stride, padding), with x of shape (1, 2, 5, 4):
 #     rng = np.random.default_rng(seed)
 #     x = rng.integers(0, 4, x_shape).astype(float)      # max: small integers, so windows tie
