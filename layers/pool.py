@@ -60,9 +60,12 @@ class _Pool2d(Layer):
     def _start_backward(self, dout: np.ndarray) -> tuple[Saved, np.ndarray, np.ndarray]:
         """The cache, dout as (C, N, OH, OW), and a zero padded (C, N, Hp, Wp) dx to add into."""
         saved = self._saved()
-        (n, c, h, w), (ph, pw) = saved.x_shape, self.padding
-        check_grad(self, dout, (n, c, *saved.out_hw), saved.dtype)
-        return saved, channels_outer(dout), np.zeros((c, n, h + 2 * ph, w + 2 * pw), dout.dtype)
+        (n, c, h, w), (ph, pw), (oh, ow) = saved.x_shape, self.padding, saved.out_hw
+        check_grad(self, dout, (n, c, oh, ow), saved.dtype)
+        shape = (c, n, h + 2 * ph, w + 2 * pw)
+        # windows that tile the padded input exactly write every pixel once: no zeros needed
+        tiled = self.stride == self.kernel_size and shape[2:] == (oh * self.stride[0], ow * self.stride[1])
+        return saved, channels_outer(dout), (np.empty if tiled else np.zeros)(shape, dout.dtype)
 
     def extra_repr(self) -> str:
         shown = [str(show(self.kernel_size))]
