@@ -88,6 +88,15 @@ class MaxPool2d(_Pool2d):
     element that won several windows gets the sum of their gradients. Ties go where PyTorch
     (2.13, CPU) sends them: to the first of the tied elements in row-major window order (the
     top-left one). The cache keeps which tap won each window (``argmax``), not the input.
+
+    Examples
+    --------
+    >>> pool = MaxPool2d(2)
+    >>> pool.forward(np.array([[[[1.0, 3.0, 3.0, 0.0], [3.0, 2.0, 1.0, 3.0]]]]))
+    array([[[[3., 3.]]]])
+    >>> pool.backward(np.array([[[[10.0, 20.0]]]]))       # each window ties: its first 3 wins
+    array([[[[ 0., 10., 20.,  0.],
+             [ 0.,  0.,  0.,  0.]]]])
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:

@@ -346,3 +346,12 @@ def test_a_cnn_training_step_keeps_float32_everywhere():
     opt.step()
     arrays = {**model.params, **model.grads, **model.buffers, **opt.momentum_buffers}
     assert {a.dtype for a in arrays.values()} == {np.dtype(f32)}
+
+
+@pytest.mark.parametrize("name", ["conv", "pool", "batchnorm2d", "flatten"])
+def test_docstring_examples_run(name):
+    import doctest
+    import importlib
+    result = doctest.testmod(importlib.import_module(f"handprop.layers.{name}"),
+                             optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0, result
