@@ -58,12 +58,12 @@ class _Pool2d(Layer):
         return self.stride[0] < self.kernel_size[0] or self.stride[1] < self.kernel_size[1]
 
     def _start_backward(self, dout: np.ndarray) -> tuple[Saved, np.ndarray, np.ndarray]:
-        """The cache, dout as (C, N, OH, OW), and a zero padded (C, N, Hp, Wp) dx to add into."""
+        """The cache, dout as (C, N, OH, OW), and the padded dx (C, N, Hp, Wp) to fill: zeros,
+        unless the windows tile it and every pixel gets written."""
         saved = self._saved()
         (n, c, h, w), (ph, pw), (oh, ow) = saved.x_shape, self.padding, saved.out_hw
         check_grad(self, dout, (n, c, oh, ow), saved.dtype)
         shape = (c, n, h + 2 * ph, w + 2 * pw)
-        # windows that tile the padded input exactly write every pixel once: no zeros needed
         tiled = self.stride == self.kernel_size and shape[2:] == (oh * self.stride[0], ow * self.stride[1])
         return saved, channels_outer(dout), (np.empty if tiled else np.zeros)(shape, dout.dtype)
 
@@ -139,8 +139,9 @@ class AvgPool2d(_Pool2d):
         total = window_taps[0].copy()                               # (C, N, OH, OW)
         for tap in window_taps[1:]:
             total += tap
+        total /= len(window_taps)                                   # now the mean
         self.cache = Saved(None, x.shape, out_hw, x.dtype)
-        return channels_outer(total / len(window_taps))
+        return channels_outer(total)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, C, OH, OW) -> dx (N, C, H, W)."""
