@@ -1,7 +1,7 @@
 """One flat buffer: a model's parameters as views into one contiguous array, its gradients into
 another, so an optimizer updates every parameter with a handful of numpy calls over one array.
 
-``flatten(model)`` copies each parameter (and its current gradient) into its slot of the two
+``flatten_params(model)`` copies each parameter (and its current gradient) into its slot of the two
 buffers and makes the slot's view the model's ``params``/``grads`` entry in place of the old
 array::
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def flatten(model) -> tuple[np.ndarray, np.ndarray]:
+def flatten_params(model) -> tuple[np.ndarray, np.ndarray]:
     """The model's parameters and gradients as two flat, contiguous 1-D arrays of one dtype,
     whose slices are the model's ``params`` and ``grads`` entries (see the module docstring).
 
@@ -83,7 +83,7 @@ def flat_layout(model, flat_params: np.ndarray) -> dict[str, tuple[int, int, tup
 
 
 def flat_buffers(model) -> tuple[np.ndarray, np.ndarray] | None:
-    """The two buffers of a model that ``flatten`` has flattened, or None (changing nothing)."""
+    """The two buffers of a model that ``flatten_params`` has flattened, or None (changing nothing)."""
     params, grads = model.params, model.grads
     if params.keys() != grads.keys():
         return None

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from handprop.layers import BatchNorm1d, Layer, Linear, ReLU, Sequential, flatten
+from handprop.layers import BatchNorm1d, Layer, Linear, ReLU, Sequential, flatten_params
 from handprop.layers.flat import flat_layout
 from handprop.layers.gradcheck import gradcheck
 from handprop.losses import SoftmaxCrossEntropy
@@ -18,7 +18,7 @@ def mlp(dtype=np.float64):
 def test_params_and_grads_become_views_of_two_buffers_in_order():
     model = mlp()
     before = {k: v.copy() for k, v in model.params.items()}
-    flat_params, flat_grads = flatten(model)
+    flat_params, flat_grads = flatten_params(model)
     assert flat_params.shape == flat_grads.shape == (model.num_params(),)
     np.testing.assert_array_equal(flat_params, np.concatenate([v.ravel() for v in before.values()]))
     offset = 0
@@ -35,7 +35,7 @@ def test_params_and_grads_become_views_of_two_buffers_in_order():
 
 def test_backward_writes_into_the_flat_gradient_buffer():
     model = mlp()
-    _, flat_grads = flatten(model)
+    _, flat_grads = flatten_params(model)
     x = np.random.default_rng(0).standard_normal((5, 3))
     loss_fn = SoftmaxCrossEntropy()
     loss_fn.forward(model.forward(x), np.array([0, 1, 1, 0, 1]))
@@ -96,7 +96,7 @@ def test_gradcheck_works_on_a_flattened_model():
 def test_a_layer_used_twice_has_one_slot():
     lin = Linear(3, 3, rng=0, dtype=np.float64)
     model = Sequential(lin, ReLU(), lin)
-    flat_params, _ = flatten(model)
+    flat_params, _ = flatten_params(model)
     assert flat_params.size == 12 and model.params["0.W"] is model.params["2.W"]
     assert list(flat_layout(model, flat_params)) == ["0.W", "0.b"]
 
@@ -147,6 +147,6 @@ def test_a_container_that_cannot_rebind_is_refused_and_unchanged():
 
 
 def test_a_model_without_parameters():
-    flat_params, flat_grads = flatten(ReLU())
+    flat_params, flat_grads = flatten_params(ReLU())
     assert flat_params.size == flat_grads.size == 0
     SGD(ReLU(), lr=0.1).step()

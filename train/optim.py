@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..layers.flat import flat_layout, flatten
+from ..layers.flat import flat_layout, flatten_params
 
 
 def _number(who: str, name: str, value: object) -> float:
@@ -78,7 +78,7 @@ class Optimizer:
         self.model = model
         self.lr = lr
         self.initial_lr: float | None = None
-        self.flat_params, self.flat_grads = flatten(model)
+        self.flat_params, self.flat_grads = flatten_params(model)
         self._layout = flat_layout(model, self.flat_params)
         # two scratch buffers, so a step allocates nothing parameter-sized
         self._scratch = np.empty_like(self.flat_params)

@@ -1,0 +1,117 @@
+"""Sliding windows over images, shared by Conv2d and the pooling layers.
+
+Images are NCHW, ``(N, C, H, W)``, as in PyTorch. A window of ``kernel`` ``(kh, kw)`` taps,
+``dilation`` ``(dh, dw)`` apart, moves by ``stride`` ``(sh, sw)`` over the input padded by
+``padding`` ``(ph, pw)`` on each side; output position (i, j) sees the padded input at rows
+``i*sh + p*dh`` and columns ``j*sw + q*dw`` for taps p < kh, q < kw. Derivation:
+docs/derivations.md#convolutional-layers.
+
+``taps`` gives, for each of the kh*kw taps of the kernel, the strided slice of the padded
+input that the tap reads in every window at once. ``im2col`` copies the windows, tap by tap,
+into the columns of one matrix, so that a convolution is a single matrix product; a backward
+pass scatter-adds its gradients with one slice-add per tap, never a loop over pixels; pooling
+works tap by tap.
+
+Memory is channels-outermost, (C, N, H, W): the arrays the layers return are NCHW *views* of
+it. A matrix product ``W2d @ cols`` produces one row of N*H*W values per output channel, and
+BatchNorm2d, reading a channel's N*H*W values as one contiguous run, broadcasts its per-channel
+statistics over long rows instead of 16 values at a time (3x faster). Any numpy code sees
+ordinary NCHW arrays.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import check_input, check_size
+
+Pair = tuple[int, int]
+
+
+def pair(who: str, name: str, value: object, minimum: int) -> Pair:
+    """An int or a pair of ints (height, width), each >= minimum, as a pair."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{who}: expected {name} as an int or a pair of ints, got {value!r}")
+        return (check_size(who, name, value[0], minimum), check_size(who, name, value[1], minimum))
+    size = check_size(who, name, value, minimum)
+    return (size, size)
+
+
+def show(value: Pair) -> int | Pair:
+    """A pair as its constructor argument reads best: one int when both sides agree."""
+    return value[0] if value[0] == value[1] else value
+
+
+def check_images(who: object, x: object, channels: int | None, dtype: np.dtype | None = None
+                 ) -> np.ndarray:
+    """Check that x is a non-empty float array (N, channels, H, W) (any C for ``None``)."""
+    check_input(who, x, None, dtype)
+    c = "C" if channels is None else channels
+    if x.ndim != 4 or (channels is not None and x.shape[1] != channels):
+        hint = "; for one image use x[None]" if x.ndim == 3 and x.shape[0] == c else ""
+        raise ValueError(f"{who!r}: expected input of shape (N, {c}, H, W), got {x.shape}{hint}")
+    if x.size == 0:
+        raise ValueError(f"{who!r}: expected a non-empty input (N, {c}, H, W), got {x.shape}")
+    return x
+
+
+def output_size(who: object, shape: tuple[int, ...], kernel: Pair, stride: Pair, padding: Pair,
+                dilation: Pair = (1, 1)) -> Pair:
+    """(OH, OW) = ((H + 2*ph - dh*(kh - 1) - 1) // sh + 1, likewise for W), or a ValueError
+    when the (dilated) kernel is larger than the padded input and the output would be empty."""
+    spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]   # the dilated kernel's extent
+    padded = [size + 2 * p for size, p in zip(shape[2:], padding)]
+    if padded[0] < spans[0] or padded[1] < spans[1]:
+        need = " x ".join(str(max(span - 2 * p, 1)) for span, p in zip(spans, padding))
+        raise ValueError(f"{who!r}: expected an input of at least {need} pixels (the kernel "
+                         f"spans {spans[0]} x {spans[1]}, the padding is {padding[0]}, "
+                         f"{padding[1]}), got {shape[2]} x {shape[3]}: the output would be empty")
+    sizes = [(size - span) // s + 1 for size, span, s in zip(padded, spans, stride)]
+    return (sizes[0], sizes[1])
+
+
+def channels_outer(a: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) -> its (C, N, H, W) view (no copy); its own inverse."""
+    return a.transpose(1, 0, 2, 3)
+
+
+def pad(x: np.ndarray, padding: Pair, fill: float = 0.0) -> np.ndarray:
+    """x (N, C, H, W) -> (C, N, Hp, Wp), padded with ``fill`` (a view of x without padding)."""
+    (ph, pw), (n, c, h, w) = padding, x.shape
+    if ph == pw == 0:
+        return channels_outer(x)
+    shape = (c, n, h + 2 * ph, w + 2 * pw)
+    xp = np.zeros(shape, x.dtype) if fill == 0 else np.full(shape, fill, x.dtype)
+    xp[:, :, ph:ph + h, pw:pw + w] = channels_outer(x)
+    return xp
+
+
+def unpad(xp: np.ndarray, padding: Pair) -> np.ndarray:
+    """The inverse of ``pad``: (C, N, Hp, Wp) -> the (N, C, H, W) view of its interior."""
+    (ph, pw), (hp, wp) = padding, xp.shape[2:]
+    return channels_outer(xp[:, :, ph:hp - ph, pw:wp - pw])
+
+
+def taps(kernel: Pair, stride: Pair, dilation: Pair, out_hw: Pair
+         ) -> list[tuple[int, int, slice, slice]]:
+    """For each tap (p, q) of the kernel, the rows and columns of the padded input it reads in
+    every window at once: ``rows = p*dh + sh*i`` for i < OH, ``cols = q*dw + sw*j`` for j < OW.
+    ``xp[:, :, rows, cols]`` is then tap (p, q) of all N*OH*OW windows, (C, N, OH, OW)."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
+    return [(p, q, slice(p * dh, p * dh + sh * (oh - 1) + 1, sh),
+             slice(q * dw, q * dw + sw * (ow - 1) + 1, sw)) for p in range(kh) for q in range(kw)]
+
+
+def im2col(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
+           out_hw: Pair) -> np.ndarray:
+    """x (N, C, H, W) -> cols (kh*kw*C, N*OH*OW): column (n, i, j) holds the window that
+    output (i, j) of image n sees, zero-padded, its entries ordered (p, q, c).
+
+    Built tap by tap: rows (p, q, :) of cols are tap (p, q) of every window, one strided slice
+    of the padded input."""
+    (kh, kw), (oh, ow), (n, c) = kernel, out_hw, x.shape[:2]
+    xp = pad(x, padding)                                        # (C, N, Hp, Wp)
+    cols = np.empty((kh, kw, c, n, oh, ow), x.dtype)
+    for p, q, rows, columns in taps(kernel, stride, dilation, out_hw):
+        cols[p, q] = xp[:, :, rows, columns]
+    return cols.reshape(kh * kw * c, n * oh * ow)
