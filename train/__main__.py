@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import sys
 import time
@@ -14,6 +15,7 @@ from ..losses import SoftmaxCrossEntropy
 from .checkpoint import read_extra
 from .data import DATASETS, default_data_dir, download, load_mnist, spiral
 from .loop import evaluate, fit, format_metrics
+from .plot import INSTALL_HINT, plot_history
 from .sgd import SGD
 
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh}
@@ -84,6 +86,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=non_negative_float, default=0.0)
     p.add_argument("--seed", type=non_negative_int, default=0, help="seeds the data, the weights and the shuffling")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--plot", metavar="PATH", help="write a PNG of the loss and accuracy per "
+                   "epoch here (needs matplotlib: pip install \"handprop[plot]\")")
     p.add_argument("--no-progress", action="store_true", help="no progress bars; one plain line per epoch")
     p.add_argument("--version", action="version", version=f"handprop {version('handprop')}")
     return p
@@ -110,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         cli.error("--resume needs --checkpoint PATH")
     if args.dataset == "spiral" and (args.download or args.data_dir):
         cli.error("--download and --data-dir go with --dataset mnist or fashion-mnist")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:  # say so before training
+        cli.error(f"--plot: {INSTALL_HINT}")
     epochs = args.epochs or (30 if args.dataset == "spiral" else 10)
     dtype = np.dtype(args.dtype)
     try:
@@ -145,6 +151,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"val_accuracy={history['val_accuracy'][-1]:.3f} val_loss={history['val_loss'][-1]:.3f} "
           f"train_accuracy={train_scores['accuracy']:.3f} train_loss={train_scores['loss']:.3f} "
           f"epochs={len(history['epoch'])} seconds={seconds:.1f}")
+    if args.plot:
+        try:
+            plot_history(history, args.plot)
+        except OSError as err:
+            print(f"python -m handprop.train: error: --plot: {err}", file=sys.stderr)
+            return 1
+        print(f"plot: {args.plot}")
     return 0
 
 
