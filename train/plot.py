@@ -21,7 +21,8 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
     ----------
     history : dict of lists
         What ``fit`` returns: ``loss`` per epoch, and where present ``val_loss``,
-        ``accuracy`` and ``val_accuracy``; ``epoch`` numbers the x axis (1, 2, ... without it).
+        ``accuracy`` and ``val_accuracy``; ``epoch`` (or ``iteration``, as in the history of
+        ``fit_lbfgs``) numbers the x axis (1, 2, ... without either).
         The accuracy panel is drawn only when the history has an accuracy key.
     path : path
         The PNG to write (replaced if it exists).
@@ -43,7 +44,8 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
     if not loss:
         raise ValueError(f"plot_history: expected a history with a non-empty 'loss' list, as "
                          f"fit returns, got {_keys(history)}")
-    epochs = list(history.get("epoch") or range(1, len(loss) + 1))
+    x_label = next((k for k in ("epoch", "iteration") if history.get(k)), "epoch")
+    epochs = list(history.get(x_label) or range(1, len(loss) + 1))
     panels = [("loss", ["loss", "val_loss"])]
     if "accuracy" in history or "val_accuracy" in history:
         panels.append(("accuracy", ["accuracy", "val_accuracy"]))
@@ -51,7 +53,7 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
         for key in keys:
             if key in history and len(history[key]) != len(epochs):
                 raise ValueError(f"plot_history: '{key}' has {len(history[key])} values for "
-                                 f"{len(epochs)} epochs")
+                                 f"{len(epochs)} {x_label}s")
     try:
         import matplotlib  # noqa: F401
     except ImportError as err:
@@ -65,7 +67,7 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
             if key in history:
                 ax.plot(epochs, history[key], style, markersize=3,
                         label="validation" if key.startswith("val_") else "training")
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(x_label)
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
         ax.legend()
