@@ -114,6 +114,17 @@ class Layer:
                                  f"but {target.shape} in the model")
         return StateKeys(missing, unexpected)
 
+    def rebind(self, kind: str, name: str, array: np.ndarray) -> None:
+        """Make ``array`` the entry ``name`` of ``params`` or ``grads`` (``kind``), replacing
+        the array it had.
+
+        Used by ``handprop.layers.flat.flatten`` to move every parameter into one buffer;
+        layers themselves never rebind (they write in place). A layer made of layers, whose
+        ``params`` is gathered from its members (``Sequential``), passes the call on to the
+        member that owns the entry.
+        """
+        getattr(self, kind)[name] = array
+
     def _state_arrays(self) -> dict[str, np.ndarray]:
         """The layer's own parameter and buffer arrays, by name."""
         return {**self.params, **self.buffers}

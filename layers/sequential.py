@@ -42,6 +42,11 @@ class Sequential(Layer):
         return {f"{i}.{name}": array for i, layer in enumerate(self.layers)
                 for name, array in getattr(layer, kind, {}).items()}
 
+    def rebind(self, kind: str, name: str, array: np.ndarray) -> None:
+        """Pass ``rebind`` on to the member that owns ``name`` (``"0.W"`` -> layer 0's ``W``)."""
+        index, _, inner = name.partition(".")
+        self.layers[int(index)].rebind(kind, inner, array)
+
     def _state_arrays(self) -> dict[str, np.ndarray]:
         """Each layer's params and buffers in turn, as PyTorch orders a state dict."""
         return {f"{i}.{name}": array for i, layer in enumerate(self.layers)

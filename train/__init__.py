@@ -1,7 +1,9 @@
-"""handprop training: SGD, the training loop, L-BFGS, data, checkpoints, gradcheck, loss curves."""
+"""handprop training: optimizers, the training loop, L-BFGS, data, checkpoints, gradcheck and
+loss curves."""
 from .lbfgs import LBFGSResult, fit_lbfgs
 from .loop import evaluate, fit, predict
+from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
 from .plot import plot_history
-from .sgd import SGD
 
-__all__ = ["SGD", "LBFGSResult", "evaluate", "fit", "fit_lbfgs", "plot_history", "predict"]
+__all__ = ["SGD", "Adam", "AdamW", "LBFGSResult", "Optimizer", "RMSprop", "evaluate", "fit",
+           "fit_lbfgs", "plot_history", "predict"]

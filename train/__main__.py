@@ -15,8 +15,8 @@ from ..losses import SoftmaxCrossEntropy
 from .checkpoint import read_extra
 from .data import DATASETS, default_data_dir, download, load_mnist, spiral
 from .loop import evaluate, fit, format_metrics
+from .optim import SGD
 from .plot import INSTALL_HINT, plot_history
-from .sgd import SGD
 
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh}
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..layers import BatchNorm1d, Layer
+from ..layers.flat import flatten
 from .loop import as_data
 
 
@@ -34,9 +35,10 @@ def fit_lbfgs(model: Layer, loss_fn, X, y, *, max_iter: int = 200, max_eval: int
               callback: Callable[[dict], None] | None = None) -> LBFGSResult:
     """Minimize the full-batch loss of ``model`` on (X, y) with L-BFGS, in place.
 
-    Every parameter of the model is one coordinate of a float64 vector theta, and
-    ``scipy.optimize.minimize(method="L-BFGS-B", jac=True)`` asks for ``(loss(theta),
-    dloss/dtheta)``: one forward pass over ALL of X, the loss, and one backward pass. L-BFGS
+    The model's parameters are one flat buffer (``handprop.layers.flat.flatten``, as when an
+    optimizer is built: arrays fetched from ``model.params`` before are detached), which scipy
+    sees as a float64 vector theta. ``scipy.optimize.minimize(method="L-BFGS-B", jac=True)``
+    asks for ``(loss(theta), dloss/dtheta)``: one forward pass over ALL of X, the loss, and one backward pass. L-BFGS
     builds a curvature model from the last ``history_size`` gradient differences and line-searches
     along its quasi-Newton direction; on small smooth problems it needs far fewer passes than
     SGD, and no learning rate.
@@ -103,13 +105,12 @@ def fit_lbfgs(model: Layer, loss_fn, X, y, *, max_iter: int = 200, max_eval: int
     X, y = as_data("fit_lbfgs", model, loss_fn, X, y)
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
         raise ValueError(f"fit_lbfgs: expected max_iter, a whole number >= 1, got {max_iter!r}")
-    params, grads = model.params, model.grads
-    flat = FlatView(params)
+    flat_params, flat_grads = flatten(model)
     classes = getattr(loss_fn, "targets", "classes") == "classes"
     last: dict = {}
 
     def loss_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        flat.scatter(theta, params)
+        flat_params[...] = theta  # cast to the model's dtype
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             out = model.forward(X)
             loss = loss_fn.forward(out, y)
@@ -117,7 +118,7 @@ def fit_lbfgs(model: Layer, loss_fn, X, y, *, max_iter: int = 200, max_eval: int
         last.update(theta=theta.copy(), loss=loss, out=out)
         if not math.isfinite(loss):  # a wild line-search trial: tell scipy "much worse"
             return math.inf, np.zeros_like(theta)
-        return loss, flat.gather(grads)
+        return loss, flat_grads.astype(np.float64)  # a copy: scipy keeps it
 
     history: dict[str, list] = {"iteration": [], "loss": []}
     if classes:
@@ -140,13 +141,13 @@ def fit_lbfgs(model: Layer, loss_fn, X, y, *, max_iter: int = 200, max_eval: int
     for layer in random_layers:
         layer.eval()
     try:
-        found = minimize(loss_and_grad, flat.gather(params), jac=True, method="L-BFGS-B",
+        found = minimize(loss_and_grad, flat_params.astype(np.float64), jac=True, method="L-BFGS-B",
                          callback=record,
                          options={"maxiter": max_iter,
                                   "maxfun": max_eval or max_iter * 5 // 4,
                                   "gtol": tolerance_grad, "ftol": tolerance_change,
                                   "maxcor": history_size})
-        flat.scatter(found.x, params)
+        flat_params[...] = found.x
         _set_running_statistics(model, X)
     finally:
         model.train()
@@ -154,26 +155,6 @@ def fit_lbfgs(model: Layer, loss_fn, X, y, *, max_iter: int = 200, max_eval: int
     return LBFGSResult(loss=float(found.fun), iterations=int(found.nit),
                        evaluations=int(found.nfev), converged=bool(found.success),
                        message=message, history=history)
-
-
-class FlatView:
-    """The arrays of a name -> array dict, seen as one float64 vector, in the dict's order."""
-
-    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
-        sizes = [a.size for a in arrays.values()]
-        self.bounds = list(zip(np.cumsum([0, *sizes[:-1]]), np.cumsum(sizes)))
-
-    def gather(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
-        """A new float64 vector holding every array's values."""
-        vector = np.empty(self.bounds[-1][1] if self.bounds else 0, np.float64)
-        for (start, stop), a in zip(self.bounds, arrays.values()):
-            vector[start:stop] = a.ravel()
-        return vector
-
-    def scatter(self, vector: np.ndarray, arrays: dict[str, np.ndarray]) -> None:
-        """Write ``vector`` back into the arrays, in place (cast to their dtype)."""
-        for (start, stop), a in zip(self.bounds, arrays.values()):
-            a[...] = vector[start:stop].reshape(a.shape)
 
 
 def walk(layer: Layer):
