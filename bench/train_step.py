@@ -255,7 +255,8 @@ def worker(name: str) -> int:
             t0 = time.perf_counter()
             step()
             times.append(time.perf_counter() - t0)
-        print(json.dumps({"median": statistics.median(times)}), flush=True)
+        print(json.dumps({"median": statistics.median(times), "fastest": min(times)}),
+              flush=True)
     return 0
 
 
@@ -283,11 +284,14 @@ def worker_info(library: str) -> dict:
 # the driver
 
 class Worker:
-    def __init__(self, name: str, python: str) -> None:
+    def __init__(self, name: str, python: str, threads: int | None) -> None:
         self.name = name
+        env = dict(os.environ)
+        if threads:  # read by OpenBLAS and OpenMP when the library loads
+            env.update(OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
         self.proc = subprocess.Popen([python, os.path.abspath(__file__), "--worker", name],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                     bufsize=1)
+                                     bufsize=1, env=env)
 
     def ask(self, **request) -> dict:
         self.proc.stdin.write(json.dumps(request) + "\n")
@@ -327,6 +331,8 @@ def main(argv=None) -> int:
     p.add_argument("--torch-python", default=os.environ.get("HANDPROP_BENCH_TORCH_PYTHON"),
                    help="a Python with PyTorch for the torch contenders (default: none, or "
                         "$HANDPROP_BENCH_TORCH_PYTHON)")
+    p.add_argument("--threads", type=int, help="threads per worker (OPENBLAS_NUM_THREADS and "
+                   "OMP_NUM_THREADS); default: each library's own default, all cores")
     p.add_argument("--no-phases", action="store_true", help="skip the per-phase breakdown")
     p.add_argument("--json", action="store_true", help="print one JSON line")
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -338,28 +344,33 @@ def main(argv=None) -> int:
     optimizers = args.optimizers.split(",")
     names = [n for n in CONTENDERS if n.split()[1] in (*optimizers, "matmul")
              and (args.torch_python or not n.startswith("torch"))]
-    workers = {n: Worker(n, args.torch_python if n.startswith("torch") else sys.executable)
-               for n in names}
+    workers = {n: Worker(n, args.torch_python if n.startswith("torch") else sys.executable,
+                         args.threads) for n in names}
     common = dict(activation=args.activation, dtype=args.dtype)
     try:
         info = {"cpu": cpu_model(), "cores": os.cpu_count(),
                 "numpy side": workers["numpy matmul"].ask(what="info", batch=0, **common)}
         if args.torch_python:
             info["torch side"] = workers["torch matmul"].ask(what="info", batch=0, **common)
-        best: dict = {n: {} for n in names}
+        best: dict = {n: {} for n in names}      # best of the per-round medians
+        fastest: dict = {n: {} for n in names}   # the fastest single step of all rounds
         for r in range(args.rounds):
             order = names[r % len(names):] + names[:r % len(names)]
+            this_round: dict[str, float] = {}  # ms, for the log on stderr
             for batch in batches:
                 for n in order:
                     time.sleep(args.settle)
                     answer = workers[n].ask(what="step", batch=batch, steps=args.steps,
                                             warmup=args.warmup, **common)
                     if "error" in answer:
-                        best[n][batch] = None
+                        best[n][batch] = fastest[n][batch] = None
                         continue
                     seconds = answer["median"]
+                    this_round[f"{n} {batch}"] = round(1e3 * seconds, 3)
                     best[n][batch] = min(best[n].get(batch) or seconds, seconds)
-            print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+                    fastest[n][batch] = min(fastest[n].get(batch) or seconds, answer["fastest"])
+            print(f"round {r + 1}/{args.rounds}: " + json.dumps(this_round), file=sys.stderr,
+                  flush=True)
         phases: dict = {}
         if not args.no_phases:
             for n in names:
@@ -378,7 +389,8 @@ def main(argv=None) -> int:
         for w in workers.values():
             w.close()
     report = {"model": f"784-512-512-10 BatchNorm1d {args.activation}", "dtype": args.dtype,
-              "info": info, "seconds": best, "phases": phases}
+              "threads": args.threads, "info": info, "seconds": best, "fastest": fastest,
+              "phases": phases}
     if args.json:
         print(json.dumps(report))
     else:
@@ -387,14 +399,21 @@ def main(argv=None) -> int:
 
 
 def print_report(report: dict, batches: list[int], optimizers: list[str]) -> None:
-    info, best = report["info"], report["seconds"]
+    info = report["info"]
     print(f"{report['model']}, {report['dtype']}; {info['cpu']}, {info['cores']} cores")
     for side in ("numpy side", "torch side"):
         if side in info:
             print(f"  {side}: {json.dumps(info[side])}")
+    for table, title in (("seconds", "best of per-round medians"),
+                         ("fastest", "fastest single step of all rounds")):
+        print(f"\n{title}, ms per step")
+        print_table(report[table], batches, optimizers)
+    print_phases(report["phases"])
+
+
+def print_table(best: dict, batches: list[int], optimizers: list[str]) -> None:
     ms = lambda s: "n/a" if s is None else f"{1e3 * s:.3f}"  # noqa: E731
     ratio = lambda a, b: "n/a" if a is None or b is None else f"{a / b:.2f}x"  # noqa: E731
-    print("\nbest of per-round medians, ms per step")
     head = ["batch", "numpy mm", "torch mm"]
     for o in optimizers:
         head += [f"hp {o}", f"torch {o}", f"{o}/mm", f"torch/hp {o}"]
@@ -407,7 +426,10 @@ def print_report(report: dict, batches: list[int], optimizers: list[str]) -> Non
             row += [ms(ours), ms(theirs), ratio(ours, best["numpy matmul"][b]),
                     ratio(theirs, ours)]  # > 1: we are faster
         print("  ".join(f"{c:>12}" for c in row))
-    for name, per_batch in report["phases"].items():
+
+
+def print_phases(phases: dict) -> None:
+    for name, per_batch in phases.items():
         print(f"\n{name}: median ms per phase (best of rounds)")
         keys = list(next(iter(per_batch.values())))
         print(f"  {'phase':<28}" + "".join(f"{b:>10}" for b in per_batch))
