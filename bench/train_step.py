@@ -21,6 +21,8 @@ How it measures, so that the figures mean something on a small shared machine:
   steps timed one by one; the worker answers with their median.
 - Rounds interleave the contenders (the order rotates every round), so background load falls
   on all of them; each figure is the best of the per-round medians.
+- tracemalloc measures the peak memory one of our steps allocates, beside the activations the
+  backward pass must keep.
 - Separately, our step is timed phase by phase (forward per layer, loss, backward per layer,
   optimizer step), and PyTorch's forward per layer, loss, backward and step, so a ratio that
   misses its target can be traced to where the time goes.
@@ -223,7 +225,7 @@ def worker(name: str) -> int:
         if req["what"] == "info":
             print(json.dumps(worker_info(library)), flush=True)
             continue
-        key = (req["what"], req["batch"])
+        key = ("phases" if req["what"] == "phases" else "step", req["batch"])
         try:
             if key not in builders:
                 if req["what"] == "phases":
@@ -240,6 +242,9 @@ def worker(name: str) -> int:
             print(json.dumps({"error": f"{name}: {err}"}), flush=True)
             continue
         step = builders[key]
+        if req["what"] == "peak":
+            print(json.dumps({"peak_bytes": peak_bytes(step)}), flush=True)
+            continue
         if req["what"] == "phases":
             laps: dict[str, list] = {}
             for _ in range(req["warmup"]):
@@ -258,6 +263,21 @@ def worker(name: str) -> int:
         print(json.dumps({"median": statistics.median(times), "fastest": min(times)}),
               flush=True)
     return 0
+
+
+def peak_bytes(step) -> int:
+    """Peak memory allocated during one step beyond what existed before it (tracemalloc sees
+    numpy's allocations)."""
+    import tracemalloc
+    step()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        step()
+        return tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
 
 
 def worker_info(library: str) -> dict:
@@ -371,6 +391,14 @@ def main(argv=None) -> int:
                     fastest[n][batch] = min(fastest[n].get(batch) or seconds, answer["fastest"])
             print(f"round {r + 1}/{args.rounds}: " + json.dumps(this_round), file=sys.stderr,
                   flush=True)
+        peak = {}  # MB one step of ours allocates, beside the activations it must keep
+        for o in optimizers:
+            if f"handprop {o}" in workers and best[f"handprop {o}"].get(batches[0]) is not None:
+                peak[o] = {b: {"peak_MB": workers[f"handprop {o}"].ask(
+                                   what="peak", batch=b, **common)["peak_bytes"] / 1e6,
+                               "activations_MB": b * (6 * 512 + 10) * (4 if args.dtype ==
+                                                                        "float32" else 8) / 1e6}
+                           for b in batches}
         phases: dict = {}
         if not args.no_phases:
             for n in names:
@@ -390,7 +418,7 @@ def main(argv=None) -> int:
             w.close()
     report = {"model": f"784-512-512-10 BatchNorm1d {args.activation}", "dtype": args.dtype,
               "threads": args.threads, "info": info, "seconds": best, "fastest": fastest,
-              "phases": phases}
+              "peak": peak, "phases": phases}
     if args.json:
         print(json.dumps(report))
     else:
@@ -408,6 +436,10 @@ def print_report(report: dict, batches: list[int], optimizers: list[str]) -> Non
                          ("fastest", "fastest single step of all rounds")):
         print(f"\n{title}, ms per step")
         print_table(report[table], batches, optimizers)
+    for o, per_batch in report.get("peak", {}).items():
+        print(f"\nours {o}: peak MB a step allocates (activations MB it must keep): " +
+              ", ".join(f"batch {b}: {v['peak_MB']:.2f} ({v['activations_MB']:.2f})"
+                        for b, v in per_batch.items()))
     print_phases(report["phases"])
 
 
