@@ -131,10 +131,11 @@ def test_a_float32_model_stays_float32():
     assert result.history["loss"][-1] < result.history["loss"][0]
 
 
-@pytest.mark.parametrize("max_iter", [0, 2.5, True, "10"])
-def test_max_iter_must_be_a_whole_number(max_iter):
+@pytest.mark.parametrize("max_iter, error", [(0, ValueError), (-3, ValueError), (2.5, TypeError),
+                                             (True, TypeError), ("10", TypeError)])
+def test_max_iter_must_be_a_whole_number_at_least_1(max_iter, error):
     X, y = small_spiral()
-    with pytest.raises(ValueError, match="max_iter"):
+    with pytest.raises(error, match="fit_lbfgs: expected max_iter"):
         fit_lbfgs(small_mlp(), SoftmaxCrossEntropy(), X, y, max_iter=max_iter)
 
 

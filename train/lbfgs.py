@@ -103,8 +103,10 @@ def fit_lbfgs(model: Layer, loss_fn, X, y, *, max_iter: int = 200, max_eval: int
     from scipy.optimize import minimize  # imported here: `import handprop.train` stays light
 
     X, y = as_data("fit_lbfgs", model, loss_fn, X, y)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise ValueError(f"fit_lbfgs: expected max_iter, a whole number >= 1, got {max_iter!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)):
+        raise TypeError(f"fit_lbfgs: expected max_iter as a whole number, got {max_iter!r}")
+    if max_iter < 1:
+        raise ValueError(f"fit_lbfgs: expected max_iter >= 1, got {max_iter}")
     flat_params, flat_grads = flatten(model)
     classes = getattr(loss_fn, "targets", "classes") == "classes"
     last: dict = {}
