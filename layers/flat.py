@@ -82,6 +82,14 @@ def flat_layout(model, flat_params: np.ndarray) -> dict[str, tuple[int, int, tup
     return layout
 
 
+def flat_buffers(model) -> tuple[np.ndarray, np.ndarray] | None:
+    """The two buffers of a model that ``flatten`` has flattened, or None (changing nothing)."""
+    params, grads = model.params, model.grads
+    if params.keys() != grads.keys():
+        return None
+    return _existing_buffers(params, grads, {id(p): (p, grads[name]) for name, p in params.items()})
+
+
 def _slots(model, params: dict, grads: dict) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Each distinct parameter array (keyed by identity) with its gradient, checked."""
     if params.keys() != grads.keys():

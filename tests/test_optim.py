@@ -210,3 +210,22 @@ def test_loaded_settings_reshape_the_state():
 def test_an_optimizer_without_step_says_so():
     with pytest.raises(NotImplementedError, match=r"Optimizer does not define step"):
         Optimizer(Problem(), 0.1).step()
+
+
+def test_a_version_1_checkpoint_still_loads_its_sgd_state(tmp_path):
+    """Version 1 files (before the flat buffer) kept SGD's settings and momentum buffers by name."""
+    import json
+
+    from handprop.train.checkpoint import load, write_npz
+    model = Sequential(Linear(3, 4, rng=0, dtype=np.float64), Linear(4, 2, rng=1, dtype=np.float64))
+    arrays = {f"params/{k}": np.full(v.shape, 0.5) for k, v in model.params.items()}
+    arrays.update({f"optimizer/{k}": np.full(v.shape, 0.25) for k, v in model.params.items()})
+    meta = {"format": "handprop-checkpoint", "version": 1, "extra": {"epoch": 3},
+            "optimizer": {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.001}}
+    arrays["meta"] = np.array(json.dumps(meta))
+    with open(tmp_path / "v1.npz", "wb") as f:
+        write_npz(f, arrays)
+    opt = SGD(model, lr=0.1)
+    assert load(tmp_path / "v1.npz", model, opt) == {"epoch": 3}
+    assert (opt.lr, opt.momentum, opt.nesterov, opt.weight_decay, opt.initial_lr) == (0.05, 0.9, True, 0.001, None)
+    assert np.all(opt.flat_state["momentum_buffers"] == 0.25) and np.all(opt.flat_params == 0.5)

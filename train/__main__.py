@@ -15,10 +15,13 @@ from ..losses import SoftmaxCrossEntropy
 from .checkpoint import read_extra
 from .data import DATASETS, default_data_dir, download, load_mnist, spiral
 from .loop import evaluate, fit, format_metrics
-from .optim import SGD
+from .optim import SGD, Adam, AdamW, RMSprop
 from .plot import INSTALL_HINT, plot_history
+from .schedule import CosineAnnealingLR, LinearLR, SequentialLR, StepLR
 
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh}
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
+DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-2}
 
 
 def build_mlp(n_inputs: int, hidden: list[int], n_classes: int, *, activation: str = "relu",
@@ -63,8 +66,8 @@ def widths(text):
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m handprop.train", description=(
-        "Train an MLP (Linear, BatchNorm1d, activation per hidden layer) with SGD and print "
-        "a summary line of key=value pairs."))
+        "Train an MLP (Linear, BatchNorm1d, activation per hidden layer) with SGD, Adam, AdamW "
+        "or RMSprop and print a summary line of key=value pairs."))
     p.add_argument("--hidden", type=widths, default=[100, 100], help="hidden widths (default 100,100)")
     p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     p.add_argument("--no-batchnorm", action="store_true", help="leave out BatchNorm1d")
@@ -80,10 +83,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=positive_int, help="passes over the data (default 30 for "
                    "spiral, 10 for MNIST-format data)")
     p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--lr", type=positive_float, default=0.1)
-    p.add_argument("--momentum", type=non_negative_float, default=0.9)
+    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd",
+                   help="sgd (momentum 0.9 by default), adam, adamw or rmsprop (default sgd)")
+    p.add_argument("--lr", type=positive_float, help="learning rate (default 0.1 for sgd, "
+                   "0.001 for adam and adamw, 0.01 for rmsprop)")
+    p.add_argument("--momentum", type=non_negative_float,
+                   help="momentum of sgd (default 0.9) or rmsprop (default 0)")
     p.add_argument("--nesterov", action="store_true")
-    p.add_argument("--weight-decay", type=non_negative_float, default=0.0)
+    p.add_argument("--weight-decay", type=non_negative_float,
+                   help="L2 penalty (decoupled for adamw); default 0, 0.01 for adamw")
+    p.add_argument("--schedule", choices=["none", "step", "cosine"], default="none",
+                   help="lr schedule after the warm-up: step (x0.1 every third of the epochs) "
+                   "or cosine (to 0 at the last epoch)")
+    p.add_argument("--warmup", type=non_negative_int, default=0, metavar="EPOCHS",
+                   help="raise the lr linearly over the first EPOCHS epochs")
+    p.add_argument("--clip-grad-norm", type=positive_float, metavar="X",
+                   help="clip the gradients' global L2 norm to X before every step")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seeds the data, the weights and the shuffling")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--plot", metavar="PATH", help="write a PNG of the loss and accuracy per "
@@ -108,6 +123,10 @@ def load_data(args, dtype):
 def main(argv: list[str] | None = None) -> int:
     cli = parser()
     args = cli.parse_args(argv)
+    if args.momentum is not None and args.optimizer not in ("sgd", "rmsprop"):
+        cli.error(f"--momentum goes with --optimizer sgd or rmsprop, not {args.optimizer}")
+    if args.nesterov and args.optimizer != "sgd":
+        cli.error(f"--nesterov goes with --optimizer sgd, not {args.optimizer}")
     if args.nesterov and args.momentum == 0:
         cli.error("--nesterov needs --momentum > 0")
     if args.resume and not args.checkpoint:
@@ -117,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot and importlib.util.find_spec("matplotlib") is None:  # say so before training
         cli.error(f"--plot: {INSTALL_HINT}")
     epochs = args.epochs or (30 if args.dataset == "spiral" else 10)
+    if args.warmup and args.schedule != "none" and args.warmup >= epochs:
+        cli.error(f"--warmup {args.warmup} leaves no epochs of the {args.schedule} schedule "
+                  f"(--epochs {epochs})")
     dtype = np.dtype(args.dtype)
     try:
         X, y, X_val, y_val = load_data(args, dtype)
@@ -132,14 +154,15 @@ def main(argv: list[str] | None = None) -> int:
                       batchnorm=not args.no_batchnorm, seed=args.seed, dtype=dtype)
     print(model, flush=True)
     loss_fn = SoftmaxCrossEntropy()
-    optimizer = SGD(model, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
-                    weight_decay=args.weight_decay)
+    optimizer = build_optimizer(model, args)
+    scheduler = build_schedule(optimizer, args.schedule, args.warmup, epochs)
     plain_lines = (lambda logs: print(format_metrics(logs), flush=True)) if args.no_progress else None
     started = time.perf_counter()
     try:
         history = fit(model, loss_fn, optimizer, X, y, epochs=epochs, batch_size=args.batch_size,
                       validation=(X_val, y_val), seed=args.seed, progress=not args.no_progress,
-                      on_epoch_end=plain_lines, checkpoint=args.checkpoint, resume=args.resume)
+                      on_epoch_end=plain_lines, checkpoint=args.checkpoint, resume=args.resume,
+                      scheduler=scheduler, clip_grad_norm=args.clip_grad_norm)
     except KeyboardInterrupt:
         print(f"\n{interrupted_message(args.checkpoint)}", file=sys.stderr)
         return 130
@@ -159,6 +182,34 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"plot: {args.plot}")
     return 0
+
+
+def build_optimizer(model, args):
+    """The optimizer the flags ask for; an option left out takes that optimizer's default."""
+    options = {}
+    if args.weight_decay is not None:
+        options["weight_decay"] = args.weight_decay
+    if args.optimizer == "sgd":
+        options.update(momentum=0.9 if args.momentum is None else args.momentum,
+                       nesterov=args.nesterov)
+    elif args.optimizer == "rmsprop" and args.momentum is not None:
+        options["momentum"] = args.momentum
+    lr = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
+    return OPTIMIZERS[args.optimizer](model, lr, **options)
+
+
+def build_schedule(optimizer, schedule: str, warmup: int, epochs: int):
+    """None, or a warm-up from lr / (warmup + 1) up to lr, followed by the step or cosine
+    schedule over the remaining epochs."""
+    rest = epochs - warmup
+    main = {"none": lambda: None,
+            "step": lambda: StepLR(optimizer, step_size=max(1, rest // 3), gamma=0.1),
+            "cosine": lambda: CosineAnnealingLR(optimizer, T_max=rest)}[schedule]
+    if not warmup:
+        return main()
+    ramp = LinearLR(optimizer, start_factor=1 / (warmup + 1), total_iters=warmup)
+    after = main()
+    return ramp if after is None else SequentialLR(optimizer, [ramp, after], milestones=[warmup])
 
 
 def interrupted_message(checkpoint: str | None) -> str:

@@ -11,14 +11,18 @@ import numpy as np
 from tqdm import tqdm
 
 from ..layers.base import check_size
-from .checkpoint import load, save
+from ..layers.flat import flat_buffers
+from .checkpoint import load, read_extra, save
 from .data import batch_bounds, minibatches
+from .schedule import LRScheduler, checked_max_norm
+from .schedule import clip_grad_norm as clip_gradients
 
 
 def fit(model, loss_fn, optimizer, X, y, *, epochs: int, batch_size: int = 64,
         validation: tuple | None = None, seed: int = 0, shuffle: bool = True,
         progress: bool = True, on_epoch_end: Callable[[dict], None] | None = None,
-        checkpoint: str | os.PathLike | None = None, resume: bool = False) -> dict[str, list]:
+        checkpoint: str | os.PathLike | None = None, resume: bool = False,
+        scheduler: LRScheduler | None = None, clip_grad_norm: float | None = None) -> dict[str, list]:
     """Train ``model`` on (X, y) with minibatch steps of ``optimizer``.
 
     For each epoch: train on shuffled minibatches, validate, record, save a checkpoint.
@@ -29,8 +33,8 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int, batch_size: int = 64,
         Put in training mode; its first layer computes no gradient for the data.
     loss_fn : Loss
         ``SoftmaxCrossEntropy`` or another loss with ``forward(pred, target)`` and ``backward()``.
-    optimizer : SGD or an object with ``step()``
-        Built for this ``model``.
+    optimizer : SGD, Adam, AdamW, RMSprop, or an object with ``step()``
+        Built for this ``model`` (after which the model's params are views of its flat buffer).
     X, y : array-like
         Inputs (N, ...) and targets (N,). Any real-valued X (a list, integers, float64) is
         converted once to the model's dtype, as Keras does; the layers themselves stay strict.
@@ -53,11 +57,17 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int, batch_size: int = 64,
         Called with the epoch's metrics (a dict) after each epoch, after its checkpoint.
     checkpoint : path, optional
         Saved (atomically) at the end of every epoch: weights, running statistics, the
-        optimizer's state, the history so far and the shuffling generator's state.
+        optimizer's and the schedule's state, the history so far and the shuffling
+        generator's state.
     resume : bool
         Continue from ``checkpoint`` if it exists: the run ends with weights bit-for-bit
         identical to a run that was never interrupted. A killed run loses at most the epoch
         it was in. Without the file, training starts at epoch 1 (with a warning).
+    scheduler : StepLR, CosineAnnealingLR, LinearLR or SequentialLR, optional
+        Built on ``optimizer``; stepped once after each epoch (PyTorch's convention). The
+        history then records each epoch's ``lr``.
+    clip_grad_norm : float, optional
+        Clip the gradients' global L2 norm to this before every step (``clip_grad_norm``).
 
     Returns
     -------
@@ -80,12 +90,21 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int, batch_size: int = 64,
     if getattr(optimizer, "model", model) is not model:
         raise ValueError(f"fit: the optimizer {optimizer!r} was built for another model; "
                          f"build it with this one, e.g. SGD(model, lr=0.1)")
+    if hasattr(optimizer, "flat_params") and not _views_of(optimizer, model):
+        raise ValueError(f"fit: the model's parameters are no longer the views of {optimizer!r}'s "
+                         f"flat buffer (an entry of model.params or model.grads was replaced "
+                         f"after the optimizer was built); build the optimizer again")
+    if scheduler is not None and getattr(scheduler, "optimizer", None) is not optimizer:
+        raise ValueError(f"fit: the scheduler {scheduler!r} was built on another optimizer; "
+                         f"build it on this one, e.g. CosineAnnealingLR(optimizer, T_max={epochs})")
+    if clip_grad_norm is not None:
+        clip_grad_norm = checked_max_norm("fit", clip_grad_norm, "clip_grad_norm")
     steps = len(batch_bounds(len(X), batch_size))
     rng = np.random.default_rng(seed)
     history: dict[str, list] = {}
     first = 1
     if resume:
-        first, history = _resume(checkpoint, model, optimizer, rng)
+        first, history = _resume(checkpoint, model, optimizer, rng, scheduler)
     model.train()
     for epoch in range(first, epochs + 1):
         started = time.perf_counter()
@@ -93,38 +112,81 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int, batch_size: int = 64,
                    disable=not progress, leave=True, dynamic_ncols=True)
         with bar:
             logs = {"epoch": epoch, **_train_epoch(model, loss_fn, optimizer, X, y, batch_size,
-                                                   rng if shuffle else None, epoch, bar)}
+                                                   rng if shuffle else None, epoch, bar,
+                                                   clip_grad_norm)}
             if validation is not None:
                 scores = evaluate(model, loss_fn, *validation)
                 logs.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
+            if scheduler is not None:
+                logs["lr"] = optimizer.lr  # the epoch's lr, before the schedule moves it
             logs["seconds"] = time.perf_counter() - started
             bar.set_postfix_str(format_metrics(logs, skip=("epoch", "seconds")))
         for key, value in logs.items():
             history.setdefault(key, []).append(value)
+        if scheduler is not None:
+            scheduler.step()
         if checkpoint is not None:
+            extra = {"epoch": epoch, "history": history, "rng": rng.bit_generator.state}
+            if scheduler is not None:
+                extra["scheduler"] = {"class": type(scheduler).__name__,
+                                      "state": scheduler.state_dict()}
             save(checkpoint, model, optimizer if hasattr(optimizer, "state_dict") else None,
-                 fit={"epoch": epoch, "history": history, "rng": rng.bit_generator.state})
+                 fit=extra)
         if on_epoch_end is not None:
             on_epoch_end(logs)
     return history
 
 
-def _resume(checkpoint, model, optimizer, rng: np.random.Generator) -> tuple[int, dict]:
-    """Load ``checkpoint`` into the model, optimizer and shuffling generator; return the
-    first epoch still to run and the history so far."""
+def _views_of(optimizer, model) -> bool:
+    """Whether the model's params and grads are still the views of the optimizer's buffers."""
+    flat = flat_buffers(model)
+    if flat is None:
+        return optimizer.flat_params.size == 0
+    return flat[0] is optimizer.flat_params and flat[1] is optimizer.flat_grads
+
+
+def _resume(checkpoint, model, optimizer, rng: np.random.Generator,
+            scheduler: LRScheduler | None = None) -> tuple[int, dict]:
+    """Load ``checkpoint`` into the model, optimizer, schedule and shuffling generator; return
+    the first epoch still to run and the history so far. All or nothing."""
     if checkpoint is None:
         raise ValueError("fit: resume=True needs checkpoint=PATH to resume from")
     if not os.path.exists(checkpoint):
         warnings.warn(f"fit: no checkpoint at {checkpoint} to resume from; starting at "
                       f"epoch 1", stacklevel=3)
         return 1, {}
-    state = load(checkpoint, model, optimizer)["fit"]
+    saved = read_extra(checkpoint)["fit"].get("scheduler")
+    before = None if scheduler is None else scheduler.state_dict()
+    _load_scheduler(checkpoint, scheduler, saved)  # checked first: it rolls back cheaply
+    try:
+        state = load(checkpoint, model, optimizer)["fit"]
+    except Exception:
+        if scheduler is not None and before is not None:
+            scheduler.load_state_dict(before)
+        raise
     rng.bit_generator.state = state["rng"]
     return state["epoch"] + 1, state["history"]
 
 
+def _load_scheduler(checkpoint, scheduler: LRScheduler | None, saved: dict | None) -> None:
+    """The checkpoint's schedule state into ``scheduler``; both or neither must be there."""
+    mine = None if scheduler is None else type(scheduler).__name__
+    theirs = None if saved is None else saved.get("class")
+    if mine != theirs:
+        raise ValueError(f"fit: {checkpoint} was saved with "
+                         f"{'a ' + theirs + ' schedule' if theirs else 'no schedule'}, but this "
+                         f"run has {'a ' + mine if mine else 'none'}; resume with the same "
+                         f"schedule")
+    if scheduler is not None and saved is not None:
+        try:
+            scheduler.load_state_dict(saved["state"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{checkpoint}: the schedule's state does not load into "
+                             f"{scheduler!r}: {err}") from None
+
+
 def _train_epoch(model, loss_fn, optimizer, X, y, batch_size: int, rng, epoch: int,
-                 bar) -> dict[str, float]:
+                 bar, clip_grad_norm: float | None = None) -> dict[str, float]:
     """One pass over the data; the running mean loss and accuracy of its steps."""
     total_loss, correct, seen = 0.0, 0, 0
     with np.errstate(over="ignore", invalid="ignore"):  # a bad loss is reported below
@@ -137,6 +199,8 @@ def _train_epoch(model, loss_fn, optimizer, X, y, batch_size: int, rng, epoch: i
                     f"stopped before applying that step. Try a smaller learning rate"
                     + (f" than lr={optimizer.lr:g}" if hasattr(optimizer, "lr") else ""))
             model.param_backward(loss_fn.backward())
+            if clip_grad_norm is not None:
+                clip_gradients(model, clip_grad_norm)
             optimizer.step()
             batch_loss, batch_correct = _batch_totals(loss_fn, loss, logits, yb)
             total_loss += batch_loss

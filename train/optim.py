@@ -9,7 +9,7 @@ numpy calls over the whole buffer, however many layers the model has.
 """
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -29,6 +29,13 @@ def _at_least(who: str, name: str, value: object, minimum: float = 0.0) -> float
         raise ValueError(f"{who}: expected a finite {name}, got {value!r}")
     if not value >= minimum:
         raise ValueError(f"{who}: expected {name} >= {minimum:g}, got {value!r}")
+    return value
+
+
+def _positive(who: str, name: str, value: object) -> float:
+    value = _number(who, name, value)
+    if not (value > 0 and np.isfinite(value)):
+        raise ValueError(f"{who}: expected a finite {name} > 0, got {value!r}")
     return value
 
 
@@ -101,7 +108,7 @@ class Optimizer:
         self._lr = self._check_lr(value, zero_ok=True)
 
     # --- what subclasses define --------------------------------------------------------
-    def _check_options(self, **options) -> dict:
+    def _check_options(self, *args: Any, **options: Any) -> dict:
         """The settings besides lr, checked and normalized; TypeError/ValueError naming one."""
         return options
 
@@ -136,7 +143,7 @@ class Optimizer:
         """Settings, counters and state, for checkpoints: JSON values and, for each state
         buffer, a dict of parameter name -> array (copies, so a saved state stays as it was;
         an empty dict for a buffer the settings do not use)."""
-        state = {"lr": self.lr, "initial_lr": self.initial_lr}
+        state: dict[str, Any] = {"lr": self.lr, "initial_lr": self.initial_lr}
         state.update({key: getattr(self, key) for key in self.option_names})
         state.update({key: getattr(self, attr) for key, attr in self.counters.items()})
         for key in self.state_names:
@@ -240,6 +247,9 @@ class SGD(Optimizer):
 
     option_names = ("momentum", "nesterov", "weight_decay")
     state_names = ("momentum_buffers",)
+    momentum: float
+    nesterov: bool
+    weight_decay: float
 
     def __init__(self, model, lr: float, *, momentum: float = 0.0, weight_decay: float = 0.0,
                  nesterov: bool = False) -> None:
@@ -356,7 +366,12 @@ class Adam(Optimizer):
     option_names = ("betas", "eps", "weight_decay", "amsgrad")
     state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     counters = {"step": "step_count"}
-    decoupled = False
+    decoupled: ClassVar[bool] = False
+    betas: tuple[float, float]
+    eps: float
+    weight_decay: float
+    amsgrad: bool
+    step_count: int
 
     def __init__(self, model, lr: float = 1e-3, *, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False) -> None:
@@ -424,7 +439,7 @@ class AdamW(Adam):
     ``weight_decay=1e-2`` by default.
     """
 
-    decoupled = True
+    decoupled: ClassVar[bool] = True
 
     def __init__(self, model, lr: float = 1e-3, *, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
@@ -467,6 +482,11 @@ class RMSprop(Optimizer):
 
     option_names = ("alpha", "eps", "weight_decay", "momentum", "centered")
     state_names = ("square_avg", "momentum_buffer", "grad_avg")
+    alpha: float
+    eps: float
+    weight_decay: float
+    momentum: float
+    centered: bool
 
     def __init__(self, model, lr: float = 1e-2, *, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False) -> None:
