@@ -128,7 +128,7 @@ class Layer:
         """Make ``array`` the entry ``name`` of ``params`` or ``grads`` (``kind``), replacing
         the array it had.
 
-        Used by ``handprop.layers.flat.flatten`` to move every parameter into one buffer;
+        Used by ``handprop.layers.flatten_params`` to move every parameter into one buffer;
         layers themselves never rebind (they write in place). A layer made of layers, whose
         ``params`` is gathered from its members (``Sequential``), passes the call on to the
         member that owns the entry.

@@ -1,6 +1,8 @@
 """ReLU: out = max(x, 0). Derivation: docs/derivations.md#relu."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .base import Layer, check_grad, check_input
@@ -19,7 +21,7 @@ class ReLU(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (...) -> out (...), same shape and dtype."""
         check_input(self, x)
-        out = np.maximum(x, 0)
+        out = np.maximum(x, _zeros(x.shape[-1:], x.dtype))  # NaN stays NaN, as in PyTorch
         self.cache = out
         return out
 
@@ -28,3 +30,12 @@ class ReLU(Layer):
         out = self._saved()
         check_grad(self, dout, out.shape, out.dtype)
         return dout * (out > 0)
+
+
+@functools.lru_cache(maxsize=64)
+def _zeros(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A read-only row of zeros to broadcast against. numpy 2.4 runs ``np.maximum`` of an array
+    and a scalar in a loop about twice as slow as against an array (bench/RESULTS.md)."""
+    zeros = np.zeros(shape, dtype)
+    zeros.flags.writeable = False
+    return zeros

@@ -1,7 +1,11 @@
-"""handprop training: optimizers, schedules, the training loop, data, checkpoints, gradcheck."""
+"""handprop training: optimizers, schedules, the training loop, L-BFGS, data, checkpoints,
+gradcheck and loss curves."""
+from .lbfgs import LBFGSResult, fit_lbfgs
 from .loop import evaluate, fit, predict
 from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
+from .plot import plot_history
 from .schedule import CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR, StepLR, clip_grad_norm
 
 __all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSprop", "CosineAnnealingLR", "LinearLR",
-           "LRScheduler", "SequentialLR", "StepLR", "clip_grad_norm", "evaluate", "fit", "predict"]
+           "LRScheduler", "SequentialLR", "StepLR", "clip_grad_norm", "LBFGSResult", "evaluate",
+           "fit", "fit_lbfgs", "plot_history", "predict"]

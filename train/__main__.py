@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import io
 import math
 import os
@@ -23,6 +24,7 @@ from .data import DATASETS, default_data_dir, download, load_mnist, spiral
 from .files import writable_target
 from .loop import evaluate, fit, format_metrics
 from .optim import SGD, Adam, AdamW, RMSprop
+from .plot import INSTALL_HINT, plot_history
 from .schedule import CosineAnnealingLR, LinearLR, SequentialLR, StepLR
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
@@ -123,6 +125,8 @@ def parser() -> argparse.ArgumentParser:
                    help="clip the gradients' global L2 norm to X before every step")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seeds the data, the weights and the shuffling")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--plot", metavar="PATH", help="write a PNG of the loss and accuracy per "
+                   "epoch here (needs matplotlib: pip install \"handprop[plot]\")")
     p.add_argument("--no-progress", action="store_true", help="no progress bars; one plain line per epoch")
     p.add_argument("--version", action="version", version=f"handprop {version('handprop')}")
     return p
@@ -165,6 +169,8 @@ def run(cli: argparse.ArgumentParser, args, argv: list[str] | None) -> int:
     fill_optimizer_defaults(args)
     if args.dataset == "spiral" and (args.download or args.data_dir):
         cli.error("--download and --data-dir go with --dataset mnist or fashion-mnist")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:  # say so before training
+        cli.error(f"--plot: {INSTALL_HINT}")
     epochs = args.epochs or (30 if args.dataset == "spiral" else 10)
     if args.warmup and args.schedule != "none" and args.warmup >= epochs:
         cli.error(f"--warmup {args.warmup} leaves no epochs of the {args.schedule} schedule "
@@ -203,6 +209,13 @@ def run(cli: argparse.ArgumentParser, args, argv: list[str] | None) -> int:
     print(f"val_accuracy={history['val_accuracy'][-1]:.3f} val_loss={history['val_loss'][-1]:.3f} "
           f"train_accuracy={train_scores['accuracy']:.3f} train_loss={train_scores['loss']:.3f} "
           f"epochs={len(history['epoch'])} seconds={seconds:.1f}")
+    if args.plot:
+        try:
+            plot_history(history, args.plot)
+        except OSError as err:
+            print(f"python -m handprop.train: error: --plot: {err}", file=sys.stderr)
+            return 1
+        print(f"plot: {args.plot}")
     return 0
 
 

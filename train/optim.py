@@ -2,7 +2,7 @@
 rules of ``torch.optim`` (docs/optimizers.md derives them).
 
 Building an optimizer moves the model's parameters and gradients into two flat buffers
-(``handprop.layers.flat.flatten``): arrays fetched from ``model.params`` or ``model.grads``
+(``handprop.layers.flatten_params``): arrays fetched from ``model.params`` or ``model.grads``
 before that are no longer the model's (they are made read-only, so writing into one is an
 error, not a silent no-op); fetch them again afterwards. Each step is then a fixed handful of
 numpy calls over the whole buffer, however many layers the model has.

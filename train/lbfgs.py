@@ -1,0 +1,183 @@
+"""fit_lbfgs: full-batch L-BFGS through scipy.optimize.minimize, for small problems."""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..layers import BatchNorm1d, Layer
+from ..layers.flat import flatten_params
+from .loop import as_data
+
+
+@dataclass
+class LBFGSResult:
+    """What ``fit_lbfgs`` returns.
+
+    ``history`` has one entry per L-BFGS iteration: ``iteration``, ``loss`` and, for a
+    classifier, ``accuracy`` (on the training data, at the iteration's parameters), so
+    ``plot_history(result.history, path)`` draws it.
+    """
+
+    loss: float                   # the final full-batch training loss
+    iterations: int
+    evaluations: int              # loss-and-gradient evaluations, line searches included
+    converged: bool               # scipy reported success (a tolerance met, not max_iter)
+    message: str                  # scipy's reason for stopping
+    history: dict[str, list] = field(default_factory=dict)
+
+
+def fit_lbfgs(model: Layer, loss_fn, X, y, *, max_iter: int = 200, max_eval: int | None = None,
+              tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9,
+              history_size: int = 10,
+              callback: Callable[[dict], None] | None = None) -> LBFGSResult:
+    """Minimize the full-batch loss of ``model`` on (X, y) with L-BFGS, in place.
+
+    The model's parameters are one flat buffer (``handprop.layers.flatten_params``, as when an
+    optimizer is built: arrays fetched from ``model.params`` before are detached), which scipy
+    sees as a float64 vector theta. ``scipy.optimize.minimize(method="L-BFGS-B", jac=True)``
+    asks for ``(loss(theta), dloss/dtheta)``: one forward pass over ALL of X, the loss, and one backward pass. L-BFGS
+    builds a curvature model from the last ``history_size`` gradient differences and line-searches
+    along its quasi-Newton direction; on small smooth problems it needs far fewer passes than
+    SGD, and no learning rate.
+
+    Deterministic mode. L-BFGS needs the same theta to give the same loss every time, so:
+
+    - BatchNorm layers run in training mode and normalize with the statistics of the full
+      batch, which are a fixed function of theta. When the fit ends, their running statistics
+      are set to the full-batch statistics at the final parameters (one forward pass with
+      momentum 1), so eval mode predicts with what was optimized.
+    - Layers that draw random numbers in training mode (those owning an ``rng`` generator, such
+      as Dropout) are put in eval mode for the fit: no units are dropped.
+    - The model is left in training mode.
+
+    Float64. scipy works in float64; a float32 model gets its float32 loss and gradient cast
+    up, and rounding noise may then end the line search early. Give L-BFGS a float64 model
+    when you can.
+
+    An end-to-end gradient check. The line search accepts a step only if the loss falls as the
+    gradient predicts (Wolfe conditions), so a wrong gradient makes L-BFGS stall within a few
+    iterations ("ABNORMAL_TERMINATION_IN_LNSRCH") far from a minimum. A fit that converges
+    is evidence that every backward pass in the model is right.
+
+    Parameters
+    ----------
+    model : Layer
+        A Sequential or any layer; its ``params`` are updated in place.
+    loss_fn : Loss
+        ``SoftmaxCrossEntropy`` or another loss with ``forward(pred, target)`` and ``backward()``.
+    X, y : array-like
+        All the training data; converted as ``fit`` converts them.
+    max_iter : int
+        Most L-BFGS iterations (scipy's ``maxiter``).
+    max_eval : int, optional
+        Most loss-and-gradient evaluations (scipy's ``maxfun``); default ``max_iter * 5 // 4``,
+        as in ``torch.optim.LBFGS``.
+    tolerance_grad : float
+        Stop when the largest gradient component is at most this (scipy's ``gtol``).
+    tolerance_change : float
+        Stop when the loss changes by at most this, relative to max(|loss|, 1) (``ftol``).
+    history_size : int
+        Gradient differences kept for the curvature model (scipy's ``maxcor``).
+    callback : callable, optional
+        Called with each iteration's entry of the history (a dict).
+
+    Returns
+    -------
+    LBFGSResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from handprop.layers import Linear
+    >>> from handprop.losses import SoftmaxCrossEntropy
+    >>> X = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    >>> y = np.array([0, 1, 1, 0])
+    >>> result = fit_lbfgs(Linear(2, 2, rng=0, dtype=np.float64), SoftmaxCrossEntropy(), X, y,
+    ...                    max_iter=20)
+    >>> result.history["accuracy"][-1]
+    1.0
+    """
+    from scipy.optimize import minimize  # imported here: `import handprop.train` stays light
+
+    X, y = as_data("fit_lbfgs", model, loss_fn, X, y)
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)):
+        raise TypeError(f"fit_lbfgs: expected max_iter as a whole number, got {max_iter!r}")
+    if max_iter < 1:
+        raise ValueError(f"fit_lbfgs: expected max_iter >= 1, got {max_iter}")
+    flat_params, flat_grads = flatten_params(model)
+    classes = getattr(loss_fn, "targets", "classes") == "classes"
+    last: dict = {}
+
+    def loss_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        flat_params[...] = theta  # cast to the model's dtype
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out = model.forward(X)
+            loss = loss_fn.forward(out, y)
+            model.param_backward(loss_fn.backward())
+        last.update(theta=theta.copy(), loss=loss, out=out)
+        if not math.isfinite(loss):  # a wild line-search trial: tell scipy "much worse"
+            return math.inf, np.zeros_like(theta)
+        return loss, flat_grads.astype(np.float64)  # a copy: scipy keeps it
+
+    history: dict[str, list] = {"iteration": [], "loss": []}
+    if classes:
+        history["accuracy"] = []
+
+    def record(theta: np.ndarray) -> None:
+        if "theta" not in last or not np.array_equal(theta, last["theta"]):
+            loss_and_grad(theta)
+        entry = {"iteration": len(history["iteration"]) + 1, "loss": last["loss"]}
+        if classes:
+            entry["accuracy"] = float(np.mean(last["out"].argmax(axis=1) == y))
+        for key, value in entry.items():
+            history[key].append(value)
+        if callback is not None:
+            callback(entry)
+
+    random_layers = [layer for layer in walk(model) if isinstance(getattr(layer, "rng", None),
+                                                                    np.random.Generator)]
+    model.train()
+    for layer in random_layers:
+        layer.eval()
+    try:
+        found = minimize(loss_and_grad, flat_params.astype(np.float64), jac=True, method="L-BFGS-B",
+                         callback=record,
+                         options={"maxiter": max_iter,
+                                  "maxfun": max_eval or max_iter * 5 // 4,
+                                  "gtol": tolerance_grad, "ftol": tolerance_change,
+                                  "maxcor": history_size})
+        flat_params[...] = found.x
+        _set_running_statistics(model, X)
+    finally:
+        model.train()
+    message = found.message if isinstance(found.message, str) else found.message.decode()
+    return LBFGSResult(loss=float(found.fun), iterations=int(found.nit),
+                       evaluations=int(found.nfev), converged=bool(found.success),
+                       message=message, history=history)
+
+
+def walk(layer: Layer):
+    """The layer and every layer inside it (Sequential's ``layers``, and so on down)."""
+    yield layer
+    for child in getattr(layer, "layers", ()):
+        yield from walk(child)
+
+
+def _set_running_statistics(model: Layer, X: np.ndarray) -> None:
+    """One forward pass with every BatchNorm's momentum at 1, so that its running statistics
+    become those of the full batch at the current parameters."""
+    norms = [layer for layer in walk(model) if isinstance(layer, BatchNorm1d)]
+    if not norms:
+        return
+    saved = [layer.momentum for layer in norms]
+    try:
+        for layer in norms:
+            layer.momentum = 1.0
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            model.forward(X)
+    finally:
+        for layer, momentum in zip(norms, saved):
+            layer.momentum = momentum
