@@ -316,32 +316,35 @@ def _fetch(url: str, target: Path, expected: str, cap: int, ends: float, deadlin
     digest, received = hashlib.sha256(), 0
     gone = "; the partial file was deleted"
     try:
-        with atomic_write(target) as f, urllib.request.urlopen(
+        # the bar is built before the temporary file exists: an interrupt that lands while a
+        # bar is being built (old tqdm then prints a traceback from the half-built bar's
+        # __del__) finds nothing of ours to clean up
+        with tqdm(desc=target.name, unit="B", unit_scale=True, disable=not progress,
+                  leave=False) as bar, atomic_write(target) as f, urllib.request.urlopen(
                 url, timeout=max(0.001, min(timeout, ends - time.monotonic()))) as response:
             length = response.headers.get("Content-Length", "")
             declared = int(length) if length.isdigit() else None
             if declared is not None and declared > cap:
                 raise ValueError(f"download: {url} is {declared} bytes, more than the published "
                                  f"size ({cap} bytes); refused")
-            with tqdm(total=declared, desc=target.name, unit="B", unit_scale=True,
-                      disable=not progress, leave=False) as bar:
-                while True:
-                    if time.monotonic() > ends:
-                        raise TimeoutError(f"download: {url} did not finish within the "
-                                           f"{deadline:g} s deadline ({received} bytes arrived){gone}")
-                    try:
-                        chunk = response.read1(1 << 16)
-                    except http.client.IncompleteRead:
-                        chunk, declared = b"", max(declared or 0, received + 1)
-                    if not chunk:
-                        break
-                    received += len(chunk)
-                    if received > cap:
-                        raise ValueError(f"download: {url} sent more than the published size "
-                                         f"({cap} bytes); stopped{gone}")
-                    f.write(chunk)
-                    digest.update(chunk)
-                    bar.update(len(chunk))
+            bar.reset(total=declared)
+            while True:
+                if time.monotonic() > ends:
+                    raise TimeoutError(f"download: {url} did not finish within the "
+                                       f"{deadline:g} s deadline ({received} bytes arrived){gone}")
+                try:
+                    chunk = response.read1(1 << 16)
+                except http.client.IncompleteRead:
+                    chunk, declared = b"", max(declared or 0, received + 1)
+                if not chunk:
+                    break
+                received += len(chunk)
+                if received > cap:
+                    raise ValueError(f"download: {url} sent more than the published size "
+                                     f"({cap} bytes); stopped{gone}")
+                f.write(chunk)
+                digest.update(chunk)
+                bar.update(len(chunk))
             if declared is not None and received < declared:
                 raise ValueError(f"download: {url} was truncated: {received} of {declared} "
                                  f"bytes arrived{gone}")
