@@ -1,4 +1,5 @@
-"""python -m handprop.train: train an MLP from the command line and print a greppable summary line."""
+"""python -m handprop.train: train an MLP or a small CNN from the command line and print a greppable
+summary line."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +11,7 @@ from importlib.metadata import version
 import numpy as np
 
 from ..layers import BatchNorm1d, Linear, ReLU, Sequential, Tanh
+from ..layers.cnn_model import cnn
 from ..losses import SoftmaxCrossEntropy
 from .checkpoint import read_extra
 from .data import DATASETS, default_data_dir, download, load_mnist, spiral
@@ -61,8 +63,11 @@ def widths(text):
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m handprop.train", description=(
-        "Train an MLP (Linear, BatchNorm1d, activation per hidden layer) with SGD and print "
-        "a summary line of key=value pairs."))
+        "Train an MLP (Linear, BatchNorm1d, activation per hidden layer) or a small CNN with "
+        "SGD and print a summary line of key=value pairs."))
+    p.add_argument("--model", choices=["mlp", "cnn"], default="mlp", help="mlp (default), or cnn: "
+                   "two Conv2d-BatchNorm2d-activation-MaxPool2d blocks (16, 32 channels), then "
+                   "Linear; needs image data (--dataset mnist or fashion-mnist)")
     p.add_argument("--hidden", type=widths, default=[100, 100], help="hidden widths (default 100,100)")
     p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     p.add_argument("--no-batchnorm", action="store_true", help="leave out BatchNorm1d")
@@ -97,7 +102,7 @@ def load_data(args, dtype):
     directory = args.data_dir or default_data_dir(args.dataset)
     if args.download:
         download(args.dataset, directory, base_url=args.base_url, progress=not args.no_progress)
-    X, y, X_val, y_val = load_mnist(directory)
+    X, y, X_val, y_val = load_mnist(directory, flatten=args.model != "cnn")
     return X.astype(dtype, copy=False), y, X_val.astype(dtype, copy=False), y_val
 
 
@@ -110,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         cli.error("--resume needs --checkpoint PATH")
     if args.dataset == "spiral" and (args.download or args.data_dir):
         cli.error("--download and --data-dir go with --dataset mnist or fashion-mnist")
+    if args.model == "cnn" and args.dataset == "spiral":
+        cli.error("--model cnn needs images: add --dataset mnist or fashion-mnist")
     epochs = args.epochs or (30 if args.dataset == "spiral" else 10)
     dtype = np.dtype(args.dtype)
     try:
@@ -122,8 +129,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m handprop.train: error: {err}", file=sys.stderr)
         return 1
     n_classes = int(max(y.max(), y_val.max())) + 1
-    model = build_mlp(X.shape[1], args.hidden, n_classes, activation=args.activation,
-                      batchnorm=not args.no_batchnorm, seed=args.seed, dtype=dtype)
+    if args.model == "cnn":
+        model = cnn(X.shape[1:], n_classes, activation=args.activation,
+                    batchnorm=not args.no_batchnorm, seed=args.seed, dtype=dtype)
+    else:
+        model = build_mlp(X.shape[1], args.hidden, n_classes, activation=args.activation,
+                          batchnorm=not args.no_batchnorm, seed=args.seed, dtype=dtype)
     print(model, flush=True)
     loss_fn = SoftmaxCrossEntropy()
     optimizer = SGD(model, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
