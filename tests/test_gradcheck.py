@@ -128,9 +128,9 @@ def test_cli_fails_when_a_layer_is_wrong(monkeypatch, capsys):
 
 def test_cli_unknown_layer_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["--layer", "Conv2d"])
+        main(["--layer", "Conv3d"])
     assert exc.value.code == 2
-    assert "no built-in layer named 'Conv2d'" in capsys.readouterr().err
+    assert "no built-in layer named 'Conv3d'" in capsys.readouterr().err
 
 
 def test_a_parameter_that_is_a_transposed_view(rng):

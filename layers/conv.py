@@ -1,0 +1,176 @@
+"""Conv2d: a 2-D convolution (PyTorch's, a cross-correlation) of NCHW images.
+
+Derivation: docs/derivations.md#conv2d. ``Conv2d`` does the work as matrix products over
+im2col columns; ``staged_forward`` and ``staged_backward`` loop over output positions and read
+as the definition, kept for reading and for the tests, which hold the two equal.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .base import Layer, batch_sum, check_grad, check_size, float_dtype, non_default
+from .windows import (
+    Pair,
+    channels_first,
+    channels_last,
+    check_images,
+    col2im,
+    im2col,
+    output_size,
+    pair,
+    show,
+)
+
+
+class Saved(NamedTuple):
+    """What the forward pass keeps for backward."""
+
+    cols: np.ndarray          # (N*OH*OW, C*kh*kw) the window each output saw, one per row
+    x_shape: tuple            # (N, C, H, W), for dx
+    out_hw: Pair              # (OH, OW)
+
+
+class Conv2d(Layer):
+    """2-D convolution over (N, C, H, W) images, with PyTorch's semantics and weight layout.
+
+    Forward, xp the input zero-padded by ``padding`` on each side::
+
+        out[n, o, i, j] = b[o] + sum_{c, p, q} W[o, c, p, q] * xp[n, c, i*sh + p*dh, j*sw + q*dw]
+
+    Shapes: x (N, C, H, W), W (O, C, kh, kw), b (O,), out (N, O, OH, OW) with
+    ``OH = (H + 2*ph - dh*(kh - 1) - 1) // sh + 1`` (likewise OW). With the windows as the rows
+    of ``cols`` (N*OH*OW, C*kh*kw) this is one matrix product, ``cols @ W.reshape(O, -1).T``:
+    a Linear layer applied to every window.
+
+    Local derivatives, with dout = dL/dout (N, O, OH, OW) as dout2d (N*OH*OW, O)::
+
+        dW = dout2d.T @ cols            (O, C*kh*kw)  a correlation of the input with dout
+        db = dout2d.sum(axis=0)         (O,)          b was broadcast over every pixel
+        dcols = dout2d @ W2d            (N*OH*OW, C*kh*kw), then summed back onto the input
+                                        pixels each window copied (col2im): dx, a full
+                                        convolution of dout with the flipped kernel
+
+    Initialisation is PyTorch's: W and b uniform in [-k, k], k = 1/sqrt(C*kh*kw).
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        C and O.
+    kernel_size, stride, padding, dilation : int or (int, int)
+        Window size, step, zero padding on each side, and spacing between taps.
+    bias : bool
+        Whether to learn the additive bias ``b``.
+    rng : int or numpy.random.Generator, optional
+        Seed or generator for the initial weights.
+    dtype : numpy dtype
+        Floating-point type of parameters, outputs and gradients (float32 by default).
+
+    Examples
+    --------
+    >>> conv = Conv2d(1, 4, 3, padding=1, rng=0)
+    >>> conv
+    Conv2d(1, 4, kernel_size=3, padding=1)
+    >>> conv.forward(np.zeros((2, 1, 28, 28), np.float32)).shape
+    (2, 4, 28, 28)
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Pair,
+                 stride: int | Pair = 1, padding: int | Pair = 0, dilation: int | Pair = 1,
+                 bias: bool = True, *, rng: int | np.random.Generator | None = None,
+                 dtype=np.float32) -> None:
+        super().__init__()
+        self.in_channels = check_size("Conv2d", "in_channels", in_channels)
+        self.out_channels = check_size("Conv2d", "out_channels", out_channels)
+        self.kernel_size = pair("Conv2d", "kernel_size", kernel_size, 1)
+        self.stride = pair("Conv2d", "stride", stride, 1)
+        self.padding = pair("Conv2d", "padding", padding, 0)
+        self.dilation = pair("Conv2d", "dilation", dilation, 1)
+        self.dtype = float_dtype("Conv2d", dtype)
+        rng = np.random.default_rng(rng)
+        shape = (self.out_channels, self.in_channels, *self.kernel_size)
+        k = 1.0 / np.sqrt(self.in_channels * self.kernel_size[0] * self.kernel_size[1])
+        self.params["W"] = rng.uniform(-k, k, shape).astype(self.dtype)
+        if bias:
+            self.params["b"] = rng.uniform(-k, k, self.out_channels).astype(self.dtype)
+        self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x (N, C, H, W) -> out (N, O, OH, OW)."""
+        check_images(self, x, self.in_channels, self.dtype)
+        geometry = (self.kernel_size, self.stride, self.padding, self.dilation)
+        oh, ow = output_size(self, x.shape, *geometry)
+        cols = im2col(x, *geometry, (oh, ow))                 # (N*OH*OW, C*kh*kw)
+        out = cols @ self.params["W"].reshape(self.out_channels, -1).T   # (N*OH*OW, O)
+        if "b" in self.params:
+            out += self.params["b"]
+        self.cache = Saved(cols, x.shape, (oh, ow))
+        return channels_first(out.reshape(x.shape[0], oh, ow, self.out_channels))
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """dout (N, O, OH, OW) -> dx (N, C, H, W); fills grads["W"] and grads["b"]."""
+        dout2d = self._param_grads(dout)
+        cols, x_shape, out_hw = self.cache
+        dcols = dout2d @ self.params["W"].reshape(self.out_channels, -1)   # (N*OH*OW, C*kh*kw)
+        return col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding,
+                      self.dilation, out_hw)
+
+    def param_backward(self, dout: np.ndarray) -> None:
+        """dW and db only: the first layer of a model needs no gradient for its data."""
+        self._param_grads(dout)
+
+    def _param_grads(self, dout: np.ndarray) -> np.ndarray:
+        cols, x_shape, (oh, ow) = self._saved()
+        check_grad(self, dout, (x_shape[0], self.out_channels, oh, ow), self.dtype)
+        dout2d = channels_last(dout).reshape(-1, self.out_channels)   # (N*OH*OW, O)
+        self.grads["W"][...] = (dout2d.T @ cols).reshape(self.grads["W"].shape)
+        if "b" in self.params:
+            batch_sum(dout2d, out=self.grads["b"])
+        return dout2d
+
+    def extra_repr(self) -> str:
+        options = non_default(kernel_size=(show(self.kernel_size), None),
+                              stride=(show(self.stride), 1), padding=(show(self.padding), 0),
+                              dilation=(show(self.dilation), 1), bias=("b" in self.params, True),
+                              dtype=(self.dtype, np.float32))
+        return f"{self.in_channels}, {self.out_channels}, {options}"
+
+
+def staged_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None, stride: Pair = (1, 1),
+                   padding: Pair = (0, 0), dilation: Pair = (1, 1)) -> np.ndarray:
+    """The definition, one output position at a time: x (N, C, H, W) -> out (N, O, OH, OW)."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = W.shape[2:], stride, padding, dilation
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    oh = (xp.shape[2] - dh * (kh - 1) - 1) // sh + 1
+    ow = (xp.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    out = np.empty((x.shape[0], W.shape[0], oh, ow), x.dtype)
+    for i in range(oh):
+        for j in range(ow):
+            window = xp[:, :, i * sh:i * sh + dh * (kh - 1) + 1:dh, j * sw:j * sw + dw * (kw - 1) + 1:dw]
+            out[:, :, i, j] = np.tensordot(window, W, axes=([1, 2, 3], [1, 2, 3]))   # (N, O)
+    return out if b is None else out + b[:, None, None]
+
+
+def staged_backward(x: np.ndarray, W: np.ndarray, dout: np.ndarray, stride: Pair = (1, 1),
+                    padding: Pair = (0, 0), dilation: Pair = (1, 1)
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The backward pass one output position at a time: returns (dx, dW, db).
+
+    Output (i, j) of sample n is ``W . window + b``, like a Linear layer on its window. So it
+    adds ``dout[n, :, i, j] (x) window`` to dW (W is shared by every position: the positions'
+    contributions add), and ``dout[n, :, i, j] @ W`` to the window's pixels of dx (windows
+    overlap: a pixel seen by several outputs gets the sum).
+    """
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = W.shape[2:], stride, padding, dilation
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    dxp, dW = np.zeros_like(xp), np.zeros_like(W)
+    for i in range(dout.shape[2]):
+        for j in range(dout.shape[3]):
+            rows = slice(i * sh, i * sh + dh * (kh - 1) + 1, dh)
+            cols = slice(j * sw, j * sw + dw * (kw - 1) + 1, dw)
+            g = dout[:, :, i, j]                                          # (N, O)
+            dW += np.tensordot(g, xp[:, :, rows, cols], axes=([0], [0]))  # (O, C, kh, kw)
+            dxp[:, :, rows, cols] += np.tensordot(g, W, axes=([1], [0]))  # (N, C, kh, kw)
+    db = dout.sum(axis=(0, 2, 3))                                         # (O,)
+    return dxp[:, :, ph:ph + x.shape[2], pw:pw + x.shape[3]], dW, db

@@ -1,0 +1,31 @@
+"""Flatten: (N, C, H, W) -> (N, C*H*W), as PyTorch's nn.Flatten() (start_dim=1)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Layer, check_grad, check_input
+
+
+class Flatten(Layer):
+    """Flatten each sample: x (N, d1, d2, ...) -> out (N, d1*d2*...), in C order, so that a
+    following Linear sees the features as PyTorch's ``nn.Flatten()`` lays them out.
+
+    A reshape moves no value, so its derivative is the reshape back: ``dx =
+    dout.reshape(x.shape)``. The cache keeps only the input's shape.
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x (N, ...) -> out (N, prod(...))."""
+        check_input(self, x)
+        if x.ndim < 2:
+            raise ValueError(f"{self!r}: expected input of shape (N, ...) with at least 2 "
+                             f"dimensions, got {x.shape}")
+        self.cache = x.shape
+        # a copy, never a view: whoever changes the output in place must not change x with it
+        return x.reshape(x.shape[0], -1).copy()
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """dout (N, prod(...)) -> dx (N, ...)."""
+        x_shape = self._saved()
+        check_grad(self, dout, (x_shape[0], int(np.prod(x_shape[1:]))), dout.dtype)
+        return dout.reshape(x_shape)
