@@ -6,6 +6,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from .base import check_size, float_dtype
+from .batchnorm2d import BatchNorm2d
+from .conv import Conv2d
+from .flatten import Flatten
+from .linear import Linear
+from .pool import MaxPool2d
 from .relu import ReLU
 from .sequential import Sequential
 from .tanh import Tanh
@@ -39,8 +44,6 @@ def cnn(in_shape: Sequence[int] = (1, 28, 28), n_classes: int = 10,
     seed : the i-th weighted layer draws its initial weights from seed + i.
     dtype : float dtype of every parameter.
     """
-    from . import BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d  # the CNN layers
-
     who = "cnn"
     if isinstance(in_shape, (str, bytes)) or not isinstance(in_shape, Sequence) or len(in_shape) != 3:
         raise ValueError(f"{who}: expected in_shape as (channels, height, width), got {in_shape!r}")

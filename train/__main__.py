@@ -83,7 +83,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=positive_int, help="passes over the data (default 30 for "
                    "spiral, 10 for MNIST-format data)")
     p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--lr", type=positive_float, default=0.1)
+    p.add_argument("--lr", type=positive_float, help="learning rate (default 0.1 for the MLP, "
+                   "0.01 for the CNN)")
     p.add_argument("--momentum", type=non_negative_float, default=0.9)
     p.add_argument("--nesterov", action="store_true")
     p.add_argument("--weight-decay", type=non_negative_float, default=0.0)
@@ -137,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                           batchnorm=not args.no_batchnorm, seed=args.seed, dtype=dtype)
     print(model, flush=True)
     loss_fn = SoftmaxCrossEntropy()
-    optimizer = SGD(model, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
+    lr = args.lr or (0.01 if args.model == "cnn" else 0.1)  # 0.1 makes the CNN diverge
+    optimizer = SGD(model, lr=lr, momentum=args.momentum, nesterov=args.nesterov,
                     weight_decay=args.weight_decay)
     plain_lines = (lambda logs: print(format_metrics(logs), flush=True)) if args.no_progress else None
     started = time.perf_counter()
