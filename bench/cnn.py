@@ -7,7 +7,9 @@ Linear(32*7*7, 10); softmax cross-entropy; SGD momentum 0.9; float32; batch 64 o
 How it measures:
 
 - Each contender runs in its own worker process (this file with ``--worker``), so two thread
-  pools (numpy's OpenBLAS, PyTorch's OpenMP) never share a process. PyTorch gets 2 threads.
+  pools (numpy's OpenBLAS, PyTorch's OpenMP) never share a process. Each pool gets
+  ``--threads`` threads (2 by default: OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and
+  ``torch.set_num_threads``).
 - The parent interleaves them in rounds (handprop, torch; then torch, handprop; ...) so slow
   drifts and other people's load hit both. Before each contender's turn the parent waits
   ``--settle`` seconds, since the other's worker threads keep spinning for a while after its
@@ -27,6 +29,7 @@ How it measures:
     python bench/cnn.py                                   # PyTorch if this python has it
     python bench/cnn.py --torch-python /path/to/venv/bin/python
     python bench/cnn.py --json                            # one JSON line
+    python bench/cnn.py --threads 1 --clock cpu           # work done, on a busy machine
 
 OpenBLAS reads OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE when it loads; the report shows both and
 the kernel OpenBLAS chose (if threadpoolctl is installed). On a machine that sets them for old
@@ -52,6 +55,10 @@ BATCH, CHANNELS, SIZE, CLASSES = 64, 1, 28, 10
 REFERENCE = ("Conv2d(1, 16, 3, padding=1) -> BatchNorm2d(16) -> ReLU -> MaxPool2d(2) -> "
              "Conv2d(16, 32, 3, padding=1) -> BatchNorm2d(32) -> ReLU -> MaxPool2d(2) -> "
              "Flatten -> Linear(1568, 10)")
+# wall-clock seconds, or the process's CPU seconds (all its threads: meaningful with --threads 1,
+# where it counts the work done whatever else the machine runs)
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+CLOCK = CLOCKS["wall"]
 BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
 
 
@@ -91,7 +98,7 @@ class HandpropContender:
         self.opt.step()
 
     def profile(self) -> list[tuple[str, float, float]]:
-        clock, layers = time.perf_counter, list(self.model)
+        clock, layers = CLOCK, list(self.model)
         forward, backward = [], [0.0] * len(layers)
         out = self.x
         for layer in layers:
@@ -164,7 +171,7 @@ class TorchContender:
         self.opt.step()
 
     def profile(self) -> list[tuple[str, float, float]]:
-        torch, clock, modules = self.torch, time.perf_counter, list(self.model)
+        torch, clock, modules = self.torch, CLOCK, list(self.model)
         self.opt.zero_grad(set_to_none=True)
         inputs, outputs, forward, backward = [], [], [], [0.0] * len(modules)
         x = self.x
@@ -216,8 +223,10 @@ class TorchContender:
 
 # ---------------------------------------------------------------------------- a worker process
 
-def worker(contender_name: str, batch_size: int, threads: int) -> int:
+def worker(contender_name: str, batch_size: int, threads: int, clock: str) -> int:
     """Answer the parent's commands, one JSON line each way, until "quit"."""
+    global CLOCK
+    CLOCK = CLOCKS[clock]
     out = sys.stdout
     sys.stdout = sys.stderr  # nothing but answers goes to the parent
     try:
@@ -240,9 +249,9 @@ def worker(contender_name: str, batch_size: int, threads: int) -> int:
                 contender.step()
             seconds = []
             for _ in range(command["steps"]):
-                t0 = time.perf_counter()
+                t0 = CLOCK()
                 contender.step()
-                seconds.append(time.perf_counter() - t0)
+                seconds.append(CLOCK() - t0)
             answer = {"seconds": seconds}
         elif command["do"] == "layers":
             for _ in range(command["warmup"]):
@@ -261,15 +270,13 @@ def worker(contender_name: str, batch_size: int, threads: int) -> int:
 class Worker:
     """A contender in its own process, spoken to in JSON lines."""
 
-    def __init__(self, name: str, python: str, batch_size: int, threads: int) -> None:
-        env = dict(os.environ)
-        if name == "torch":
-            env["OMP_NUM_THREADS"] = str(threads)
+    def __init__(self, name: str, python: str, batch_size: int, threads: int, clock: str) -> None:
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
         self.name = name
         self.stderr = tempfile.TemporaryFile("w+")  # the profiler's chatter; shown on failure
         self.process = subprocess.Popen(
             [python, os.path.abspath(__file__), "--worker", name, "--batch", str(batch_size),
-             "--threads", str(threads)],
+             "--threads", str(threads), "--clock", clock],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=env)
         self.hello = self.read()
 
@@ -320,10 +327,10 @@ def measure(args) -> dict:
         tp = torch_python(args.torch_python)
         if tp:
             pythons["torch"] = tp
-    workers = {}
+    workers, load_before = {}, os.getloadavg()
     try:
         for name, python in pythons.items():
-            workers[name] = Worker(name, python, args.batch, args.threads)
+            workers[name] = Worker(name, python, args.batch, args.threads, args.clock)
             if not workers[name].hello["ready"]:
                 raise SystemExit(f"bench/cnn.py: the {name} worker could not start: "
                                  f"{workers[name].hello['error']}")
@@ -343,8 +350,10 @@ def measure(args) -> dict:
         for w in workers.values():
             w.close()
     report = {"model": REFERENCE, "dtype": "float32", "batch": args.batch,
+              "threads": args.threads, "clock": args.clock,
               "rounds": args.rounds, "steps_per_round": args.steps, "settle_s": args.settle,
-              **machine(), "contenders": {}}
+              **machine(), "loadavg_1min_before_after": [load_before[0], os.getloadavg()[0]],
+              "contenders": {}}
     for name, w in workers.items():
         best = min(medians[name])
         report["contenders"][name] = {
@@ -365,12 +374,15 @@ def print_report(report: dict) -> None:
     print(f"machine: {report['cpu']}, {report['cpus']} cpus; python {report['python']}; "
           f"numpy {hp['numpy']}; BLAS {hp['blas']}")
     env = {k: v for k, v in hp["env"].items() if v is not None}
+    print("load average (1 min) before and after: "
+          + " and ".join(f"{x:.1f}" for x in report["loadavg_1min_before_after"])
+          + f" on {report['cpus']} cpus (other work on the machine slows both contenders)")
     print("BLAS environment: " + (", ".join(f"{k}={v}" for k, v in env.items()) or "none set"))
     if "torch" in c:
         t = c["torch"]
         print(f"torch {t['torch']} ({t['torch_threads']} threads, {t['torch_blas']}, oneDNN "
               f"{t['torch_onednn']}, {t['torch_cpu_capability']})")
-    print(f"\nbest of {report['rounds']} per-round medians ({report['steps_per_round']} steps each):")
+    print(f"\n{report['clock']} clock, {report['threads']} thread(s) each; best of {report['rounds']} per-round medians ({report['steps_per_round']} steps each):")
     for name, r in c.items():
         print(f"  {name:>8}: {r['step_ms']:7.2f} ms/step  {r['samples_per_s']:8,.0f} samples/s  "
               f"peak {r['peak_MB']:.2f} MB/step  (round medians "
@@ -399,7 +411,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layer-steps", type=int, default=50, help="steps of the per-layer pass")
     p.add_argument("--settle", type=float, default=0.25,
                    help="seconds of quiet before each turn, so the other's threads go idle")
-    p.add_argument("--threads", type=int, default=2, help="PyTorch's threads (default 2)")
+    p.add_argument("--threads", type=int, default=2,
+                   help="threads of each contender's pool, OpenBLAS's and PyTorch's (default 2)")
+    p.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                   help="wall (default), or cpu: the process's CPU time, with --threads 1 a "
+                   "measure of work that other load on the machine barely changes")
     p.add_argument("--torch-python", metavar="PATH",
                    help="a python with torch installed (default: this one, if it has torch)")
     p.add_argument("--no-torch", action="store_true", help="measure handprop alone")
@@ -407,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--worker", choices=["handprop", "torch"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        return worker(args.worker, args.batch, args.threads)
+        return worker(args.worker, args.batch, args.threads, args.clock)
     report = measure(args)
     if args.json:
         print(json.dumps(report))
