@@ -10,7 +10,7 @@ import numpy as np
 from . import batchnorm
 from .base import check_grad
 from .batchnorm import BatchNorm1d
-from .windows import channels_first, channels_last, check_images
+from .windows import channels_outer, check_images
 
 
 class Saved(NamedTuple):
@@ -28,12 +28,13 @@ class BatchNorm2d(BatchNorm1d):
     and backward (mean and biased variance over the N*H*W rows, ``running_var`` from the
     unbiased one, ``momentum`` the weight of the new batch)::
 
-        x2d = x.transpose(0, 2, 3, 1).reshape(N*H*W, C)
+        x2d = x.transpose(1, 0, 2, 3).reshape(C, N*H*W).T        # (N*H*W, C)
         out = BatchNorm1d.forward(x2d), reshaped and transposed back to (N, C, H, W)
 
     and ``dx`` is BatchNorm1d's dx of dout read the same way. The sums over rows of the
-    derivation are sums over N, H and W. Channels-last memory (what Conv2d outputs) makes
-    both readings views, without a copy.
+    derivation are sums over N, H and W. On (C, N, H, W) memory (what Conv2d outputs) both
+    readings are views, without a copy, and x2d is column-major: each channel's N*H*W values
+    are one contiguous run, so the per-channel broadcasts run along long rows.
 
     Parameters
     ----------
@@ -55,9 +56,9 @@ class BatchNorm2d(BatchNorm1d):
             raise ValueError(f"{self!r}: expected more than 1 value per channel when training, "
                              f"got input of shape {x.shape}; the batch variance of one value "
                              f"is undefined (call eval() to use the running statistics)")
-        out2d = super().forward(channels_last(x).reshape(n * h * w, c))   # (N*H*W, C)
+        out2d = super().forward(channels_outer(x).reshape(c, n * h * w).T)   # (N*H*W, C)
         self.cache = Saved(self.cache, x.shape)
-        return channels_first(out2d.reshape(n, h, w, c))
+        return channels_outer(out2d.T.reshape(c, n, h, w))
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, C, H, W) -> dx (N, C, H, W); fills grads["gamma"] and grads["beta"], (C,)."""
@@ -66,7 +67,7 @@ class BatchNorm2d(BatchNorm1d):
         n, c, h, w = saved.shape
         self.cache = saved.flat                  # BatchNorm1d.backward reads its own cache
         try:
-            dx2d = super().backward(channels_last(dout).reshape(n * h * w, c))
+            dx2d = super().backward(channels_outer(dout).reshape(c, n * h * w).T)
         finally:
             self.cache = saved
-        return channels_first(dx2d.reshape(n, h, w, c))
+        return channels_outer(dx2d.T.reshape(c, n, h, w))

@@ -11,23 +11,13 @@ from typing import NamedTuple
 import numpy as np
 
 from .base import Layer, batch_sum, check_grad, check_size, float_dtype, non_default
-from .windows import (
-    Pair,
-    channels_first,
-    channels_last,
-    check_images,
-    col2im,
-    im2col,
-    output_size,
-    pair,
-    show,
-)
+from .windows import Pair, channels_outer, check_images, im2col, output_size, pair, show, taps, unpad
 
 
 class Saved(NamedTuple):
     """What the forward pass keeps for backward."""
 
-    cols: np.ndarray          # (N*OH*OW, C*kh*kw) the window each output saw, one per row
+    cols: np.ndarray          # (kh*kw*C, N*OH*OW) the window each output saw, one per column
     x_shape: tuple            # (N, C, H, W), for dx
     out_hw: Pair              # (OH, OW)
 
@@ -40,17 +30,21 @@ class Conv2d(Layer):
         out[n, o, i, j] = b[o] + sum_{c, p, q} W[o, c, p, q] * xp[n, c, i*sh + p*dh, j*sw + q*dw]
 
     Shapes: x (N, C, H, W), W (O, C, kh, kw), b (O,), out (N, O, OH, OW) with
-    ``OH = (H + 2*ph - dh*(kh - 1) - 1) // sh + 1`` (likewise OW). With the windows as the rows
-    of ``cols`` (N*OH*OW, C*kh*kw) this is one matrix product, ``cols @ W.reshape(O, -1).T``:
-    a Linear layer applied to every window.
+    ``OH = (H + 2*ph - dh*(kh - 1) - 1) // sh + 1`` (likewise OW). With the windows as the
+    columns of ``cols`` (kh*kw*C, N*OH*OW) and W as the matching matrix W2d (O, kh*kw*C), this
+    is one matrix product, ``out2d = W2d @ cols + b``: a Linear layer applied to every window.
 
-    Local derivatives, with dout = dL/dout (N, O, OH, OW) as dout2d (N*OH*OW, O)::
+    Local derivatives, with dout = dL/dout (N, O, OH, OW) read as dout2d (O, N*OH*OW)::
 
-        dW = dout2d.T @ cols            (O, C*kh*kw)  a correlation of the input with dout
-        db = dout2d.sum(axis=0)         (O,)          b was broadcast over every pixel
-        dcols = dout2d @ W2d            (N*OH*OW, C*kh*kw), then summed back onto the input
-                                        pixels each window copied (col2im): dx, a full
-                                        convolution of dout with the flipped kernel
+        dW2d = dout2d @ cols.T          (O, kh*kw*C)  a correlation of the input with dout
+        db = dout2d.sum(axis=1)         (O,)          b was broadcast over every pixel
+        dcols = W2d.T @ dout2d          (kh*kw*C, N*OH*OW), summed back onto the pixels each
+                                        window copied: dx, a full convolution of dout with
+                                        the flipped kernel; done tap by tap, (p, q) adding
+                                        W[:, :, p, q].T @ dout2d to the pixels it read
+
+    The output is an NCHW view of (O, N, OH, OW) memory, the matrix product's layout; the next
+    BatchNorm2d or Conv2d reads it without a copy.
 
     Initialisation is PyTorch's: W and b uniform in [-k, k], k = 1/sqrt(C*kh*kw).
 
@@ -99,35 +93,45 @@ class Conv2d(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (N, C, H, W) -> out (N, O, OH, OW)."""
         check_images(self, x, self.in_channels, self.dtype)
-        geometry = (self.kernel_size, self.stride, self.padding, self.dilation)
-        oh, ow = output_size(self, x.shape, *geometry)
-        cols = im2col(x, *geometry, (oh, ow))                 # (N*OH*OW, C*kh*kw)
-        out = cols @ self.params["W"].reshape(self.out_channels, -1).T   # (N*OH*OW, O)
+        n, o = x.shape[0], self.out_channels
+        oh, ow = output_size(self, x.shape, self.kernel_size, self.stride, self.padding, self.dilation)
+        cols = im2col(x, self.kernel_size, self.stride, self.padding, self.dilation, (oh, ow))
+        out = self._weight_matrix() @ cols                    # (O, N*OH*OW)
         if "b" in self.params:
-            out += self.params["b"]
+            out += self.params["b"][:, None]
         self.cache = Saved(cols, x.shape, (oh, ow))
-        return channels_first(out.reshape(x.shape[0], oh, ow, self.out_channels))
+        return channels_outer(out.reshape(o, n, oh, ow))
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, O, OH, OW) -> dx (N, C, H, W); fills grads["W"] and grads["b"]."""
-        dout2d = self._param_grads(dout)
-        cols, x_shape, out_hw = self.cache
-        dcols = dout2d @ self.params["W"].reshape(self.out_channels, -1)   # (N*OH*OW, C*kh*kw)
-        return col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding,
-                      self.dilation, out_hw)
+        dout2d = self._param_grads(dout)                      # (O, N*OH*OW)
+        cols, (n, c, h, w), (oh, ow) = self.cache
+        ph, pw = self.padding
+        W_taps = np.ascontiguousarray(self.params["W"].transpose(2, 3, 1, 0))   # (kh, kw, C, O)
+        dxp = np.zeros((c, n, h + 2 * ph, w + 2 * pw), self.dtype)   # padded, channels outermost
+        # tap (p, q) of every window read xp[:, :, rows, cols]: it gets W[:, :, p, q].T @ dout back
+        for p, q, rows, cols in taps(self.kernel_size, self.stride, self.dilation, (oh, ow)):
+            dxp[:, :, rows, cols] += (W_taps[p, q] @ dout2d).reshape(c, n, oh, ow)
+        return unpad(dxp, self.padding)
 
     def param_backward(self, dout: np.ndarray) -> None:
         """dW and db only: the first layer of a model needs no gradient for its data."""
         self._param_grads(dout)
 
     def _param_grads(self, dout: np.ndarray) -> np.ndarray:
+        """Fill grads["W"] and grads["b"]; return dout as (O, N*OH*OW)."""
         cols, x_shape, (oh, ow) = self._saved()
         check_grad(self, dout, (x_shape[0], self.out_channels, oh, ow), self.dtype)
-        dout2d = channels_last(dout).reshape(-1, self.out_channels)   # (N*OH*OW, O)
-        self.grads["W"][...] = (dout2d.T @ cols).reshape(self.grads["W"].shape)
+        dout2d = channels_outer(dout).reshape(self.out_channels, -1)   # a view, as Conv2d lays it out
+        dW = dout2d @ cols.T                                  # (O, kh*kw*C)
+        self.grads["W"][...] = dW.reshape(self.out_channels, *self.kernel_size, -1).transpose(0, 3, 1, 2)
         if "b" in self.params:
-            batch_sum(dout2d, out=self.grads["b"])
+            batch_sum(dout2d.T, out=self.grads["b"])          # b was broadcast over every pixel
         return dout2d
+
+    def _weight_matrix(self) -> np.ndarray:
+        """W (O, C, kh, kw) as W2d (O, kh*kw*C), its columns in the order of im2col's rows."""
+        return self.params["W"].transpose(0, 2, 3, 1).reshape(self.out_channels, -1)
 
     def extra_repr(self) -> str:
         options = non_default(kernel_size=(show(self.kernel_size), None),

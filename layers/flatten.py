@@ -21,8 +21,9 @@ class Flatten(Layer):
             raise ValueError(f"{self!r}: expected input of shape (N, ...) with at least 2 "
                              f"dimensions, got {x.shape}")
         self.cache = x.shape
-        # a copy, never a view: whoever changes the output in place must not change x with it
-        return x.reshape(x.shape[0], -1).copy()
+        out = x.reshape(x.shape[0], -1)   # a view of x if its memory is C-ordered, else a copy
+        # never a view: whoever changes the output in place must not change x with it
+        return out.copy() if np.may_share_memory(out, x) else out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, prod(...)) -> dx (N, ...)."""

@@ -1,7 +1,7 @@
 """MaxPool2d and AvgPool2d: the largest or the mean value of each window, channel by channel.
 
-Derivation: docs/derivations.md#pooling. The layers work on all windows at once (im2col
-columns); ``staged_max_pool``, ``staged_avg_pool`` and their ``_backward`` loop over output positions and read as the
+Derivation: docs/derivations.md#pooling. The layers work on all windows at once, one kernel
+tap at a time; ``staged_max_pool``, ``staged_avg_pool`` and their ``_backward`` loop over output positions and read as the
 definition, kept for reading and for the tests, which hold the two equal.
 """
 from __future__ import annotations
@@ -11,20 +11,24 @@ from typing import NamedTuple
 import numpy as np
 
 from .base import Layer, check_grad
-from .windows import Pair, channels_first, check_images, col2im, im2col, output_size, pair, show
+from .windows import Pair, channels_outer, check_images, output_size, pad, pair, show, taps, unpad
 
 
 class Saved(NamedTuple):
     """What the forward pass keeps for backward."""
 
-    argmax: np.ndarray        # (N*OH*OW, C) which of the kh*kw taps held each window's max;
-                              # None for AvgPool2d
-    x_shape: tuple            # (N, C, H, W), for dx
-    out_hw: Pair              # (OH, OW)
+    argmax: np.ndarray | None  # (C, N, OH, OW) which tap held each window's max (MaxPool2d)
+    x_shape: tuple             # (N, C, H, W), for dx
+    out_hw: Pair               # (OH, OW)
 
 
 class _Pool2d(Layer):
-    """The window arguments and checks MaxPool2d and AvgPool2d share; no parameters."""
+    """The window arguments and checks MaxPool2d and AvgPool2d share; no parameters.
+
+    Both work tap by tap: tap (p, q) of all N*OH*OW windows at once is one strided view
+    ``xp[:, :, rows, cols]`` (C, N, OH, OW) of the padded input, so the loops run over the
+    kh*kw taps, never over pixels.
+    """
 
     def __init__(self, kernel_size: int | Pair, stride: int | Pair | None = None,
                  padding: int | Pair = 0) -> None:
@@ -37,23 +41,22 @@ class _Pool2d(Layer):
             raise ValueError(f"{who}: expected padding at most half the kernel size "
                              f"{show(self.kernel_size)}, got {show(self.padding)}")
 
-    def _windows(self, x: np.ndarray, fill: float) -> tuple[np.ndarray, Pair]:
-        """x (N, C, H, W) -> the windows (N*OH*OW, C, kh*kw) and (OH, OW)."""
+    def _taps(self, x: np.ndarray, fill: float) -> tuple[list[np.ndarray], Pair]:
+        """x (N, C, H, W) -> the kh*kw taps of every window, each (C, N, OH, OW), and (OH, OW)."""
         check_images(self, x, None)
-        geometry = (self.kernel_size, self.stride, self.padding, (1, 1))
-        out_hw = output_size(self, x.shape, *geometry)
-        cols = im2col(x, *geometry, out_hw, fill)
-        return cols.reshape(cols.shape[0], x.shape[1], -1), out_hw
+        out_hw = output_size(self, x.shape, self.kernel_size, self.stride, self.padding)
+        xp = pad(x, self.padding, fill)                             # (C, N, Hp, Wp)
+        return [xp[:, :, rows, cols] for _, _, rows, cols in self._slices(out_hw)], out_hw
 
-    def _col2im(self, dcols: np.ndarray, x_shape: tuple, out_hw: Pair) -> np.ndarray:
-        return col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding, (1, 1), out_hw)
+    def _slices(self, out_hw: Pair) -> list[tuple[int, int, slice, slice]]:
+        return taps(self.kernel_size, self.stride, (1, 1), out_hw)
 
-    def _output(self, out2d: np.ndarray, x_shape: tuple, out_hw: Pair) -> np.ndarray:
-        return channels_first(out2d.reshape(x_shape[0], *out_hw, x_shape[1]))
-
-    def _dout2d(self, dout: np.ndarray, x_shape: tuple, out_hw: Pair, dtype) -> np.ndarray:
-        check_grad(self, dout, (*x_shape[:2], *out_hw), dtype)
-        return dout.transpose(0, 2, 3, 1).reshape(-1, x_shape[1])    # (N*OH*OW, C)
+    def _start_backward(self, dout: np.ndarray) -> tuple[Saved, np.ndarray, np.ndarray]:
+        """The cache, dout as (C, N, OH, OW), and a zero padded (C, N, Hp, Wp) dx to add into."""
+        saved = self._saved()
+        (n, c, h, w), (ph, pw) = saved.x_shape, self.padding
+        check_grad(self, dout, (n, c, *saved.out_hw), dout.dtype)
+        return saved, channels_outer(dout), np.zeros((c, n, h + 2 * ph, w + 2 * pw), dout.dtype)
 
     def extra_repr(self) -> str:
         shown = [str(show(self.kernel_size))]
@@ -69,30 +72,35 @@ class MaxPool2d(_Pool2d):
     input padded with -inf (so padding never wins), as PyTorch.
 
     Shapes: x (N, C, H, W), out (N, C, OH, OW), OH = (H + 2*ph - kh) // sh + 1 (likewise OW);
-    ``stride`` defaults to ``kernel_size``.
+    ``stride`` defaults to ``kernel_size``; padding at most half the kernel.
 
     Local derivative: the max is a selection, so each output's gradient goes to the one input
     element that was the max of its window, and nowhere else. Where windows overlap, an input
     element that won several windows gets the sum of their gradients. Ties go where PyTorch
     (2.13, CPU) sends them: to the first of the tied elements in row-major window order (the
-    top-left one), found by ``argmax``.
+    top-left one). The cache keeps which tap won each window (``argmax``), not the input.
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (N, C, H, W) -> out (N, C, OH, OW)."""
-        cols, out_hw = self._windows(x, -np.inf)                   # (N*OH*OW, C, kh*kw)
-        argmax = cols.argmax(axis=2)                                  # (N*OH*OW, C)
-        out = np.take_along_axis(cols, argmax[:, :, None], axis=2)[:, :, 0]
+        window_taps, out_hw = self._taps(x, -np.inf)
+        out = window_taps[0].copy()                                 # (C, N, OH, OW)
+        index = np.min_scalar_type(len(window_taps) - 1).type      # uint8 up to 256 taps
+        argmax = np.zeros(out.shape, index)
+        for k, tap in enumerate(window_taps[1:], start=1):
+            wins = tap > out                     # strictly: a tie stays with the earlier tap
+            argmax *= ~wins                      # argmax = where(wins, k, argmax), as arithmetic:
+            argmax += wins * index(k)            # np.where branches per element, 10x slower here
+            np.maximum(out, tap, out=out)        # (a NaN propagates, as in PyTorch)
         self.cache = Saved(argmax, x.shape, out_hw)
-        return self._output(out, x.shape, out_hw)
+        return channels_outer(out)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, C, OH, OW) -> dx (N, C, H, W)."""
-        argmax, x_shape, out_hw = self._saved()
-        dout2d = self._dout2d(dout, x_shape, out_hw, dout.dtype)   # (N*OH*OW, C)
-        taps = np.arange(self.kernel_size[0] * self.kernel_size[1])
-        dcols = (argmax[:, :, None] == taps) * dout2d[:, :, None]   # (N*OH*OW, C, kh*kw)
-        return self._col2im(dcols, x_shape, out_hw)
+        (argmax, _, out_hw), dout, dxp = self._start_backward(dout)
+        for k, (_, _, rows, cols) in enumerate(self._slices(out_hw)):
+            dxp[:, :, rows, cols] += dout * (argmax == k)       # += : windows may overlap
+        return unpad(dxp, self.padding)
 
 
 class AvgPool2d(_Pool2d):
@@ -106,18 +114,20 @@ class AvgPool2d(_Pool2d):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (N, C, H, W) -> out (N, C, OH, OW)."""
-        cols, out_hw = self._windows(x, 0.0)                       # (N*OH*OW, C, kh*kw)
-        out = cols.mean(axis=2, dtype=x.dtype)
+        window_taps, out_hw = self._taps(x, 0.0)
+        total = window_taps[0].copy()                               # (C, N, OH, OW)
+        for tap in window_taps[1:]:
+            total += tap
         self.cache = Saved(None, x.shape, out_hw)
-        return self._output(out, x.shape, out_hw)
+        return channels_outer(total / len(window_taps))
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, C, OH, OW) -> dx (N, C, H, W)."""
-        _, x_shape, out_hw = self._saved()
-        dout2d = self._dout2d(dout, x_shape, out_hw, dout.dtype)
-        taps = self.kernel_size[0] * self.kernel_size[1]
-        dcols = np.repeat(dout2d[:, :, None] / taps, taps, axis=2)   # (N*OH*OW, C, kh*kw)
-        return self._col2im(dcols, x_shape, out_hw)
+        (_, _, out_hw), dout, dxp = self._start_backward(dout)
+        share = dout / (self.kernel_size[0] * self.kernel_size[1])  # (C, N, OH, OW)
+        for _, _, rows, cols in self._slices(out_hw):
+            dxp[:, :, rows, cols] += share
+        return unpad(dxp, self.padding)
 
 
 def _padded(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, fill: float):

@@ -180,14 +180,14 @@ def test_overlapping_windows_must_add():
 
     class Overwrites(Conv2d):
         def backward(self, dout):
-            dcols = self._param_grads(dout) @ self.params["W"].reshape(self.out_channels, -1)
+            dout2d = self._param_grads(dout)                                  # (O, N*OH*OW)
             (n, c, h, w), (oh, ow) = self.cache.x_shape, self.cache.out_hw
-            dcols = dcols.reshape(n, oh, ow, c, 3, 3)
-            dxp = np.zeros((n, h + 2, w + 2, c))
+            dxp = np.zeros((c, n, h + 2, w + 2))
             for p in range(3):
                 for q in range(3):
-                    dxp[:, p:p + oh, q:q + ow, :] = dcols[:, :, :, :, p, q]      # the bug
-            return windows.channels_first(dxp[:, 1:-1, 1:-1, :])
+                    tap = self.params["W"][:, :, p, q].T @ dout2d
+                    dxp[:, :, p:p + oh, q:q + ow] = tap.reshape(c, n, oh, ow)      # the bug
+            return windows.channels_outer(dxp[:, :, 1:-1, 1:-1])
     conv = Overwrites(2, 2, 3, padding=1, rng=0, dtype=F64)
     report = gradcheck(conv, np.random.default_rng(0).standard_normal((1, 2, 4, 4)))
     assert not report.ok and [row.name for row in report.rows if not row.ok] == ["x"]
