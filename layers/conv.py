@@ -39,9 +39,8 @@ class Conv2d(Layer):
         dW2d = dout2d @ cols.T          (O, kh*kw*C)  a correlation of the input with dout
         db = dout2d.sum(axis=1)         (O,)          b was broadcast over every pixel
         dcols = W2d.T @ dout2d          (kh*kw*C, N*OH*OW), summed back onto the pixels each
-                                        window copied: dx, a full convolution of dout with
-                                        the flipped kernel; done tap by tap, (p, q) adding
-                                        W[:, :, p, q].T @ dout2d to the pixels it read
+                                        window copied (col2im, one slice-add per tap): dx, a
+                                        full convolution of dout with the flipped kernel
 
     The output is an NCHW view of (O, N, OH, OW) memory, the matrix product's layout; the next
     BatchNorm2d or Conv2d reads it without a copy.
@@ -105,13 +104,15 @@ class Conv2d(Layer):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, O, OH, OW) -> dx (N, C, H, W); fills grads["W"] and grads["b"]."""
         dout2d = self._param_grads(dout)                      # (O, N*OH*OW)
-        cols, (n, c, h, w), (oh, ow) = self.cache
+        _, (n, c, h, w), (oh, ow) = self.cache
         ph, pw = self.padding
-        W_taps = np.ascontiguousarray(self.params["W"].transpose(2, 3, 1, 0))   # (kh, kw, C, O)
+        dcols = self._weight_matrix().T @ dout2d              # (kh*kw*C, N*OH*OW)
+        dcols = dcols.reshape(*self.kernel_size, c, n, oh, ow)
         dxp = np.zeros((c, n, h + 2 * ph, w + 2 * pw), self.dtype)   # padded, channels outermost
-        # tap (p, q) of every window read xp[:, :, rows, cols]: it gets W[:, :, p, q].T @ dout back
-        for p, q, rows, cols in taps(self.kernel_size, self.stride, self.dilation, (oh, ow)):
-            dxp[:, :, rows, cols] += (W_taps[p, q] @ dout2d).reshape(c, n, oh, ow)
+        # tap (p, q) of every window was copied from xp[:, :, rows, columns]: its gradient goes
+        # back there, and adds where windows overlap (col2im)
+        for p, q, rows, columns in taps(self.kernel_size, self.stride, self.dilation, (oh, ow)):
+            dxp[:, :, rows, columns] += dcols[p, q]
         return unpad(dxp, self.padding)
 
     def param_backward(self, dout: np.ndarray) -> None:

@@ -1,8 +1,9 @@
 """MaxPool2d and AvgPool2d: the largest or the mean value of each window, channel by channel.
 
 Derivation: docs/derivations.md#pooling. The layers work on all windows at once, one kernel
-tap at a time; ``staged_max_pool``, ``staged_avg_pool`` and their ``_backward`` loop over output positions and read as the
-definition, kept for reading and for the tests, which hold the two equal.
+tap at a time; ``staged_max_pool``, ``staged_avg_pool`` and their ``_backward`` twins loop over
+output positions and read as the definition, kept for reading and for the tests, which hold
+the two equal.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class Saved(NamedTuple):
     argmax: np.ndarray | None  # (C, N, OH, OW) which tap held each window's max (MaxPool2d)
     x_shape: tuple             # (N, C, H, W), for dx
     out_hw: Pair               # (OH, OW)
+    dtype: np.dtype            # the input's, which dout must have
 
 
 class _Pool2d(Layer):
@@ -51,11 +53,15 @@ class _Pool2d(Layer):
     def _slices(self, out_hw: Pair) -> list[tuple[int, int, slice, slice]]:
         return taps(self.kernel_size, self.stride, (1, 1), out_hw)
 
+    def _overlapping(self) -> bool:
+        """Whether windows overlap (stride < kernel), so that a pixel can be in several."""
+        return self.stride[0] < self.kernel_size[0] or self.stride[1] < self.kernel_size[1]
+
     def _start_backward(self, dout: np.ndarray) -> tuple[Saved, np.ndarray, np.ndarray]:
         """The cache, dout as (C, N, OH, OW), and a zero padded (C, N, Hp, Wp) dx to add into."""
         saved = self._saved()
         (n, c, h, w), (ph, pw) = saved.x_shape, self.padding
-        check_grad(self, dout, (n, c, *saved.out_hw), dout.dtype)
+        check_grad(self, dout, (n, c, *saved.out_hw), saved.dtype)
         return saved, channels_outer(dout), np.zeros((c, n, h + 2 * ph, w + 2 * pw), dout.dtype)
 
     def extra_repr(self) -> str:
@@ -92,14 +98,17 @@ class MaxPool2d(_Pool2d):
             argmax *= ~wins                      # argmax = where(wins, k, argmax), as arithmetic:
             argmax += wins * index(k)            # np.where branches per element, 10x slower here
             np.maximum(out, tap, out=out)        # (a NaN propagates, as in PyTorch)
-        self.cache = Saved(argmax, x.shape, out_hw)
+        self.cache = Saved(argmax, x.shape, out_hw, x.dtype)
         return channels_outer(out)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, C, OH, OW) -> dx (N, C, H, W)."""
-        (argmax, _, out_hw), dout, dxp = self._start_backward(dout)
+        (argmax, _, out_hw, _), dout, dxp = self._start_backward(dout)
         for k, (_, _, rows, cols) in enumerate(self._slices(out_hw)):
-            dxp[:, :, rows, cols] += dout * (argmax == k)       # += : windows may overlap
+            if self._overlapping():               # a pixel in several windows: gradients add
+                dxp[:, :, rows, cols] += dout * (argmax == k)
+            else:                                 # in one window at most: write, in place
+                np.multiply(dout, argmax == k, out=dxp[:, :, rows, cols])
         return unpad(dxp, self.padding)
 
 
@@ -118,15 +127,18 @@ class AvgPool2d(_Pool2d):
         total = window_taps[0].copy()                               # (C, N, OH, OW)
         for tap in window_taps[1:]:
             total += tap
-        self.cache = Saved(None, x.shape, out_hw)
+        self.cache = Saved(None, x.shape, out_hw, x.dtype)
         return channels_outer(total / len(window_taps))
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, C, OH, OW) -> dx (N, C, H, W)."""
-        (_, _, out_hw), dout, dxp = self._start_backward(dout)
+        (_, _, out_hw, _), dout, dxp = self._start_backward(dout)
         share = dout / (self.kernel_size[0] * self.kernel_size[1])  # (C, N, OH, OW)
         for _, _, rows, cols in self._slices(out_hw):
-            dxp[:, :, rows, cols] += share
+            if self._overlapping():               # a pixel in several windows: shares add
+                dxp[:, :, rows, cols] += share
+            else:
+                dxp[:, :, rows, cols] = share
         return unpad(dxp, self.padding)
 
 

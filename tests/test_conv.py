@@ -316,3 +316,32 @@ def test_bad_upstream_gradient_and_backward_before_forward():
         conv.backward(np.zeros((1, 2, 2, 3), np.float32))
     with pytest.raises(TypeError, match="dtype float32"):
         conv.backward(np.zeros((1, 2, 2, 2)))
+
+
+def test_a_cnn_training_step_keeps_float32_everywhere():
+    """The reference CNN's layers, small: outputs, caches, gradients and updates stay float32."""
+    from handprop.layers import BatchNorm2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
+    from handprop.losses import SoftmaxCrossEntropy
+    from handprop.train import SGD
+    f32 = np.float32
+    model = Sequential(Conv2d(1, 4, 3, padding=1, rng=0), BatchNorm2d(4), ReLU(), MaxPool2d(2),
+                       Conv2d(4, 6, 3, padding=1, rng=1), BatchNorm2d(6), ReLU(), MaxPool2d(2),
+                       Flatten(), Linear(6 * 2 * 2, 3, rng=2))
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((5, 1, 8, 8)).astype(f32), rng.integers(0, 3, 5)
+    loss_fn, opt = SoftmaxCrossEntropy(), SGD(model, lr=0.1, momentum=0.9)
+    h = x
+    for layer in model:
+        h = layer.forward(h)
+        assert h.dtype == f32, layer
+        cached = layer.cache if isinstance(layer.cache, tuple) else (layer.cache,)
+        cached = [a for c in cached for a in (c if isinstance(c, tuple) else (c,))]
+        assert all(a.dtype in (f32, np.uint8) for a in cached if isinstance(a, np.ndarray)), layer
+    loss_fn.forward(h, y)
+    d = loss_fn.backward()
+    for layer in reversed(model.layers):
+        d = layer.backward(d)
+        assert d.dtype == f32 and np.isfinite(d).all(), layer
+    opt.step()
+    arrays = {**model.params, **model.grads, **model.buffers, **opt.momentum_buffers}
+    assert {a.dtype for a in arrays.values()} == {np.dtype(f32)}

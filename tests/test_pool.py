@@ -190,6 +190,13 @@ def test_bad_arguments_are_clear_errors(layer):
         layer((3, 2), padding=2)
     with pytest.raises(RuntimeError, match="backward called before forward"):
         layer(2).backward(np.zeros((1, 1, 1, 1)))
+    pool = layer(2)
+    pool.forward(np.zeros((1, 2, 4, 4), np.float32))
+    with pytest.raises(ValueError, match=rf"{name}\(2\): expected an upstream gradient of shape "
+                                         r"\(1, 2, 2, 2\)"):
+        pool.backward(np.zeros((1, 2, 2, 3), np.float32))
+    with pytest.raises(TypeError, match="expected an upstream gradient of dtype float32"):
+        pool.backward(np.zeros((1, 2, 2, 2)))
 
 
 def test_flatten_is_a_reshape_and_back():
@@ -198,7 +205,10 @@ def test_flatten_is_a_reshape_and_back():
     out = flatten.forward(x)
     np.testing.assert_array_equal(out, x.reshape(2, 60))
     assert not np.shares_memory(out, x)           # changing the output never changes x
-    np.testing.assert_array_equal(flatten.backward(out * 2), x * 2)
+    dout = out * 2
+    dx = flatten.backward(dout)
+    np.testing.assert_array_equal(dx, x * 2)
+    assert not np.shares_memory(dx, dout)
     assert gradcheck(Flatten(), np.random.default_rng(0).standard_normal((2, 3, 2, 2))).ok
     with pytest.raises(ValueError, match=r"Flatten\(\): expected input of shape \(N, \.\.\.\) with "
                                          r"at least 2 dimensions, got \(5,\)"):
@@ -206,3 +216,5 @@ def test_flatten_is_a_reshape_and_back():
     with pytest.raises(ValueError, match=r"Flatten\(\): expected an upstream gradient of shape "
                                          r"\(2, 60\)"):
         flatten.backward(np.zeros((2, 3, 4, 5)))
+    with pytest.raises(TypeError, match="expected an upstream gradient of dtype float64"):
+        flatten.backward(np.zeros((2, 60), np.float32))
