@@ -17,7 +17,8 @@ How it measures:
 - A round's figure is the median of its ``--steps`` step times; the result is the best (lowest)
   of the per-round medians: the figure least disturbed by the machine's other work.
 - Per-layer time: a separate pass in each worker times every layer's forward and backward
-  alone (medians over ``--layer-steps`` steps), plus the loss and the update. In PyTorch each
+  alone, plus the loss and the update: medians over ``--layer-steps`` steps, in interleaved
+  rounds as above, the best of the per-round medians for each layer. In PyTorch each
   module runs on a detached copy of its input and its backward is called on its own, so the
   per-layer figures add autograd's per-call overhead that a whole step pays once.
 - Peak memory per step: for handprop, tracemalloc's peak during one step above what was
@@ -341,11 +342,14 @@ def measure(args) -> dict:
                 time.sleep(args.settle)
                 seconds = workers[name].ask(do="round", steps=args.steps, warmup=args.warmup)["seconds"]
                 medians[name].append(statistics.median(seconds))
-        layers, peaks = {}, {}
-        for name, w in workers.items():
-            time.sleep(args.settle)
-            layers[name] = w.ask(do="layers", steps=args.layer_steps, warmup=args.warmup)["layers"]
-            peaks[name] = w.ask(do="memory")["peak_bytes"]
+        layer_rounds = {name: [] for name in workers}
+        for r in range(args.rounds):
+            for name in (order if r % 2 == 0 else order[::-1]):
+                time.sleep(args.settle)
+                layer_rounds[name].append(workers[name].ask(
+                    do="layers", steps=args.layer_steps, warmup=args.warmup)["layers"])
+        layers = {name: best_layers(runs) for name, runs in layer_rounds.items()}
+        peaks = {name: w.ask(do="memory")["peak_bytes"] for name, w in workers.items()}
     finally:
         for w in workers.values():
             w.close()
@@ -365,6 +369,12 @@ def measure(args) -> dict:
         report["throughput_vs_torch"] = (report["contenders"]["torch"]["step_ms"]
                                          / report["contenders"]["handprop"]["step_ms"])
     return report
+
+
+def best_layers(rounds: list[list[dict]]) -> list[dict]:
+    """Each layer's forward and backward time: the lowest of its per-round medians."""
+    return [{"layer": rows[0]["layer"], "forward_ms": min(r["forward_ms"] for r in rows),
+             "backward_ms": min(r["backward_ms"] for r in rows)} for rows in zip(*rounds)]
 
 
 def print_report(report: dict) -> None:
@@ -389,7 +399,7 @@ def print_report(report: dict) -> None:
               + " ".join(f"{m:.1f}" for m in r["round_medians_ms"]) + ")")
     if "throughput_vs_torch" in report:
         print(f"  throughput vs PyTorch: {report['throughput_vs_torch']:.2f}x (target >= 0.7x)")
-    print("\nper layer, median ms (forward / backward), each timed alone:")
+    print("\nper layer, ms (forward / backward), each timed alone; best of per-round medians:")
     names = list(c)
     rows = zip(*(c[n]["layers"] for n in names))
     width = max(len(r["layer"]) for r in hp["layers"])
@@ -408,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
     p.add_argument("--steps", type=int, default=20, help="timed steps per round (default 20)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps before each round")
-    p.add_argument("--layer-steps", type=int, default=50, help="steps of the per-layer pass")
+    p.add_argument("--layer-steps", type=int, default=10,
+                   help="steps of each round of the per-layer pass (default 10)")
     p.add_argument("--settle", type=float, default=0.25,
                    help="seconds of quiet before each turn, so the other's threads go idle")
     p.add_argument("--threads", type=int, default=2,
