@@ -46,6 +46,14 @@ class BatchNorm2d(BatchNorm1d):
         Weight of the new batch in the running statistics, in [0, 1].
     dtype : numpy dtype
         Floating-point type of parameters, buffers, outputs and gradients.
+
+    Examples
+    --------
+    >>> bn = BatchNorm2d(3, dtype=np.float64)
+    >>> x = np.random.default_rng(0).normal(5.0, 2.0, (4, 3, 6, 6))
+    >>> out = bn.forward(x)                                # each channel over N, H and W
+    >>> bool(np.allclose(out.mean(axis=(0, 2, 3)), 0) and np.allclose(out.std(axis=(0, 2, 3)), 1, atol=1e-5))
+    True
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:

@@ -21,6 +21,11 @@ class Flatten(Layer):
 
     A reshape moves no value, so its derivative is the reshape back: ``dx =
     dout.reshape(x.shape)``. The cache keeps only the input's shape and dtype.
+
+    Examples
+    --------
+    >>> Flatten().forward(np.zeros((2, 3, 4, 5), np.float32)).shape
+    (2, 60)
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:

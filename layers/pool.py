@@ -58,11 +58,14 @@ class _Pool2d(Layer):
         return self.stride[0] < self.kernel_size[0] or self.stride[1] < self.kernel_size[1]
 
     def _start_backward(self, dout: np.ndarray) -> tuple[Saved, np.ndarray, np.ndarray]:
-        """The cache, dout as (C, N, OH, OW), and a zero padded (C, N, Hp, Wp) dx to add into."""
+        """The cache, dout as (C, N, OH, OW), and the padded dx (C, N, Hp, Wp) to fill: zeros,
+        unless the windows tile it and every pixel gets written."""
         saved = self._saved()
-        (n, c, h, w), (ph, pw) = saved.x_shape, self.padding
-        check_grad(self, dout, (n, c, *saved.out_hw), saved.dtype)
-        return saved, channels_outer(dout), np.zeros((c, n, h + 2 * ph, w + 2 * pw), dout.dtype)
+        (n, c, h, w), (ph, pw), (oh, ow) = saved.x_shape, self.padding, saved.out_hw
+        check_grad(self, dout, (n, c, oh, ow), saved.dtype)
+        shape = (c, n, h + 2 * ph, w + 2 * pw)
+        tiled = self.stride == self.kernel_size and shape[2:] == (oh * self.stride[0], ow * self.stride[1])
+        return saved, channels_outer(dout), (np.empty if tiled else np.zeros)(shape, dout.dtype)
 
     def extra_repr(self) -> str:
         shown = [str(show(self.kernel_size))]
@@ -85,6 +88,15 @@ class MaxPool2d(_Pool2d):
     element that won several windows gets the sum of their gradients. Ties go where PyTorch
     (2.13, CPU) sends them: to the first of the tied elements in row-major window order (the
     top-left one). The cache keeps which tap won each window (``argmax``), not the input.
+
+    Examples
+    --------
+    >>> pool = MaxPool2d(2)
+    >>> pool.forward(np.array([[[[1.0, 3.0, 3.0, 0.0], [3.0, 2.0, 1.0, 3.0]]]]))
+    array([[[[3., 3.]]]])
+    >>> pool.backward(np.array([[[[10.0, 20.0]]]]))       # each window ties: its first 3 wins
+    array([[[[ 0., 10., 20.,  0.],
+             [ 0.,  0.,  0.,  0.]]]])
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -127,8 +139,9 @@ class AvgPool2d(_Pool2d):
         total = window_taps[0].copy()                               # (C, N, OH, OW)
         for tap in window_taps[1:]:
             total += tap
+        total /= len(window_taps)                                   # now the mean
         self.cache = Saved(None, x.shape, out_hw, x.dtype)
-        return channels_outer(total / len(window_taps))
+        return channels_outer(total)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, C, OH, OW) -> dx (N, C, H, W)."""

@@ -80,7 +80,8 @@ def pad(x: np.ndarray, padding: Pair, fill: float = 0.0) -> np.ndarray:
     (ph, pw), (n, c, h, w) = padding, x.shape
     if ph == pw == 0:
         return channels_outer(x)
-    xp = np.full((c, n, h + 2 * ph, w + 2 * pw), fill, x.dtype)
+    shape = (c, n, h + 2 * ph, w + 2 * pw)
+    xp = np.zeros(shape, x.dtype) if fill == 0 else np.full(shape, fill, x.dtype)
     xp[:, :, ph:ph + h, pw:pw + w] = channels_outer(x)
     return xp
 

@@ -7,7 +7,8 @@ from handprop.layers.gradcheck import gradcheck
 
 F64 = np.float64
 
-# Reference values from torch 2.13.0+cpu, float64, printed to 13 significant digits:
+# Reference values from torch 2.13.0+cpu, float64, printed to 13 significant digits by
+# tests/torch_reference_conv.py bn:
 #     rng = np.random.default_rng(7)
 #     x = 2 + 3 * rng.standard_normal((2, 2, 3, 2))
 #     gamma = rng.uniform(0.5, 2, 2); beta = rng.standard_normal(2)

@@ -8,7 +8,8 @@ from handprop.layers.gradcheck import gradcheck
 
 F64 = np.float64
 
-# Reference values from torch 2.13.0+cpu, float64, printed to 13 significant digits. For each
+# Reference values from torch 2.13.0+cpu, float64, printed to 13 significant digits by
+# tests/torch_reference_conv.py conv. For each
 # key (seed, x shape, W shape, stride, padding, dilation):
 #     rng = np.random.default_rng(seed)
 #     x = rng.standard_normal(x_shape); W = rng.standard_normal(W_shape); b = rng.standard_normal(O)
@@ -345,3 +346,12 @@ def test_a_cnn_training_step_keeps_float32_everywhere():
     opt.step()
     arrays = {**model.params, **model.grads, **model.buffers, **opt.momentum_buffers}
     assert {a.dtype for a in arrays.values()} == {np.dtype(f32)}
+
+
+@pytest.mark.parametrize("name", ["conv", "pool", "batchnorm2d", "flatten"])
+def test_docstring_examples_run(name):
+    import doctest
+    import importlib
+    result = doctest.testmod(importlib.import_module(f"handprop.layers.{name}"),
+                             optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0, result

@@ -14,7 +14,8 @@ from handprop.layers.pool import (
 
 F64 = np.float64
 
-# Reference values from torch 2.13.0+cpu, float64, printed to 13 significant digits. For each
+# Reference values from torch 2.13.0+cpu, float64, printed to 13 significant digits by
+# tests/torch_reference_conv.py pool. For each
 # key (seed, kind, kernel, stride, padding), with x of shape (1, 2, 5, 4):
 #     rng = np.random.default_rng(seed)
 #     x = rng.integers(0, 4, x_shape).astype(float)      # max: small integers, so windows tie
@@ -101,6 +102,7 @@ GEOMETRIES = [
     ((2, 2, 7, 5), 3, 2, 1),
     ((1, 2, 6, 7), (3, 2), (1, 2), (1, 0)),
     ((3, 1, 5, 5), (2, 3), 1, (1, 1)),
+    ((2, 2, 7, 8), 2, 3, 0),                  # gaps between windows: their pixels get 0
 ]
 
 

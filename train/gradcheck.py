@@ -119,13 +119,13 @@ def convolutional_checks(seed: int = 0):
         ("MaxPool2d batch 1 overlapping", lambda: (MaxPool2d(3, stride=1), distinct((1, 2, 5, 4), 30))),
         ("AvgPool2d", lambda: (AvgPool2d(2), images((2, 2, 5, 4), 31))),
         ("AvgPool2d stride 1 padding 1", lambda: (AvgPool2d((3, 2), stride=1, padding=1),
-                                                  images((1, 2, 5, 3), 32))),
+                                                  images((2, 2, 5, 3), 32))),
         ("BatchNorm2d train", lambda: batchnorm2d((2, 3, 3, 2), 33, True)),
         ("BatchNorm2d train batch 1", lambda: batchnorm2d((1, 2, 3, 1), 34, True)),
         ("BatchNorm2d eval batch 1", lambda: batchnorm2d((1, 2, 3, 3), 35, False)),
         ("Flatten", lambda: (Flatten(), images((2, 3, 2, 3), 36))),
         ("Sequential CNN train", lambda: (cnn().train(), images((2, 1, 4, 6), 40))),
-        ("Sequential CNN eval", lambda: (cnn().eval(), images((1, 1, 4, 6), 41))),
+        ("Sequential CNN eval batch 1", lambda: (cnn().eval(), images((1, 1, 4, 6), 41))),
     ]
 
 
