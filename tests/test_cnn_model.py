@@ -6,7 +6,6 @@ import struct
 import numpy as np
 import pytest
 
-import handprop.train.__main__ as cli
 from handprop.layers.cnn_model import cnn
 from handprop.train import SGD
 from handprop.train.__main__ import main
@@ -93,8 +92,12 @@ def test_cnn_factory_errors(kwargs, error, message):
 
 def test_cli_trains_a_cnn_on_images_of_any_size(tmp_path, capsys, monkeypatch):
     directory = write_images(tmp_path / "img")
-    rates = []
-    monkeypatch.setattr(cli, "SGD", lambda model, lr, **options: rates.append(lr) or SGD(model, lr, **options))
+    rates, init = [], SGD.__init__
+
+    def recording_init(self, model, lr, **options):  # however the CLI reaches SGD
+        rates.append(lr)
+        init(self, model, lr, **options)
+    monkeypatch.setattr(SGD, "__init__", recording_init)
     assert main(["--dataset", "mnist", "--data-dir", str(directory), "--model", "cnn",
                  "--epochs", "1", "--batch-size", "8", "--no-progress"]) == 0
     out = capsys.readouterr().out.splitlines()
