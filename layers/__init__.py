@@ -10,7 +10,7 @@ from .gelu import GELU
 from .layernorm import LayerNorm
 from .leaky_relu import LeakyReLU
 from .linear import Linear
-from .models import mlp
+from .models import cnn, mlp
 from .pool import AvgPool2d, MaxPool2d
 from .relu import ReLU
 from .sequential import Residual, Sequential
@@ -20,4 +20,4 @@ from .tanh import Tanh
 
 __all__ = ["Layer", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Flatten", "GELU",
            "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d", "ReLU", "Residual", "Sequential",
-           "Sigmoid", "Softmax", "Tanh", "flatten_params", "mlp"]
+           "Sigmoid", "Softmax", "Tanh", "cnn", "flatten_params", "mlp"]

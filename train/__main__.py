@@ -1,4 +1,5 @@
-"""python -m handprop.train: train an MLP from the command line and print a greppable summary line."""
+"""python -m handprop.train: train an MLP or a small CNN from the command line and print a greppable
+summary line."""
 from __future__ import annotations
 
 import argparse
@@ -16,7 +17,7 @@ from importlib.metadata import version
 
 import numpy as np
 
-from ..layers import mlp
+from ..layers import cnn, mlp
 from ..layers.models import ACTIVATIONS
 from ..losses import SoftmaxCrossEntropy
 from .checkpoint import read_extra
@@ -36,7 +37,7 @@ MAX_WIDTH, MAX_LAYERS, MAX_EPOCHS, MAX_BATCH, MAX_CLASSES = 1 << 16, 64, 10**6, 
 
 # The settings a checkpoint of this command records ("cli" in its extra), which --resume
 # takes from it; a flag given with --resume that contradicts one of them is a usage error.
-RECORDED = ("dataset", "hidden", "activation", "norm", "dropout", "dtype", "seed", "batch_size",
+RECORDED = ("dataset", "model", "hidden", "activation", "norm", "dropout", "dtype", "seed", "batch_size",
             "optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule", "warmup",
             "clip_grad_norm")
 
@@ -82,8 +83,11 @@ def widths(text):
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m handprop.train", description=(
-        "Train an MLP (Linear, norm, activation, dropout per hidden layer) with SGD, Adam, "
-        "AdamW or RMSprop and print a summary line of key=value pairs."))
+        "Train an MLP (Linear, norm, activation, dropout per hidden layer) or a small CNN with "
+        "SGD, Adam, AdamW or RMSprop and print a summary line of key=value pairs."))
+    p.add_argument("--model", choices=["mlp", "cnn"], default="mlp", help="mlp (default), or cnn: "
+                   "two Conv2d-BatchNorm2d-activation-MaxPool2d blocks (16, 32 channels), then "
+                   "Linear; needs image data (--dataset mnist or fashion-mnist)")
     p.add_argument("--hidden", type=widths, default=[100, 100], help="hidden widths (default 100,100)")
     p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     p.add_argument("--norm", choices=["batch", "layer", "none"], default="batch",
@@ -110,7 +114,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd",
                    help="sgd (momentum 0.9 by default), adam, adamw or rmsprop (default sgd)")
     p.add_argument("--lr", type=positive_float, help="learning rate (default 0.1 for sgd, "
-                   "0.001 for adam and adamw, 0.01 for rmsprop)")
+                   "0.01 for sgd with --model cnn, 0.001 for adam and adamw, 0.01 for rmsprop)")
     p.add_argument("--momentum", type=non_negative_float,
                    help="momentum of sgd (default 0.9) or rmsprop (default 0)")
     p.add_argument("--nesterov", action="store_true")
@@ -140,7 +144,7 @@ def load_data(args, dtype):
     directory = args.data_dir or default_data_dir(args.dataset)
     if args.download:
         download(args.dataset, directory, base_url=args.base_url, progress=not args.no_progress)
-    X, y, X_val, y_val = load_mnist(directory)
+    X, y, X_val, y_val = load_mnist(directory, flatten=args.model != "cnn")
     return X.astype(dtype, copy=False), y, X_val.astype(dtype, copy=False), y_val
 
 
@@ -171,6 +175,15 @@ def run(cli: argparse.ArgumentParser, args, argv: list[str] | None) -> int:
         cli.error("--download and --data-dir go with --dataset mnist or fashion-mnist")
     if args.plot and importlib.util.find_spec("matplotlib") is None:  # say so before training
         cli.error(f"--plot: {INSTALL_HINT}")
+    if args.model == "cnn" and args.dataset == "spiral":
+        cli.error("--model cnn needs images: add --dataset mnist or fashion-mnist")
+    if args.model == "cnn":
+        ignored = [flag for flag, given in (("--norm layer", args.norm == "layer"),
+                                            ("--dropout", args.dropout > 0),
+                                            ("--hidden", args.hidden != [100, 100])) if given]
+        if ignored:
+            cli.error(f"{', '.join(ignored)} go with --model mlp; the cnn has BatchNorm2d "
+                      f"(or none, with --norm none) and fixed widths")
     epochs = args.epochs or (30 if args.dataset == "spiral" else 10)
     if args.warmup and args.schedule != "none" and args.warmup >= epochs:
         cli.error(f"--warmup {args.warmup} leaves no epochs of the {args.schedule} schedule "
@@ -186,9 +199,13 @@ def run(cli: argparse.ArgumentParser, args, argv: list[str] | None) -> int:
     except (ValueError, OSError) as err:  # a damaged file, a failed download, bad labels
         print(f"python -m handprop.train: error: {err}", file=sys.stderr)
         return 1
-    model = mlp(X.shape[1], args.hidden, n_classes, activation=args.activation,
-                norm=None if args.norm == "none" else args.norm, dropout=args.dropout,
-                seed=args.seed, dtype=dtype)
+    if args.model == "cnn":
+        model = cnn(X.shape[1:], n_classes, activation=args.activation,
+                    batchnorm=args.norm != "none", seed=args.seed, dtype=dtype)
+    else:
+        model = mlp(X.shape[1], args.hidden, n_classes, activation=args.activation,
+                    norm=None if args.norm == "none" else args.norm, dropout=args.dropout,
+                    seed=args.seed, dtype=dtype)
     print(model, flush=True)
     loss_fn = SoftmaxCrossEntropy()
     optimizer = build_optimizer(model, args)
@@ -250,8 +267,8 @@ def build_schedule(optimizer, schedule: str, warmup: int, epochs: int):
 def fill_optimizer_defaults(args) -> None:
     """The chosen optimizer's own defaults for the options left out, so that a checkpoint
     records the values the run used and a resume can see a flag that contradicts them."""
-    if args.lr is None:
-        args.lr = DEFAULT_LR[args.optimizer]
+    if args.lr is None:  # 0.1 makes the CNN diverge with SGD, as it does in PyTorch
+        args.lr = 0.01 if (args.model, args.optimizer) == ("cnn", "sgd") else DEFAULT_LR[args.optimizer]
     if args.momentum is None and args.optimizer in ("sgd", "rmsprop"):
         args.momentum = 0.9 if args.optimizer == "sgd" else 0.0
     if args.weight_decay is None:

@@ -238,12 +238,15 @@ def _read_at_most(stream, limit: int) -> bytearray:
     return data
 
 
-def load_mnist(directory: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def load_mnist(directory: str | os.PathLike, *,
+               flatten: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(X_train, y_train, X_test, y_test) from the four standard MNIST-format files.
 
     Each file may be raw or ``.gz``; where both are there, the ``.gz`` file (what ``download``
-    fetches and verifies) is read, never a stale raw file beside it. Images are flattened to (N, rows * cols) float32 scaled to
-    [0, 1]; labels are int64. Works for MNIST and Fashion-MNIST alike.
+    fetches and verifies) is read, never a stale raw file beside it. Images are float32 scaled
+    to [0, 1], flattened to (N, rows * cols), or with ``flatten=False`` kept as one-channel
+    images (N, 1, rows, cols) for a convolutional network; labels are int64. Works for MNIST
+    and Fashion-MNIST alike.
     """
     directory = Path(directory)
     arrays = []
@@ -261,7 +264,11 @@ def load_mnist(directory: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np
         if images.ndim < 2 or labels.ndim != 1 or len(images) != len(labels):
             raise ValueError(f"{directory}: {split} images of shape {images.shape} do not match "
                              f"labels of shape {labels.shape}")
-        X = images.reshape(len(images), -1).astype(np.float32)
+        if not flatten and images.ndim != 3:
+            raise ValueError(f"{directory}: expected {split} images of shape (N, rows, cols) to "
+                             f"keep as (N, 1, rows, cols), got {images.shape}")
+        shape = (len(images), -1) if flatten else (len(images), 1, *images.shape[1:])
+        X = images.reshape(shape).astype(np.float32)
         X /= 255
         out += [X, labels.astype(np.int64)]
     return tuple(out)
