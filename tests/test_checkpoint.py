@@ -198,27 +198,9 @@ def test_resume_in_process_is_bit_exact(tmp_path, assert_same_run):
     assert_same_run(run_fit(path, resume=True), run_fit())
 
 
-KILLED_RUN = """
-import os, runpy, signal
-from handprop.losses import SoftmaxCrossEntropy
-run_fit = runpy.run_path({tests!r})["run_fit"]  # this test file's helper, by path: no sys.path change
-
-class KillMidEpoch3(SoftmaxCrossEntropy):
-    calls = 0
-    def forward(self, logits, targets):
-        self.calls += 1
-        if self.calls == 8 + 8 + 3:  # 8 steps an epoch: the third step of epoch 3
-            os.kill(os.getpid(), signal.SIGKILL)
-        return super().forward(logits, targets)
-
-run_fit({path!r}, loss_fn=KillMidEpoch3())
-"""
-
-
-def test_resume_after_sigkill_is_bit_exact(tmp_path, assert_same_run):
+def test_resume_after_sigkill_is_bit_exact(tmp_path, assert_same_run, killed_mid_epoch_3):
     path = str(tmp_path / "run.npz")
-    script = KILLED_RUN.format(tests=__file__, path=path)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    done = killed_mid_epoch_3(__file__, path)
     assert done.returncode == -signal.SIGKILL, done.stderr
     assert read_extra(path)["fit"]["epoch"] == 2
     assert sorted(os.listdir(tmp_path)) == ["run.npz"]

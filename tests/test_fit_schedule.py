@@ -1,7 +1,5 @@
 """fit with a schedule and clipping: the lr per epoch, clipped steps, exact resume after a kill."""
 import signal
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -48,27 +46,9 @@ def test_history_records_each_epochs_lr_and_the_schedule_steps_once_per_epoch():
     assert opt.lr == 0.01  # building the warm-up set epoch 1's lr
 
 
-KILLED_RUN = """
-import os, runpy, signal
-from handprop.losses import SoftmaxCrossEntropy
-run_fit = runpy.run_path({tests!r})["run_fit"]  # this test file's helper, by path: no sys.path change
-
-class KillMidEpoch3(SoftmaxCrossEntropy):
-    calls = 0
-    def forward(self, logits, targets):
-        self.calls += 1
-        if self.calls == 8 + 8 + 3:  # 8 steps an epoch: the third step of epoch 3
-            os.kill(os.getpid(), signal.SIGKILL)
-        return super().forward(logits, targets)
-
-run_fit({path!r}, loss_fn=KillMidEpoch3())
-"""
-
-
-def test_resume_after_sigkill_is_bit_exact_with_adam_a_schedule_and_clipping(tmp_path):
+def test_resume_after_sigkill_is_bit_exact_with_adam_a_schedule_and_clipping(tmp_path, killed_mid_epoch_3):
     path = str(tmp_path / "run.npz")
-    script = KILLED_RUN.format(tests=__file__, path=path)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    done = killed_mid_epoch_3(__file__, path)
     assert done.returncode == -signal.SIGKILL, done.stderr
     saved = read_extra(path)["fit"]
     assert saved["epoch"] == 2 and saved["scheduler"]["class"] == "SequentialLR"
