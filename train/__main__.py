@@ -238,16 +238,13 @@ def run(cli: argparse.ArgumentParser, args, argv: list[str] | None) -> int:
 
 def build_optimizer(model, args):
     """The optimizer the flags ask for; an option left out takes that optimizer's default."""
-    options = {}
-    if args.weight_decay is not None:
-        options["weight_decay"] = args.weight_decay
+    fill_optimizer_defaults(args)
+    options = {"weight_decay": args.weight_decay}
     if args.optimizer == "sgd":
-        options.update(momentum=0.9 if args.momentum is None else args.momentum,
-                       nesterov=args.nesterov)
-    elif args.optimizer == "rmsprop" and args.momentum is not None:
+        options.update(momentum=args.momentum, nesterov=args.nesterov)
+    elif args.optimizer == "rmsprop":
         options["momentum"] = args.momentum
-    lr = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
-    return OPTIMIZERS[args.optimizer](model, lr, **options)
+    return OPTIMIZERS[args.optimizer](model, args.lr, **options)
 
 
 def build_schedule(optimizer, schedule: str, warmup: int, epochs: int):
