@@ -215,7 +215,7 @@ def check_size(who: str, name: str, value: object, minimum: int = 1) -> int:
     return int(value)
 
 
-def non_default(**options: tuple[object, object]) -> str:
+def non_default(**options: tuple[Any, Any]) -> str:
     """``"name=value"`` pairs for the options whose value differs from its default, for
     ``extra_repr``: ``non_default(eps=(1e-3, 1e-5))`` gives ``"eps=0.001"``."""
     shown = []
@@ -228,7 +228,7 @@ def non_default(**options: tuple[object, object]) -> str:
     return ", ".join(shown)
 
 
-def float_dtype(who: str, dtype: object) -> np.dtype:
+def float_dtype(who: str, dtype: Any) -> np.dtype:
     """A constructor's dtype argument, which must name a floating-point type."""
     try:
         dt = np.dtype(dtype)

@@ -128,7 +128,7 @@ def format_table(reports: list[GradcheckReport], named: bool | None = None) -> s
     """One table of the rows of several reports; a first column names each report when
     ``named`` (by default, when there are several)."""
     header = ("check", "tensor", "shape", "max abs err", "rel err", "checked", "skipped", "")
-    lines = [header]
+    lines: list[tuple[str, ...]] = [header]
     for report in reports:
         for row in report.rows:
             verdict = "ok" if row.ok else "UNCHECKED" if not row.checked else f"FAIL {row.kind}"
@@ -189,7 +189,7 @@ class Objective:
         for generator, state in self.replays:
             _set_state(generator, state)
         x = self.x.copy() if x is None else x
-        if self.is_loss:
+        if self.targets is not None:  # a loss
             return self.subject.forward(x, self.targets.copy())
         out = self.subject.forward(x)
         return out.copy() if isinstance(out, np.ndarray) else out

@@ -114,7 +114,7 @@ def cnn(in_shape: Sequence[int] = (1, 28, 28), n_classes: int = 10,
     if h >> len(widths) == 0 or w >> len(widths) == 0:
         raise ValueError(f"{who}: {len(widths)} poolings by 2 leave nothing of a {h}x{w} input; "
                          f"expected height and width >= {2 ** len(widths)}")
-    layers = []
+    layers: list[Layer] = []
     for i, width in enumerate(widths):
         layers.append(Conv2d(c, width, 3, padding=1, bias=not batchnorm, rng=seed + i, dtype=dtype))
         if batchnorm:

@@ -45,7 +45,7 @@ def show(value: Pair) -> int | Pair:
 def check_images(who: object, x: object, channels: int | None, dtype: np.dtype | None = None
                  ) -> np.ndarray:
     """Check that x is a non-empty float array (N, channels, H, W) (any C for ``None``)."""
-    check_input(who, x, None, dtype)
+    x = check_input(who, x, None, dtype)
     c = "C" if channels is None else channels
     if x.ndim != 4 or (channels is not None and x.shape[1] != channels):
         hint = "; for one image use x[None]" if x.ndim == 3 and x.shape[0] == c else ""

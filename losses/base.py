@@ -25,13 +25,14 @@ class Loss:
     def __init__(self) -> None:
         self.cache: Any = None
 
-    def forward(self, pred: np.ndarray, target: np.ndarray) -> float:
+    def forward(self, pred: np.ndarray, target: np.ndarray) -> float | np.ndarray:
+        """The loss as a Python float (per-element losses, an array, for reduction="none")."""
         raise NotImplementedError(f"{type(self).__name__} does not define forward")
 
     def backward(self, dloss: float = 1.0) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} does not define backward")
 
-    def __call__(self, pred: np.ndarray, target: np.ndarray) -> float:
+    def __call__(self, pred: np.ndarray, target: np.ndarray) -> float | np.ndarray:
         return self.forward(pred, target)
 
     def count_correct(self, pred: np.ndarray, target: np.ndarray) -> int | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from .elementwise import ElementwiseLoss, check_pred_and_target
 
@@ -60,7 +61,7 @@ class BCEWithLogitsLoss(ElementwiseLoss):
            [ 0.5 ]])
     """
 
-    def __init__(self, *, reduction: str = "mean", pos_weight: np.ndarray | float | None = None) -> None:
+    def __init__(self, *, reduction: str = "mean", pos_weight: npt.ArrayLike | None = None) -> None:
         super().__init__(reduction=reduction)
         self.pos_weight = None if pos_weight is None else _check_pos_weight(pos_weight)
 
@@ -117,7 +118,7 @@ def _check_pos_weight(pos_weight: object) -> np.ndarray:
     if weights.dtype.kind not in "fiu":
         raise TypeError(f"BCEWithLogitsLoss: {expected}, got {pos_weight!r}")
     if weights.ndim != 1:
-        raise ValueError(f"BCEWithLogitsLoss: {expected}, got shape {np.shape(pos_weight)}")
+        raise ValueError(f"BCEWithLogitsLoss: {expected}, got shape {weights.shape}")
     weights = weights.astype(np.float64)
     if not np.all(np.isfinite(weights) & (weights >= 0)):
         raise ValueError(f"BCEWithLogitsLoss: expected finite pos_weight >= 0, got {weights.tolist()}")
@@ -155,7 +156,7 @@ def staged_backward(logits: np.ndarray, target: np.ndarray, reduction: str = "me
 
     # backward
     if reduction == "none":
-        dlosses = dloss                                     # (...)  given per element
+        dlosses = np.asarray(dloss)                         # (...)  given per element
     else:
         dlosses = np.full(z.shape, dloss / z.size if reduction == "mean" else dloss)
     dsoftplus_pos = (1 - y) * dlosses                       # (...)

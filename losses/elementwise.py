@@ -66,7 +66,7 @@ def check_pred_and_target(who: object, pred: object, target: object) -> None:
     Same shape, never broadcast: PyTorch only warns, and a (N,) target against (N, 1)
     predictions broadcasts to an (N, N) grid of differences that trains on every pair.
     """
-    check_input(who, pred)
+    pred = check_input(who, pred)
     if pred.ndim == 0 or pred.size == 0:
         raise ValueError(f"{who!r}: expected predictions of shape (N, ...) with N >= 1, got "
                          f"shape {pred.shape}" + ("; use pred.reshape(1)" if pred.ndim == 0 else ""))

@@ -14,6 +14,7 @@ import urllib.request
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -33,7 +34,7 @@ MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
 # Where --download fetches from, the published SHA-256 of each .gz file, the most bytes a
 # download may send (MNIST: the exact published sizes; Fashion-MNIST publishes rounded sizes,
 # "26 MBytes", so its caps are generous: about 1.2 times those) and the number of classes.
-DATASETS = {
+DATASETS: dict[str, dict[str, Any]] = {
     "mnist": {
         "base_url": "https://ossci-datasets.s3.amazonaws.com/mnist/",
         "sha256": {
@@ -258,7 +259,7 @@ def load_mnist(directory: str | os.PathLike, *,
                                     f"train.data.download() fetches the four files")
         arrays.append(load_idx(found))
     train_images, train_labels, test_images, test_labels = arrays
-    out = []
+    out: list[np.ndarray] = []
     for images, labels, split in ((train_images, train_labels, "train"),
                                   (test_images, test_labels, "t10k")):
         if images.ndim < 2 or labels.ndim != 1 or len(images) != len(labels):
@@ -271,7 +272,8 @@ def load_mnist(directory: str | os.PathLike, *,
         X = images.reshape(shape).astype(np.float32)
         X /= 255
         out += [X, labels.astype(np.int64)]
-    return tuple(out)
+    X_train, y_train, X_test, y_test = out
+    return X_train, y_train, X_test, y_test
 
 
 def default_data_dir(dataset: str) -> Path:

@@ -346,6 +346,8 @@ def import_file(path: str) -> ModuleType:
         raise FileNotFoundError(path)
     name = file.stem if file.stem not in sys.modules else f"gradcheck_target_{file.stem}"
     spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path}: not a Python file that can be imported")
     module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(file.parent))
     sys.modules[name] = module  # dataclasses and pickling look modules up by name

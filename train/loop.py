@@ -187,7 +187,7 @@ def _resume(checkpoint, model, optimizer, rng: np.random.Generator,
     try:
         copy(checked, model, optimizer)
     except Exception:
-        if before is not None:
+        if scheduler is not None and before is not None:
             scheduler.load_state_dict(before)
         raise
     rng.bit_generator.state = found["rng"]
@@ -211,7 +211,7 @@ def fit_state(checkpoint, extra: dict, rng: np.random.Generator) -> dict:
         raise ValueError(f"fit: {checkpoint}: expected its history to hold {epoch} numbers "
                          f"per metric")
     try:
-        type(rng.bit_generator)().state = state.get("rng")  # a throwaway generator checks it
+        type(rng.bit_generator)().state = state["rng"]  # a throwaway generator checks it
     except (TypeError, ValueError, KeyError, OverflowError) as err:
         raise ValueError(f"fit: {checkpoint}: its shuffling generator state does not load "
                          f"({type(err).__name__}: {err})") from None
