@@ -110,3 +110,18 @@ def test_math_check_finds_what_github_mangles(markdown, found):
         assert problems == []
     else:
         assert len(problems) == 1 and found in problems[0][2], problems
+
+
+def test_every_code_name_the_derivations_cite_exists():
+    """docs/derivations.md points at files (links) and at tests (``tests/test_x.py::test_y``):
+    each must still be there, so the reference never sends a reader to a name that is gone."""
+    text = (ROOT / "docs" / "derivations.md").read_text()
+    links = re.findall(r"\]\(\.\./([\w/.]+\.py)\)", text)
+    tests = re.findall(r"(tests/test_\w+\.py)::(\w+)", text)
+    assert links and tests  # the patterns still match what the document writes
+    missing = [path for path in links if not (ROOT / path).is_file()]
+    for path, name in tests:
+        source = (ROOT / path).read_text() if (ROOT / path).is_file() else ""
+        if not re.search(rf"^def {name}\(", source, flags=re.M):
+            missing.append(f"{path}::{name}")
+    assert not missing, f"docs/derivations.md cites what does not exist: {missing}"
