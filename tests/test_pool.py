@@ -211,7 +211,8 @@ def test_flatten_is_a_reshape_and_back():
     dx = flatten.backward(dout)
     np.testing.assert_array_equal(dx, x * 2)
     assert not np.shares_memory(dx, dout)
-    assert gradcheck(Flatten(), np.random.default_rng(0).standard_normal((2, 3, 2, 2))).ok
+    report = gradcheck(Flatten(), np.random.default_rng(0).standard_normal((2, 3, 2, 2)))
+    assert report.ok, report
     with pytest.raises(ValueError, match=r"Flatten\(\): expected input of shape \(N, \.\.\.\) with "
                                          r"at least 2 dimensions, got \(5,\)"):
         flatten.forward(np.zeros(5))

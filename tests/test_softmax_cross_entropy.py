@@ -82,7 +82,8 @@ def test_staged_backward_passes_gradcheck(reduction, smoothing):
         def backward(self, dloss=1.0):
             return staged_backward(*self.inputs, self.reduction, self.label_smoothing, dloss)
     logits, y = batch(6, 4, 3)
-    assert gradcheck(Staged(reduction=reduction, label_smoothing=smoothing), logits, y).ok
+    report = gradcheck(Staged(reduction=reduction, label_smoothing=smoothing), logits, y)
+    assert report.ok, report
 
 
 def test_max_shift_passes_no_gradient():
