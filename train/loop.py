@@ -136,7 +136,7 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs: int, batch_size: int = 64,
                                                    rng if shuffle else None, epoch, bar,
                                                    clip_grad_norm)}
             if validation is not None:
-                scores = evaluate(model, loss_fn, *validation)
+                scores = _evaluate(model, loss_fn, *validation)
                 logs.update({f"val_{name}": value for name, value in scores.items()})
             if scheduler is not None:
                 logs["lr"] = optimizer.lr  # the epoch's lr, before the schedule moves it
@@ -279,7 +279,12 @@ def evaluate(model, loss_fn, X, y, batch_size: int = 1024) -> dict[str, float]:
 
     X and y are converted as ``fit`` converts them. The model is put back in the mode it was in.
     """
-    X, y = as_data("evaluate", model, loss_fn, X, y)
+    return _evaluate(model, loss_fn, *as_data("evaluate", model, loss_fn, X, y), batch_size)
+
+
+def _evaluate(model, loss_fn, X: np.ndarray, y: np.ndarray, batch_size: int = 1024) -> dict[str, float]:
+    """``evaluate`` on data already converted and checked by ``as_data`` (fit's validation
+    data, checked once before the first epoch rather than again at every epoch)."""
     was_training = model.training
     model.eval()
     try:
