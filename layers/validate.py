@@ -1,0 +1,113 @@
+"""Argument checks and the messages they share: one home for every constructor and option.
+
+Every check names who is asking (``"Adam"``, ``"BatchNorm1d(4)"``) and the argument, and says
+what it expected and what it got. A value of the wrong type is a TypeError; a value of the
+right type outside its range is a ValueError. A bool is never a number here, although Python
+lets ``True`` pass for ``1``: ``eps=True`` is a mistake, not a tiny epsilon.
+"""
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+
+def real(who: str, name: str, value: object, *, low: float | None = None,
+         high: float | None = None, low_open: bool = False, high_open: bool = False,
+         finite: bool = True) -> float:
+    """``value`` as a float, checked to be a real number (not a bool) within the bounds.
+
+    ``low``/``high`` are inclusive unless ``low_open``/``high_open``; ``finite=False`` lets
+    infinity through (a bound still applies to it).
+
+    >>> real("SGD", "momentum", 0.9, low=0, high=1, high_open=True)
+    0.9
+    >>> real("SGD", "momentum", True)
+    Traceback (most recent call last):
+    TypeError: SGD: expected momentum as a real number, got True
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{who}: expected {name} as a real number, got {value!r}")
+    number = float(value)
+    if np.isnan(number) or (finite and not np.isfinite(number)):
+        raise ValueError(f"{who}: expected a finite {name}, got {value!r}")
+    below = low is not None and (number <= low if low_open else number < low)
+    above = high is not None and (number >= high if high_open else number > high)
+    if below or above:
+        raise ValueError(f"{who}: expected {name} {_interval(low, high, low_open, high_open)}, "
+                         f"got {value!r}")
+    return number
+
+
+def integer(who: str, name: str, value: object, *, low: int | None = None,
+            high: int | None = None) -> int:
+    """``value`` as an int, checked to be a whole number (not a bool, not a float) in
+    ``[low, high]``.
+
+    >>> integer("Linear", "in_features", 3, low=1)
+    3
+    >>> integer("Linear", "in_features", 0, low=1)
+    Traceback (most recent call last):
+    ValueError: Linear: expected in_features >= 1, got 0
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{who}: expected {name} to be an int, got {value!r}")
+    number = int(value)
+    if (low is not None and number < low) or (high is not None and number > high):
+        raise ValueError(f"{who}: expected {name} {_interval(low, high, False, False)}, got {number}")
+    return number
+
+
+def flag(who: str, name: str, value: object) -> bool:
+    """``value`` checked to be True or False (numpy's bool included), never 0, 1 or "yes"."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{who}: expected {name} to be True or False, got {value!r}")
+    return bool(value)
+
+
+def choice(who: str, name: str, value: object, choices: Iterable[Any]) -> Any:
+    """``value`` checked to be one of ``choices`` (a TypeError for a non-string among strings)."""
+    options = tuple(choices)
+    if all(isinstance(c, str) for c in options) and not isinstance(value, str):
+        raise TypeError(f"{who}: expected {name} as one of {_listed(options)}, got {value!r}")
+    if value not in options:
+        raise ValueError(f"{who}: expected {name} as one of {_listed(options)}, got {value!r}")
+    return value
+
+
+def float_dtype(who: str, dtype: Any) -> np.dtype:
+    """A dtype argument, which must name a floating-point type."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{who}: expected a floating-point dtype, got {dtype!r}") from None
+    if dt.kind != "f":
+        raise TypeError(f"{who}: expected a floating-point dtype, got {dt}")
+    return dt
+
+
+def mismatch(missing: Iterable[object], unexpected: Iterable[object]) -> str:
+    """The message for two sets of names that should have matched:
+    ``"missing W, b; unexpected gamma"``.
+
+    >>> mismatch(["W"], [])
+    'missing W'
+    """
+    missing, unexpected = list(map(str, missing)), list(map(str, unexpected))
+    parts = [f"missing {', '.join(missing)}"] if missing else []
+    parts += [f"unexpected {', '.join(unexpected)}"] if unexpected else []
+    return "; ".join(parts)
+
+
+def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low:g}"
+    return f"{'<' if high_open else '<='} {high:g}"
+
+
+def _listed(options: tuple) -> str:
+    return ", ".join(repr(o) for o in options)
