@@ -4,6 +4,7 @@ from .batchnorm import BatchNorm1d
 from .batchnorm2d import BatchNorm2d
 from .conv import Conv2d
 from .dropout import Dropout
+from .embedding import Embedding
 from .flat import flatten_params
 from .flatten import Flatten
 from .gelu import GELU
@@ -18,6 +19,6 @@ from .sigmoid import Sigmoid
 from .softmax import Softmax
 from .tanh import Tanh
 
-__all__ = ["Layer", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Flatten", "GELU",
+__all__ = ["Layer", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Embedding", "Flatten", "GELU",
            "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d", "ReLU", "Residual", "Sequential",
            "Sigmoid", "Softmax", "Tanh", "cnn", "flatten_params", "mlp"]
