@@ -76,6 +76,9 @@ class Recurrent(Layer):
         self.dh0: np.ndarray | None = None
         self.dc0: np.ndarray | None = None
 
+    def __call__(self, x: np.ndarray, *states: np.ndarray) -> np.ndarray:
+        return self.forward(x, *states)
+
     def reset_state(self) -> None:
         """Forget the carried states: the next forward starts from zeros (stateful=True)."""
         self.carried = None
@@ -171,7 +174,10 @@ class Recurrent(Layer):
             raise ValueError(f"{self!r}: expected all of {', '.join(self.state_names)} or none, "
                              f"got only {', '.join(given)}")
         for name, s in given.items():
-            check_input(self, s, dtype=self.dtype)
+            if not isinstance(s, np.ndarray) or s.dtype != self.dtype:
+                got = s.dtype if isinstance(s, np.ndarray) else type(s).__name__
+                raise TypeError(f"{self!r}: expected {name} as a {self.dtype} array (the layer's "
+                                f"dtype), got {got}")
             if s.shape != shape:
                 raise ValueError(f"{self!r}: expected {name} of shape {shape} (N, H), got {s.shape}")
         if given:

@@ -155,7 +155,7 @@ def test_backward_returns_dx_alone_without_initial_states_and_a_tuple_with_them(
     grads = layer.backward(dout)
     assert isinstance(grads, tuple) and len(grads) == 1 + len(states)
     assert grads[1] is layer.dh0 and (cls is not LSTM or grads[2] is layer.dc0)
-    np.testing.assert_array_equal(layer.h_n, layer.forward(x, *states)[:, -1])
+    np.testing.assert_array_equal(layer.h_n, layer(x, *states)[:, -1])
 
 
 @pytest.mark.parametrize("cls", LAYERS)
@@ -214,6 +214,8 @@ def test_bad_inputs_are_errors_that_name_the_layer_and_what_it_expected(cls):
     states = tuple(s.astype(np.float32) for s in initial(cls))
     with pytest.raises(ValueError, match=r"h0 of shape \(1, 4\) \(N, H\), got \(2, 4\)"):
         layer.forward(np.zeros((1, 5, 3), np.float32), *states)
+    with pytest.raises(TypeError, match="expected h0 as a float32 array \\(the layer's dtype\\), got float64"):
+        layer.forward(np.zeros((2, 5, 3), np.float32), *initial(cls))
     layer.forward(np.zeros((2, 5, 3), np.float32))
     with pytest.raises(ValueError, match=r"upstream gradient of shape \(2, 5, 4\)"):
         layer.backward(np.zeros((2, 4, 4), np.float32))
