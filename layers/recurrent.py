@@ -110,7 +110,7 @@ class Recurrent(Layer):
             self.carried = tuple(s.copy() for s in state)
         return np.ascontiguousarray(hs[1:].transpose(1, 0, 2))   # (N, T, H)
 
-    def backward(self, dout: np.ndarray):  # type: ignore[override]  # dx, or (dx, dh0[, dc0])
+    def backward(self, dout: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:  # type: ignore[override]
         """dout (N, T, H) -> dx (N, T, D), or (dx, dh0[, dc0]) when the initial states were
         given; fills the four weight gradients and ``dh0`` (``dc0``)."""
         xs, hs, steps, given = self._saved()
@@ -155,7 +155,8 @@ class Recurrent(Layer):
         grads.update(zip(self.state_names, dstate))
         return grads
 
-    def _result(self, dx: np.ndarray, dstate: tuple[np.ndarray, ...], given: int):
+    def _result(self, dx: np.ndarray, dstate: tuple[np.ndarray, ...],
+                given: int) -> np.ndarray | tuple[np.ndarray, ...]:
         self.dh0 = dstate[0]
         self.dc0 = dstate[1] if len(dstate) > 1 else None
         return (dx,) + tuple(dstate) if given else dx
