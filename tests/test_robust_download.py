@@ -165,3 +165,44 @@ def test_sigterm_during_a_download_leaves_no_temporary_file(server, tmp_path):
     assert proc.returncode == 143, err
     assert err.strip() == "terminated (SIGTERM); nothing was saved (--checkpoint PATH keeps each finished epoch)"
     assert os.listdir(directory) == []
+
+
+def answering(code, **headers):
+    def answer(handler):
+        handler.send_response(code)
+        for key, value in headers.items():
+            handler.send_header(key, value)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+    return answer
+
+
+def hanging_up(handler):
+    handler.close_connection = True  # no status line at all: the server closes the connection
+
+
+def closed_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens there once the socket is closed
+
+
+@pytest.mark.parametrize("failure,words", [
+    ("refused", "could not connect"),
+    ("404", "the server answered HTTP 404"),
+    ("closed", "the connection was closed before the file arrived"),
+    ("redirect loop", "a redirect that was not followed (HTTP 302)"),
+    ("redirect to file://", "a redirect that was not followed (HTTP 302)"),
+])
+def test_every_network_failure_names_the_url(server, tmp_path, failure, words):
+    url, routes = server
+    if failure == "refused":
+        url = f"http://127.0.0.1:{closed_port()}/"
+    routes[NAME] = {"404": answering(404), "closed": hanging_up,
+                    "redirect loop": answering(302, Location=f"{url}{NAME}"),
+                    "redirect to file://": answering(302, Location="file:///etc/passwd")}.get(failure)
+    with pytest.raises(OSError) as err:
+        fetch(url, tmp_path)
+    assert str(err.value).startswith(f"download: {url}{NAME}: {words}"), str(err.value)
+    assert os.listdir(tmp_path / "d") == []
