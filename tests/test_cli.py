@@ -134,3 +134,16 @@ def test_no_cli_function_body_is_over_60_lines():
             if isinstance(node, ast.FunctionDef):
                 body = node.body[1:] if ast.get_docstring(node) else node.body
                 assert body[-1].end_lineno - body[0].lineno + 1 <= 60, node.name
+
+
+def test_a_new_total_on_resume_is_refused_for_a_schedule_laid_out_for_the_old_one(tmp_path, capsys):
+    """The cosine schedule's state holds its T_max: run on past it and the lr climbs back up."""
+    path = str(tmp_path / "c.npz")
+    assert main([*SMALL, "--epochs", "3", "--schedule", "cosine", "--checkpoint", path]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["--no-progress", "--checkpoint", path, "--resume", "--epochs", "5"])
+    assert exc.value.code == 2
+    assert (f"--epochs 5 with --resume would stretch a cosine schedule laid out for the 3 epochs {path} "
+            f"was started with; a new total goes with --schedule none") in capsys.readouterr().err
+    assert read_extra(path)["fit"]["epoch"] == 3

@@ -325,6 +325,11 @@ def check_flags(cli: argparse.ArgumentParser, args: argparse.Namespace,
     if refused:
         cli.error(f"{', '.join(refused)} go with --model mlp; {model.why}")
     args.epochs = args.epochs or dataset.epochs
+    if resumed and resumed.done and resumed.total and resumed.done < args.epochs != resumed.total \
+            and args.schedule != "none":  # the schedule's state holds the old total: it would restart
+        cli.error(f"--epochs {args.epochs} with --resume would stretch a {args.schedule} schedule "
+                  f"laid out for the {resumed.total} epochs {args.checkpoint} was started with; "
+                  f"a new total goes with --schedule none, or start a new run with --overwrite")
     if args.warmup and args.schedule != "none" and args.warmup >= args.epochs:
         cli.error(f"--warmup {args.warmup} leaves no epochs of the {args.schedule} schedule "
                   f"(--epochs {args.epochs})")

@@ -26,8 +26,10 @@ NEW_TOTAL = ("epochs",)
 
 class Resumed(NamedTuple):
     """What --resume found: the epochs the checkpoint has finished (None if it holds none, and
-    fit will say so) and the settings it took from it, as ``key=value`` text."""
+    fit will say so), the total it recorded (None for a checkpoint from before totals were
+    recorded) and the settings it took from it, as ``key=value`` text."""
     done: int | None
+    total: int | None
     taken: str
 
 
@@ -65,7 +67,7 @@ def check_checkpoint_path(cli: argparse.ArgumentParser, args: argparse.Namespace
     done = done if isinstance(done, int) and not isinstance(done, bool) and done >= 1 else None
     saved = extra.get("cli")
     if not isinstance(saved, dict):
-        return Resumed(done, "")  # written by fit from a script, or by hand: fit says what it can resume
+        return Resumed(done, None, "")  # written by fit from a script, or by hand: fit says what it can resume
     given = given_flags(parser, argv)
     clashes = [f"--{k.replace('_', '-')} {flag_text(given[k])} (saved: {flag_text(saved[k])})"
                for k in RECORDED if k in given and k in saved and given[k] != saved[k]
@@ -77,7 +79,8 @@ def check_checkpoint_path(cli: argparse.ArgumentParser, args: argparse.Namespace
     taken = [key for key in RECORDED if key in saved and key not in given]
     for key, value in saved_settings(cli, parser, path, saved, taken).items():
         setattr(args, key, value)
-    return Resumed(done, " ".join(f"{key}={flag_text(saved[key])}" for key in taken))
+    total = saved.get("epochs") if isinstance(saved.get("epochs"), int) else None
+    return Resumed(done, total, " ".join(f"{key}={flag_text(saved[key])}" for key in taken))
 
 
 def resuming_message(path: str, resumed: Resumed, epochs: int) -> str:
