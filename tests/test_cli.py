@@ -147,3 +147,11 @@ def test_a_new_total_on_resume_is_refused_for_a_schedule_laid_out_for_the_old_on
     assert (f"--epochs 5 with --resume would stretch a cosine schedule laid out for the 3 epochs {path} "
             f"was started with; a new total goes with --schedule none") in capsys.readouterr().err
     assert read_extra(path)["fit"]["epoch"] == 3
+
+
+def test_the_gradcheck_command_refuses_a_negative_seed_as_a_usage_error(capsys):
+    from handprop.train.gradcheck import main as gradcheck_main
+    with pytest.raises(SystemExit) as exc:
+        gradcheck_main(["--seed", "-1", "--layer", "Tanh"])
+    assert exc.value.code == 2
+    assert "argument --seed: expected a whole number >= 0, got -1" in capsys.readouterr().err

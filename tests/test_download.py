@@ -206,3 +206,17 @@ def test_every_network_failure_names_the_url(server, tmp_path, failure, words):
         fetch(url, tmp_path)
     assert str(err.value).startswith(f"download: {url}{NAME}: {words}"), str(err.value)
     assert os.listdir(tmp_path / "d") == []
+
+
+@pytest.mark.parametrize("call,error,message", [
+    (lambda d: download("cifar", d), ValueError, "download: expected dataset as one of 'mnist', 'fashion-mnist'"),
+    (lambda d: download("mnist", d, timeout=0), ValueError, "download: expected timeout > 0, got 0"),
+    (lambda d: download("mnist", d, deadline=True), TypeError, "download: expected deadline as a real number"),
+    (lambda d: data.download_file("http://127.0.0.1:9/x", d / "x", "0" * 64, max_bytes=-1), ValueError,
+     "download_file: expected max_bytes >= 0, got -1"),
+    (lambda d: data.load_idx(d / "x", max_bytes=1.5), TypeError, "load_idx: expected max_bytes to be an int"),
+])
+def test_download_arguments_are_checked_before_anything_is_fetched(call, error, message, tmp_path):
+    with pytest.raises(error, match=message):
+        call(tmp_path)
+    assert os.listdir(tmp_path) == []

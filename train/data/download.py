@@ -18,6 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from ...layers import validate
 from ..files import atomic_write, remove_stale_temporaries
 
 MAX_DOWNLOAD_BYTES = 1 << 30     # a download's cap when no published size is known
@@ -81,8 +82,8 @@ def download(dataset: str = "mnist", directory: str | os.PathLike | None = None,
     not match is a ValueError. ``base_url``, ``sha256`` and ``max_bytes`` default to the
     published location, checksums and sizes. Returns the directory.
     """
-    if dataset not in DATASETS:
-        raise ValueError(f"download: expected a dataset in {sorted(DATASETS)}, got {dataset!r}")
+    validate.choice("download", "dataset", dataset, DATASETS)
+    timeout, deadline = _bounds("download", timeout, deadline)
     directory = Path(directory) if directory is not None else default_data_dir(dataset)
     base_url = base_url or DATASETS[dataset]["base_url"]
     if max_bytes is None:
@@ -102,9 +103,16 @@ def download_file(url: str, target: str | os.PathLike, sha256: str, *,
     """Fetch one file from ``url`` to ``target`` unless a file with the SHA-256 ``sha256`` is
     there already; bounded and reported as ``download`` describes. Returns ``target``."""
     target = Path(target)
+    max_bytes = validate.integer("download_file", "max_bytes", max_bytes, low=0)
+    timeout, deadline = _bounds("download_file", timeout, deadline)
     _fetch_unless_there(url, target, sha256, max_bytes, time.monotonic() + deadline, deadline,
                         timeout, progress)
     return target
+
+
+def _bounds(who: str, timeout: object, deadline: object) -> tuple[float, float]:
+    return (validate.real(who, "timeout", timeout, low=0, low_open=True),
+            validate.real(who, "deadline", deadline, low=0, low_open=True))
 
 
 def _fetch_unless_there(url: str, target: Path, expected: str, cap: int, ends: float,

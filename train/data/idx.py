@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ...layers import validate
+
 # IDX element types, from the third byte of the magic number; multi-byte types are big-endian
 IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 MAX_IDX_BYTES = 1 << 32          # the most data load_idx reads unless told otherwise (4 GiB)
@@ -33,6 +35,7 @@ def load_idx(path: str | os.PathLike, *, max_bytes: int = MAX_IDX_BYTES) -> np.n
     the header declares. A wrong magic number, a truncated file or a size that disagrees with
     the header is a ValueError naming the file.
     """
+    max_bytes = validate.integer("load_idx", "max_bytes", max_bytes, low=0)
     path = Path(path)
     info = os.stat(path)
     if not stat.S_ISREG(info.st_mode):

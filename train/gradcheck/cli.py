@@ -15,6 +15,7 @@ from pathlib import Path
 from textwrap import indent
 from types import ModuleType
 
+from ...layers import validate
 from ...layers.gradcheck import format_details, format_table, gradcheck
 from . import builtin_checks
 
@@ -28,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="check what FACTORY() returns, (layer, x) or (loss, pred, targets), from "
                              "your module (my_pkg.my_layers:make) or file (path/to/file.py:make) "
                              "instead of the built-ins; repeatable")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed, default=0, help="seeds the inputs, the layers and the "
+                        "random directions (default 0)")
     parser.add_argument("--fast", action="store_true", help="random directions, not every element")
     args = parser.parse_args(argv)
     if args.target and args.layer:
@@ -57,6 +59,14 @@ def main(argv: list[str] | None = None) -> int:
           f"worst relative error {worst:.1e} (tol {reports[0].tol:.0e})"
           + (f"; FAILED: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
+
+
+def seed(text: str) -> int:
+    """An argparse type: a seed, a whole number >= 0 (numpy refuses negative seeds)."""
+    try:
+        return validate.integer("--seed", "seed", int(text), low=0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text}") from None
 
 
 def select_builtins(parser: argparse.ArgumentParser, layer: str | None, seed: int) -> list:
