@@ -8,7 +8,8 @@ import pytest
 import handprop.train.cli as cli
 from handprop.layers import Linear, Sequential
 from handprop.train.checkpoint import read_extra
-from handprop.train.cli import MODELS, Model, main, parser
+from handprop.train.cli import main, parser
+from handprop.train.cli_registry import MODELS, Model
 
 SMALL = ["--hidden", "8", "--no-progress", "--batch-size", "256"]
 
@@ -128,7 +129,8 @@ def test_no_cli_function_body_is_over_60_lines():
     import inspect
 
     import handprop.train.cli_checkpoints as checkpoints
-    for module in (cli, checkpoints):
+    import handprop.train.cli_registry as registry
+    for module in (cli, checkpoints, registry):
         tree = ast.parse(inspect.getsource(module))
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef):

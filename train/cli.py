@@ -2,9 +2,9 @@
 from the registry (spiral, moons, MNIST, Fashion-MNIST) and print a greppable summary line.
 
 A new model is one entry of ``MODELS`` (a builder, its defaults, the flags it refuses); a new
-data set is one entry of ``DATASETS`` (a loader, its default epochs, its number of classes).
-Resuming and interrupting a run (``--checkpoint``, ``--resume``, Ctrl-C, SIGTERM) live in
-``cli_checkpoints``.
+data set is one entry of ``DATASETS`` (a loader, its default epochs, its number of classes);
+both live in ``cli_registry``. Resuming and interrupting a run (``--checkpoint``, ``--resume``,
+Ctrl-C, SIGTERM) live in ``cli_checkpoints``.
 """
 from __future__ import annotations
 
@@ -13,14 +13,12 @@ import importlib.util
 import math
 import sys
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from importlib.metadata import version
-from types import MappingProxyType
 
 import numpy as np
 
-from ..layers import Layer, cnn, mlp, validate
+from ..layers import validate
 from ..layers.models import ACTIVATIONS
 from ..losses import SoftmaxCrossEntropy
 from .cli_checkpoints import (
@@ -33,8 +31,8 @@ from .cli_checkpoints import (
     resuming_message,
     sigterm_as_interrupt,
 )
-from .data import DATASETS as DOWNLOADS
-from .data import default_data_dir, download, load_mnist, moons, spiral
+from .cli_registry import DATASETS, DEFAULT_HIDDEN, MODELS, Dataset, listed
+from .data import default_data_dir
 from .loop import evaluate, fit, format_metrics
 from .optim import SGD, Adam, AdamW, RMSprop
 from .plot import INSTALL_HINT, plot_history
@@ -47,88 +45,8 @@ DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-2}
 # Sane maxima of the sizes a flag or a data file can ask for: beyond them is a slip, and a
 # usage error (exit 2) rather than an allocation of many GiB.
 MAX_WIDTH, MAX_LAYERS, MAX_EPOCHS, MAX_BATCH, MAX_CLASSES = 1 << 16, 64, 10**6, 1 << 20, 10**4
-DEFAULT_HIDDEN = [100, 100]
 
 
-@dataclass(frozen=True)
-class Model:
-    """One ``--model``: ``build(args, sample_shape, n_classes)`` returns the model for the parsed
-    flags and the shape of one sample; ``lr`` holds its own default learning rate per optimizer
-    where the optimizer's default does not suit it; ``refuses`` the flags it has no use for,
-    as (flag text, given(args)) pairs, and ``why`` says why."""
-    build: Callable[[argparse.Namespace, tuple[int, ...], int], Layer]
-    help: str
-    images: bool = False   # takes (N, C, H, W) images rather than flat vectors
-    lr: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
-    refuses: tuple[tuple[str, Callable[[argparse.Namespace], bool]], ...] = ()
-    why: str = ""
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """One ``--dataset``: ``load(args, dtype, images)`` returns (X, y, X_val, y_val), images as
-    (N, C, H, W) when ``images`` asks for them; ``epochs`` is the default of ``--epochs``;
-    ``files`` says that it is read from ``--data-dir`` and fetched by ``--download``."""
-    load: Callable[[argparse.Namespace, np.dtype, bool], tuple[np.ndarray, ...]]
-    help: str
-    epochs: int
-    images: bool = False
-    files: bool = False
-    classes: int | None = None   # None: one more than the largest label
-
-
-def build_mlp(args: argparse.Namespace, shape: tuple[int, ...], n_classes: int) -> Layer:
-    return mlp(shape[0], args.hidden, n_classes, activation=args.activation,
-               norm=None if args.norm == "none" else args.norm, dropout=args.dropout,
-               seed=args.seed, dtype=np.dtype(args.dtype))
-
-
-def build_cnn(args: argparse.Namespace, shape: tuple[int, ...], n_classes: int) -> Layer:
-    return cnn(shape, n_classes, activation=args.activation, batchnorm=args.norm != "none",
-               seed=args.seed, dtype=np.dtype(args.dtype))
-
-
-MODELS: dict[str, Model] = {
-    "mlp": Model(build_mlp, "Linear, norm, activation, dropout per hidden layer (default)"),
-    "cnn": Model(build_cnn, "two Conv2d-BatchNorm2d-activation-MaxPool2d blocks (16, 32 channels), "
-                 "then Linear; needs images (--dataset mnist or fashion-mnist)", images=True,
-                 # 0.1 makes the CNN diverge with SGD, as it does in PyTorch
-                 lr=MappingProxyType({"sgd": 0.01}),
-                 refuses=(("--norm layer", lambda a: a.norm == "layer"),
-                          ("--dropout", lambda a: a.dropout > 0),
-                          ("--hidden", lambda a: a.hidden != DEFAULT_HIDDEN)),
-                 why="the cnn has BatchNorm2d (or none, with --norm none) and fixed widths"),
-}
-
-
-def load_spiral(args: argparse.Namespace, dtype: np.dtype, images: bool) -> tuple[np.ndarray, ...]:
-    return (*spiral(1000, 3, noise=0.2, seed=args.seed, dtype=dtype),
-            *spiral(300, 3, noise=0.2, seed=args.seed + 1, dtype=dtype))
-
-
-def load_moons(args: argparse.Namespace, dtype: np.dtype, images: bool) -> tuple[np.ndarray, ...]:
-    return (*moons(1000, noise=0.2, seed=args.seed, dtype=dtype),
-            *moons(300, noise=0.2, seed=args.seed + 1, dtype=dtype))
-
-
-def load_idx_files(args: argparse.Namespace, dtype: np.dtype, images: bool) -> tuple[np.ndarray, ...]:
-    """MNIST-format files from --data-dir (fetched first with --download); the test split
-    validates."""
-    directory = args.data_dir or default_data_dir(args.dataset)
-    if args.download:
-        download(args.dataset, directory, base_url=args.base_url, progress=not args.no_progress)
-    X, y, X_val, y_val = load_mnist(directory, flatten=not images)
-    return X.astype(dtype, copy=False), y, X_val.astype(dtype, copy=False), y_val
-
-
-DATASETS: dict[str, Dataset] = {
-    "spiral": Dataset(load_spiral, "3 spiral arms, 1000 points each (made on the fly; default)", 30),
-    "moons": Dataset(load_moons, "2 half-moons, 1000 points (made on the fly)", 30),
-    **{name: Dataset(load_idx_files, f"{name}'s MNIST-format files", 10, images=True, files=True,
-                     classes=DOWNLOADS[name]["classes"]) for name in ("mnist", "fashion-mnist")},
-}
-IMAGE_SETS = " or ".join(name for name, entry in DATASETS.items() if entry.images)
-FILE_SETS = " or ".join(name for name, entry in DATASETS.items() if entry.files)
 
 
 def bounded(kind, minimum: float, inclusive: bool, maximum: float = math.inf):
@@ -179,10 +97,6 @@ def widths(text):
         raise argparse.ArgumentTypeError(f"expected at most {MAX_LAYERS} widths of at most "
                                          f"{MAX_WIDTH} each, got {text!r}")
     return sizes
-
-
-def listed(registry: Mapping[str, Model] | Mapping[str, Dataset]) -> str:
-    return "; ".join(f"{name}: {entry.help}" for name, entry in registry.items())
 
 
 def parser() -> argparse.ArgumentParser:
@@ -316,11 +230,11 @@ def check_flags(cli: argparse.ArgumentParser, args: argparse.Namespace,
     fill_optimizer_defaults(args)
     model, dataset = MODELS[args.model], DATASETS[args.dataset]
     if not dataset.files and (args.download or args.data_dir):
-        cli.error(f"--download and --data-dir go with --dataset {FILE_SETS}")
+        cli.error(f"--download and --data-dir go with --dataset {sets_that(lambda d: d.files)}")
     if args.plot and importlib.util.find_spec("matplotlib") is None:  # say so before training
         cli.error(f"--plot: {INSTALL_HINT}")
     if model.images and not dataset.images:
-        cli.error(f"--model {args.model} needs images: add --dataset {IMAGE_SETS}")
+        cli.error(f"--model {args.model} needs images: add --dataset {sets_that(lambda d: d.images)}")
     refused = [flag for flag, given in model.refuses if given(args)]
     if refused:
         cli.error(f"{', '.join(refused)} go with --model mlp; {model.why}")
@@ -334,6 +248,11 @@ def check_flags(cli: argparse.ArgumentParser, args: argparse.Namespace,
         cli.error(f"--warmup {args.warmup} leaves no epochs of the {args.schedule} schedule "
                   f"(--epochs {args.epochs})")
     return resumed
+
+
+def sets_that(holds: Callable[[Dataset], bool]) -> str:
+    """The data sets that have what a flag needs: "mnist or fashion-mnist"."""
+    return " or ".join(name for name, entry in DATASETS.items() if holds(entry))
 
 
 def build_optimizer(model, args):
