@@ -157,3 +157,12 @@ def test_the_gradcheck_command_refuses_a_negative_seed_as_a_usage_error(capsys):
         gradcheck_main(["--seed", "-1", "--layer", "Tanh"])
     assert exc.value.code == 2
     assert "argument --seed: expected a whole number >= 0, got -1" in capsys.readouterr().err
+
+
+def test_the_resuming_line_names_only_what_it_knows():
+    from handprop.train.cli_checkpoints import Resumed, resuming_message
+    assert resuming_message("c.npz", Resumed(2, 5, "epochs=5 lr=0.1"), 5) == \
+        "resuming c.npz at epoch 3 of 5 (3 to go) with the settings it was saved with: epochs=5 lr=0.1"
+    assert resuming_message("c.npz", Resumed(2, None, ""), 30) == "resuming c.npz at epoch 3 of 30 (28 to go)"
+    assert resuming_message("c.npz", Resumed(None, None, "lr=0.1"), 30) == \
+        "resuming c.npz with the settings it was saved with: lr=0.1"

@@ -88,7 +88,8 @@ def resuming_message(path: str, resumed: Resumed, epochs: int) -> str:
     settings it took from the checkpoint."""
     start = "" if resumed.done is None else \
         f" at epoch {resumed.done + 1} of {epochs} ({epochs - resumed.done} to go)"
-    return f"resuming {path}{start} with the settings it was saved with: {resumed.taken}".rstrip()
+    taken = f" with the settings it was saved with: {resumed.taken}" if resumed.taken else ""
+    return f"resuming {path}{start}{taken}"
 
 
 def finished_message(path: str, done: int, epochs: int) -> str:
