@@ -5,20 +5,16 @@ layer, then its inputs as a tuple (integer ids are not differentiated; the initi
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import numpy as np
 
 from ...layers import GRU, LSTM, RNN, Embedding
+from .common import Checks, normal
+
+f64 = np.float64
 
 
-def sequence_checks(seed: int = 0) -> list[tuple[str, Callable[[], tuple[Any, ...]]]]:
+def sequence_checks(seed: int = 0) -> Checks:
     """(name, make) pairs for the embedding and the three recurrent layers, in float64."""
-    f64 = np.float64
-
-    def normal(shape, s):
-        return np.random.default_rng(seed + s).standard_normal(shape)
 
     def ids(shape, vocab, s, low=0):  # id 1 repeated on purpose: its gradients must add
         chosen = np.random.default_rng(seed + s).integers(low, vocab, shape)
@@ -27,8 +23,8 @@ def sequence_checks(seed: int = 0) -> list[tuple[str, Callable[[], tuple[Any, ..
 
     def recurrent(cls, n, t, d, h, s, states=True, **options):
         layer = cls(d, h, rng=seed + s, dtype=f64, **options)
-        initial = tuple(normal((n, h), s + 1 + k) for k in range(len(cls.state_names)))
-        return (layer, (normal((n, t, d), s),) + (initial if states else ()))
+        initial = tuple(normal(seed + s + 1 + k, (n, h)) for k in range(len(cls.state_names)))
+        return (layer, (normal(seed + s, (n, t, d)),) + (initial if states else ()))
 
     return [
         ("Embedding", lambda: (Embedding(7, 3, rng=seed, dtype=f64), (ids((2, 5), 7, 200),))),
