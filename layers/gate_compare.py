@@ -195,7 +195,8 @@ def _where(row: GateRow, consumers: list[str]) -> str:
     sources = " and ".join(f"d{c}" for c in consumers)
     adds = (f" ({row.name} feeds {len(consumers)} gates: their gradients add)"
             if len(consumers) > 1 else "")
-    return (f"d{row.name} is the first wrong gradient while {sources} agree, so the mistake is in "
+    agree = "agree" if len(consumers) > 1 else "agrees"
+    return (f"d{row.name} is the first wrong gradient while {sources} {agree}, so the mistake is in "
             f"the line that makes d{row.name} from {sources}{adds}: {row.hint}")
 
 
