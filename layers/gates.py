@@ -369,15 +369,14 @@ def topological_order(roots: Iterable[Var]) -> list[Var]:
 
 
 def trace(root: Var) -> str:
-    """The graph behind ``root``, one gate a line in forward order: name, shape, gate, inputs.
-
-    Unnamed intermediates are shown as ``_1``, ``_2``, ...; constants as ``const``.
-    """
+    """The graph behind ``root``, one gate a line in the order the forward made them: name,
+    shape, gate and inputs. Unnamed intermediates show as ``_1``, ``_2``, ...; a constant as its
+    value (one element) or its shape."""
     labels: dict[Var, str] = {}
     lines, unnamed = [], itertools.count(1)
-    for var in topological_order([root]):
+    for var in sorted(topological_order([root]), key=lambda v: v.serial):
         if not var.op and not var.name:
-            labels[var] = "const"
+            labels[var] = f"{var.data.item():g}" if var.size == 1 else f"const{var.shape}"
             continue
         labels[var] = var.name or f"_{next(unnamed)}"
         made = f"{var.op}({', '.join(labels[p] for p in var.parents)})" if var.op else "input"

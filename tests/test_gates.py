@@ -209,12 +209,13 @@ def test_trace_lists_the_graph_gate_by_gate_in_forward_order():
     x, gamma = Var(normal(4, 3), name="x"), Var(np.ones(3), name="gamma")
     mu = x.mean(axis=0)
     mu.name = "mu"
-    y = (x - mu) * gamma * 2.0
+    y = (x - mu) * gamma * 2.0 + np.zeros((4, 3))
     assert trace(y).splitlines() == [
         "x          (4, 3)     input",
+        "gamma      (3,)       input",
         "mu         (3,)       mean(x)",
         "_1         (4, 3)     -(x, mu)",
-        "gamma      (3,)       input",
         "_2         (4, 3)     *(_1, gamma)",
-        "_3         (4, 3)     *(_2, const)",
+        "_3         (4, 3)     *(_2, 2)",
+        "_4         (4, 3)     +(_3, const(4, 3))",
     ]
