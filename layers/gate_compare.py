@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -111,7 +111,7 @@ def _named(reference: Mapping[str, Any] | Iterable[Any]) -> dict[str, Any]:
     if isinstance(reference, Mapping):
         return dict(reference)
     named: dict[str, Any] = {}
-    for var in reference:
+    for var in cast(Iterable[Any], reference):
         if not getattr(var, "name", None) or var.name in named:
             raise ValueError(f"compare: every reference Var needs a name of its own, got {var!r}; "
                              f"pass a dict of name -> Var instead")
@@ -143,7 +143,7 @@ def _yours(hint: str) -> str:
 
 
 def _shape_hint(got: np.ndarray, reference: np.ndarray) -> str:
-    from .gates import sum_to_shape   # here, not at the top: gates imports this module
+    from .gates import sum_to_shape  # here, not at the top: gates imports this module
 
     want = reference.shape
     expected = f"expected shape {want}, got {got.shape}"

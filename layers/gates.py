@@ -129,7 +129,7 @@ class Var:
             var.grad = np.zeros(var.shape)
         self.grad = dout
         for var in reversed(order):
-            if var._backward is not None:
+            if var._backward is not None and var.grad is not None:   # every grad was set above
                 var._backward(var.grad)
 
     # ---- elementwise arithmetic -------------------------------------------------------
