@@ -1,4 +1,8 @@
-"""compare: a hand-written staged backward beside the engine's gradients, gate by gate.
+"""Reading a graph of gates: ``trace`` prints it, ``compare`` sets a staged backward beside it.
+
+``handprop.layers.gates`` re-exports both. This module reads Vars through their attributes
+(``name``, ``shape``, ``grad``, ``op``, ``parents``, ``serial``) and never imports the engine at
+its top, because the engine imports it.
 
 ``reference`` holds the Vars of a staged forward written with ``handprop.layers.gates`` (a dict
 by name, or Vars that have names), after ``backward``; ``mine`` holds the learner's gradients by
@@ -10,6 +14,7 @@ checker's diagnosis (``handprop.layers.gradcheck.diagnose``: sign, scale, transp
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -65,6 +70,22 @@ class GateReport:
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table]
         return "\n".join([f"{head} (tol {self.tol:.0e})", *lines]
                          + ([f"hint: {self.hint}"] if self.hint else []))
+
+
+def trace(root: Any) -> str:
+    """The graph behind ``root``, one gate a line in the order the forward made them: name,
+    shape, gate and inputs. Unnamed intermediates show as ``_1``, ``_2``, ...; a constant as its
+    value (one element) or its shape."""
+    labels: dict[int, str] = {}
+    lines, unnamed = [], itertools.count(1)
+    for var in sorted(_reachable([root]), key=lambda v: v.serial):
+        if not var.op and not var.name:
+            labels[id(var)] = f"{var.data.item():g}" if var.size == 1 else f"const{var.shape}"
+            continue
+        labels[id(var)] = var.name or f"_{next(unnamed)}"
+        made = f"{var.op}({', '.join(labels[id(p)] for p in var.parents)})" if var.op else "input"
+        lines.append(f"{labels[id(var)]:<10} {str(var.shape):<10} {made}")
+    return "\n".join(lines)
 
 
 def compare(reference: Mapping[str, Any] | Iterable[Any], mine: Mapping[str, Any], *,
@@ -161,19 +182,25 @@ def _shape_hint(got: np.ndarray, reference: np.ndarray) -> str:
     return f"{expected}: a product or a reduction over the wrong axes."
 
 
+def _reachable(roots: Iterable[Any]) -> list[Any]:
+    """The roots and every Var they were made from, each once."""
+    found: dict[int, Any] = {}
+    stack = list(roots)
+    while stack:
+        var = stack.pop()
+        if id(var) not in found:
+            found[id(var)] = var
+            stack.extend(var.parents)
+    return list(found.values())
+
+
 def _consumers(var: Any, named: dict[str, Any]) -> list[str]:
     """The named Vars that read ``var``, directly or through unnamed gates."""
     names = {id(v): n for n, v in named.items()}
     children: dict[int, list[Any]] = {}
-    stack, seen = list(named.values()), set()
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
+    for node in _reachable(named.values()):
         for parent in node.parents:
             children.setdefault(id(parent), []).append(node)
-            stack.append(parent)
     found: list[str] = []
     stack, seen = list(children.get(id(var), [])), set()
     while stack:

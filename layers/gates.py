@@ -1,11 +1,10 @@
 """Gate by gate: a small reverse-mode autograd engine over float64 numpy arrays.
 
-Write a forward pass as gates, each intermediate a named ``Var``; call ``backward`` on the
-result; every Var it depends on then holds its gradient in ``.grad``. Set a hand-written staged
-backward beside those gradients with ``compare``, and it names the first intermediate, in
-backward order, whose gradient is wrong. It is micrograd over arrays, written to be read: each
-gate computes its output from its inputs' ``.data`` and leaves a closure ``backward(dout)`` that
-hands each input ``dout`` times the gate's local derivative, one line per input.
+Write a forward pass as gates, each intermediate a named ``Var``, and call ``backward`` on the
+result: every Var it depends on holds its gradient in ``.grad``. ``compare`` sets a staged
+backward beside them and names the first wrong intermediate in backward order. Micrograd over
+arrays, written to be read: a gate computes its output from its inputs' ``.data`` and leaves a
+closure ``backward(dout)`` handing each input ``dout`` times its local derivative, a line each.
 
 Two rules do the rest, in ``Var._add``: a gradient is summed back to its input's shape where the
 forward broadcast (``sum_to_shape``), and gradients add where a Var is used more than once.
@@ -35,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .gate_compare import GateReport, compare
+from .gate_compare import GateReport, compare, trace
 
 __all__ = ["Var", "sum_to_shape", "maximum", "where", "concatenate", "topological_order", "trace",
            "compare", "GateReport"]
@@ -136,7 +135,6 @@ class Var:
 
     def __add__(self, other: Any) -> Var:
         a, b = self, _as_var(other)
-
         def backward(dout: np.ndarray) -> None:
             a._add(dout)                           # d(a + b)/da = 1
             b._add(dout)                           # d(a + b)/db = 1
@@ -144,7 +142,6 @@ class Var:
 
     def __sub__(self, other: Any) -> Var:
         a, b = self, _as_var(other)
-
         def backward(dout: np.ndarray) -> None:
             a._add(dout)                           # d(a - b)/da = 1
             b._add(-dout)                          # d(a - b)/db = -1
@@ -152,7 +149,6 @@ class Var:
 
     def __mul__(self, other: Any) -> Var:
         a, b = self, _as_var(other)
-
         def backward(dout: np.ndarray) -> None:
             a._add(dout * b.data)                  # d(a b)/da = b
             b._add(dout * a.data)                  # d(a b)/db = a
@@ -160,7 +156,6 @@ class Var:
 
     def __truediv__(self, other: Any) -> Var:
         a, b = self, _as_var(other)
-
         def backward(dout: np.ndarray) -> None:
             a._add(dout / b.data)                  # d(a / b)/da = 1 / b
             b._add(-dout * a.data / b.data**2)     # d(a / b)/db = -a / b^2
@@ -168,7 +163,6 @@ class Var:
 
     def __neg__(self) -> Var:
         a = self
-
         def backward(dout: np.ndarray) -> None:
             a._add(-dout)                          # d(-a)/da = -1
         return _gate("neg", -a.data, (a,), backward)
@@ -178,21 +172,20 @@ class Var:
             raise TypeError(f"{self!r} ** ...: expected a constant number as the exponent, got "
                             f"{exponent!r}; for a Var exponent b write (b * a.log()).exp()")
         a, p = self, float(exponent)
-
         def backward(dout: np.ndarray) -> None:
             a._add(dout * p * a.data ** (p - 1))   # d(a^p)/da = p a^(p-1)
         return _gate(f"**{p:g}", a.data**p, (a,), backward)
 
-    def __radd__(self, other: Any) -> Var:
+    def __radd__(self, other: Any) -> Var:   # other + self, other a constant
         return _as_var(other) + self
 
-    def __rsub__(self, other: Any) -> Var:
+    def __rsub__(self, other: Any) -> Var:   # other - self, other a constant
         return _as_var(other) - self
 
-    def __rmul__(self, other: Any) -> Var:
+    def __rmul__(self, other: Any) -> Var:   # other * self, other a constant
         return _as_var(other) * self
 
-    def __rtruediv__(self, other: Any) -> Var:
+    def __rtruediv__(self, other: Any) -> Var:   # other / self, other a constant
         return _as_var(other) / self
 
     # ---- matrix product ---------------------------------------------------------------
@@ -205,35 +198,31 @@ class Var:
         am = a.data if a.ndim > 1 else a.data[None, :]       # a vector is a (1, K) matrix
         bm = b.data if b.ndim > 1 else b.data[:, None]       # and a (K, 1) one on the right
         _check_broadcast(f"{a!r} @ {b!r}: the leading axes", am.shape[:-2], bm.shape[:-2])
-
         def backward(dout: np.ndarray) -> None:
             g = dout.reshape(np.matmul(am, bm).shape)        # (..., M, P)
-            a._add(sum_to_shape(g @ _swap(bm), am.shape).reshape(a.shape))   # dA = dout B^T
-            b._add(sum_to_shape(_swap(am) @ g, bm.shape).reshape(b.shape))   # dB = A^T dout
+            a._add(sum_to_shape(g @ bm.swapaxes(-1, -2), am.shape).reshape(a.shape))   # dA = dout B^T
+            b._add(sum_to_shape(am.swapaxes(-1, -2) @ g, bm.shape).reshape(b.shape))   # dB = A^T dout
         return _gate("@", np.matmul(a.data, b.data), (a, b), backward)
 
-    def __rmatmul__(self, other: Any) -> Var:
+    def __rmatmul__(self, other: Any) -> Var:   # other @ self, other a constant
         return _as_var(other) @ self
 
     # ---- elementwise functions --------------------------------------------------------
 
     def exp(self) -> Var:
         a, e = self, np.exp(self.data)
-
         def backward(dout: np.ndarray) -> None:
             a._add(dout * e)                       # d exp(a)/da = exp(a)
         return _gate("exp", e, (a,), backward)
 
     def log(self) -> Var:
         a = self
-
         def backward(dout: np.ndarray) -> None:
             a._add(dout / a.data)                  # d log(a)/da = 1 / a
         return _gate("log", np.log(a.data), (a,), backward)
 
     def tanh(self) -> Var:
         a, t = self, np.tanh(self.data)
-
         def backward(dout: np.ndarray) -> None:
             a._add(dout * (1 - t * t))             # d tanh(a)/da = 1 - tanh(a)^2
         return _gate("tanh", t, (a,), backward)
@@ -242,7 +231,6 @@ class Var:
 
     def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Var:
         a, axes = self, _axes(self, axis)
-
         def backward(dout: np.ndarray) -> None:    # every summed element counts once
             a._add(np.broadcast_to(_kept(dout, axes, keepdims), a.shape))
         return _gate("sum", a.data.sum(axis=axes, keepdims=keepdims), (a,), backward)
@@ -250,7 +238,6 @@ class Var:
     def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Var:
         a, axes = self, _axes(self, axis)
         count = int(np.prod([self.shape[i] for i in axes]))
-
         def backward(dout: np.ndarray) -> None:    # every element counts 1 / count
             a._add(np.broadcast_to(_kept(dout, axes, keepdims) / count, a.shape))
         return _gate("mean", a.data.mean(axis=axes, keepdims=keepdims), (a,), backward)
@@ -260,7 +247,6 @@ class Var:
         ``torch.max(x, dim)`` (``x.max()`` and ``amax`` in PyTorch split it among ties)."""
         a, axes = self, _axes(self, axis)
         first = _first_max_mask(a.data, axes)      # (a.shape) 1 at each first maximum
-
         def backward(dout: np.ndarray) -> None:
             a._add(first * _kept(dout, axes, keepdims))   # d max/da = 1 at the maximum, else 0
         return _gate("max", a.data.max(axis=axes, keepdims=keepdims), (a,), backward)
@@ -272,7 +258,6 @@ class Var:
         shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], Sequence) else shape
         if -1 not in shape and int(np.prod(shape)) != a.size:
             raise ValueError(f"{a!r}.reshape{shape}: {a.size} elements do not fit shape {shape}")
-
         def backward(dout: np.ndarray) -> None:
             a._add(dout.reshape(a.shape))          # the same elements, laid out again
         return _gate("reshape", a.data.reshape(shape), (a,), backward)
@@ -281,7 +266,6 @@ class Var:
         a = self
         order = tuple(range(a.ndim))[::-1] if not axes else tuple(np.arange(a.ndim)[list(axes)])
         back = tuple(int(i) for i in np.argsort(order))
-
         def backward(dout: np.ndarray) -> None:
             a._add(dout.transpose(back))           # the inverse permutation
         return _gate("transpose", a.data.transpose(order), (a,), backward)
@@ -298,7 +282,6 @@ class Var:
             picked = a.data[index]
         except IndexError as err:
             raise IndexError(f"{a!r}[{index!r}]: {err}") from None
-
         def backward(dout: np.ndarray) -> None:
             scattered = np.zeros(a.shape)
             np.add.at(scattered, index, dout)      # an element picked twice gets both gradients
@@ -314,7 +297,6 @@ def maximum(a: Any, b: Any) -> Var:
     each way, as ``torch.maximum``."""
     a, b = _as_var(a), _as_var(b)
     a_wins = (a.data > b.data) + 0.5 * (a.data == b.data)   # broadcast shape
-
     def backward(dout: np.ndarray) -> None:
         a._add(dout * a_wins)                      # d max(a, b)/da = [a > b]
         b._add(dout * (1 - a_wins))                # d max(a, b)/db = [b > a]
@@ -326,7 +308,6 @@ def where(condition: Any, a: Any, b: Any) -> Var:
     cond = np.asarray(condition.data if isinstance(condition, Var) else condition, dtype=bool)
     a, b = _as_var(a), _as_var(b)
     _check_broadcast("where(condition, a, b)", cond.shape, a.shape, b.shape)
-
     def backward(dout: np.ndarray) -> None:
         a._add(np.where(cond, dout, 0.0))          # the gradient goes to the chosen side
         b._add(np.where(cond, 0.0, dout))
@@ -341,14 +322,10 @@ def concatenate(vars: Sequence[Any], axis: int = 0) -> Var:
     except ValueError as err:  # numpy's AxisError is a ValueError too
         raise ValueError(f"concatenate({[p.shape for p in parts]}, axis={axis}): {err}") from None
     ends = np.cumsum([p.shape[axis] for p in parts])[:-1]
-
     def backward(dout: np.ndarray) -> None:
         for part, piece in zip(parts, np.split(dout, ends, axis=axis)):
             part._add(piece)
     return _gate("concatenate", joined, parts, backward)
-
-
-# ---- the graph -----------------------------------------------------------------------------
 
 
 def topological_order(roots: Iterable[Var]) -> list[Var]:
@@ -366,22 +343,6 @@ def topological_order(roots: Iterable[Var]) -> list[Var]:
                 stack.append((var, True))
                 stack.extend((parent, False) for parent in reversed(var.parents))
     return order
-
-
-def trace(root: Var) -> str:
-    """The graph behind ``root``, one gate a line in the order the forward made them: name,
-    shape, gate and inputs. Unnamed intermediates show as ``_1``, ``_2``, ...; a constant as its
-    value (one element) or its shape."""
-    labels: dict[Var, str] = {}
-    lines, unnamed = [], itertools.count(1)
-    for var in sorted(topological_order([root]), key=lambda v: v.serial):
-        if not var.op and not var.name:
-            labels[var] = f"{var.data.item():g}" if var.size == 1 else f"const{var.shape}"
-            continue
-        labels[var] = var.name or f"_{next(unnamed)}"
-        made = f"{var.op}({', '.join(labels[p] for p in var.parents)})" if var.op else "input"
-        lines.append(f"{labels[var]:<10} {str(var.shape):<10} {made}")
-    return "\n".join(lines)
 
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -436,6 +397,3 @@ def _first_max_mask(data: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     np.put_along_axis(mask, flat.argmax(axis=-1)[..., None], 1.0, axis=-1)
     return np.moveaxis(mask.reshape(moved.shape), tuple(range(-len(axes), 0)), axes)
 
-
-def _swap(m: np.ndarray) -> np.ndarray:
-    return np.swapaxes(m, -1, -2)
