@@ -203,3 +203,18 @@ def test_compare_refuses_unknown_names_and_a_reference_without_gradients():
         compare([a], {"a": np.ones(1)})
     with pytest.raises(ValueError, match="needs a name of its own"):
         compare([Var([1.0])], {})
+
+
+def test_a_gradient_that_is_zero_up_to_rounding_agrees_with_another_rounding_of_zero():
+    """The max-shift's gradient is 0 up to rounding: a learner whose dm rounds differently is
+    right, one whose dm is off by 1e-3 of the largest gradient is not."""
+    rng = np.random.default_rng(3)
+    logits, targets = rng.standard_normal((N, 5)), rng.integers(0, 5, N)
+    reference = softmax_gates(logits, targets, 0.0)
+    reference["nll"].mean().backward()
+    _, kept = run_keeping_locals(softmax_cross_entropy.staged_backward, logits, targets)
+    mine = gradients_by_name(kept, reference)
+    mine["m"] = kept["dm"] + 1e-17 * rng.standard_normal((N, 1))
+    assert compare(reference, mine).ok
+    mine["m"] = kept["dm"] + 1e-3 * np.abs(kept["dlogits"]).max()
+    assert compare(reference, mine).first_wrong == "m"
