@@ -276,9 +276,7 @@ def _read_data(archive: zipfile.ZipFile, info: zipfile.ZipInfo, declared: Declar
 
 def _declared_header_skip(stream) -> None:
     version = np.lib.format.read_magic(stream)
-    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-        np.lib.format.read_array_header_2_0
-    read(stream)
+    (np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)(stream)
 
 
 def _read_meta(archive: zipfile.ZipFile, entries: dict, path: Path) -> dict:
