@@ -148,7 +148,8 @@ def check_fit_arguments(model, loss_fn, optimizer, X, y, *, epochs, batch_size, 
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
             raise ValueError(f"fit: expected validation=(X_val, y_val), a pair, got "
                              f"{_describe(validation)}")
-        validation = as_data("fit: validation", model, loss_fn, *validation, names=("X_val", "y_val"))
+        validation = as_data("fit: validation", model, loss_fn, validation[0], validation[1],
+                             names=("X_val", "y_val"))
     epochs = validate.integer("fit", "epochs", epochs, low=1)
     if isinstance(optimizer, BuiltForModel) and optimizer.model is not model:
         raise ValueError(f"fit: the optimizer {optimizer!r} was built for another model; "

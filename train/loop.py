@@ -130,7 +130,7 @@ def fit(model, loss_fn, optimizer: Steps, X, y, *, epochs: int, batch_size: int 
                 scores = _evaluate(model, loss_fn, *args.validation)
                 logs.update({f"val_{name}": value for name, value in scores.items()})
             if scheduler is not None:
-                logs["lr"] = optimizer.lr  # the epoch's lr, before the schedule moves it
+                logs["lr"] = scheduler.optimizer.lr  # the epoch's lr, before the schedule moves it
             logs["seconds"] = time.perf_counter() - started
             bar.finish(logs)
         for key, value in logs.items():
