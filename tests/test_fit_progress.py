@@ -9,8 +9,8 @@ import pytest
 from handprop.layers import mlp
 from handprop.losses import SoftmaxCrossEntropy
 from handprop.train import SGD, StepLR, fit
-from handprop.train.metrics import epoch_line
 from handprop.train.data import spiral
+from handprop.train.metrics import epoch_line
 
 
 class Terminal(io.StringIO):

@@ -146,6 +146,19 @@ def test_fit_checks_its_arguments():
         fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), X, y, epochs=0)
 
 
+def test_length_errors_name_the_arguments_as_the_caller_passed_them():
+    X, y = small_problem()
+    model = mlp(2, [8], 3)
+    with pytest.raises(ValueError, match=r"^fit: validation: X_val has 180 samples but y_val has 9$"):
+        fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), X, y, epochs=1, validation=(X, y[:9]))
+    with pytest.raises(ValueError, match=r"^evaluate: X has 180 samples but y has none \(a scalar\)$"):
+        evaluate(model, SoftmaxCrossEntropy(), X, 3)
+    with pytest.raises(ValueError, match=r"^fit: validation: expected whole-number class labels y_val, "
+                                         r"got 0.5 at y_val\[1, 0\]"):
+        fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), X, y, epochs=1,
+            validation=(X[:2], [[0.0], [0.5]]))
+
+
 def test_progress_bars_and_silence(capsys):
     X, y = small_problem()
     model = mlp(2, [8], 3)

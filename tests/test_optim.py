@@ -229,3 +229,16 @@ def test_a_version_1_checkpoint_still_loads_its_sgd_state(tmp_path):
     assert load(tmp_path / "v1.npz", model, opt) == {"epoch": 3}
     assert (opt.lr, opt.momentum, opt.nesterov, opt.weight_decay, opt.initial_lr) == (0.05, 0.9, True, 0.001, None)
     assert np.all(opt.flat_state["momentum_buffers"] == 0.25) and np.all(opt.flat_params == 0.5)
+
+
+@pytest.mark.parametrize("name,says", [("zero_grad", r"overwrites model.grads"),
+                                       ("parameters", r"built on the model.*optimizer.flat_params")])
+@pytest.mark.parametrize("cls", [SGD, Adam, RMSprop])
+def test_pytorch_names_say_the_handprop_way(cls, name, says):
+    opt = cls(Problem(), lr=0.1)
+    with pytest.raises(AttributeError, match=rf"^{cls.__name__} has no {name}.*{says}.*"
+                                             rf"see \"Coming from PyTorch\" in the README"):
+        getattr(opt, name)()
+    assert not hasattr(opt, name)  # a duck-typing probe still sees no such method
+    with pytest.raises(AttributeError, match=rf"'{cls.__name__}' object has no attribute 'momentun'$"):
+        opt.momentun  # noqa: B018  (any other name: Python's own message)
