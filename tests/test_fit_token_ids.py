@@ -73,6 +73,8 @@ def test_whole_float_ids_become_integers_and_fractional_ones_are_refused():
     np.testing.assert_array_equal(predict(model, X.astype(np.float64)), predict(model, X))
     with pytest.raises(ValueError, match=r"predict: expected whole-number token ids X, got 2.5 at X\[1\]"):
         predict(model, [0.0, 2.5])
+    with pytest.raises(ValueError, match=r"predict: X\[1\] = 5 is not a token id of Lookup"):
+        predict(model, [4, 5])  # one past the table's last row
 
 
 @pytest.mark.parametrize("call", ["fit", "evaluate", "predict", "validation"])
@@ -80,11 +82,11 @@ def test_ids_outside_the_table_are_named_before_anything_changes(call):
     X, y = next_id_data(n=20)
     X2 = np.stack([X, X], axis=1)
     bad = X2.copy()
-    bad[3, 1], bad[5, 0] = 7, -1
+    bad[3, 1], bad[5, 0] = 5, -1
     model = Lookup(5, 5)
     before = {k: v.copy() for k, v in model.params.items()}
     name = "X_val" if call == "validation" else "X"
-    with pytest.raises(ValueError, match=rf"{name}\[3, 1\] = 7 is not a token id of Lookup.*"
+    with pytest.raises(ValueError, match=rf"{name}\[3, 1\] = 5 is not a token id of Lookup.*"
                                          rf"\(expected ids in \[0, 5\); 2 such ids\)"):
         if call == "fit":
             fit(model, PerPositionCrossEntropy(), SGD(model, lr=0.1), bad, y[:, None].repeat(2, 1),
