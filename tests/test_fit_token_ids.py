@@ -130,3 +130,33 @@ def test_the_table_is_found_inside_a_sequential():
     with pytest.raises(ValueError, match=r"X\[2\] = 5 is not a token id of Lookup"):
         predict(model, [0, 4, 5])
     assert predict(model, [0, 4]).shape == (2, 3)
+
+
+class PaddedCrossEntropy(PerPositionCrossEntropy):
+    """Positions whose label is -100 are padding: out of the loss and the accuracy."""
+
+    ignore_index = -100
+
+    def forward(self, pred, target):
+        keep = target != self.ignore_index
+        self.cache = (pred.shape, keep)
+        return self.inner.forward(pred[keep], target[keep])
+
+    def backward(self, dloss=1.0):
+        shape, keep = self._saved()
+        dpred = np.zeros(shape)
+        dpred[keep] = self.inner.backward(dloss)
+        return dpred
+
+    def count_correct(self, pred, target):
+        keep = target != self.ignore_index
+        return int(np.count_nonzero(pred[keep].argmax(axis=-1) == target[keep]))
+
+
+def test_ignored_positions_are_left_out_of_the_accuracy():
+    X = np.arange(24).reshape(6, 4) % 5
+    y = (X + 1) % 5
+    y[:, 2:] = -100
+    model = Lookup(5, 5)
+    model.params["W"][...] = np.eye(5)[(np.arange(5) + 1) % 5]  # right on every kept position
+    assert evaluate(model, PaddedCrossEntropy(), X, y)["accuracy"] == 1.0  # 12 of 12, not 12 of 24

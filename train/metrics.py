@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .protocols import CountsCorrect, reduction, targets
+from .protocols import CountsCorrect, IgnoresIndex, reduction, targets
 
 LINE_WIDTH = 80  # an epoch line fits a default terminal, validation figures included
 
@@ -80,7 +80,6 @@ def count_correct(loss_fn, pred: np.ndarray, y: np.ndarray) -> int | None:
 def count_decisions(loss_fn, y: np.ndarray) -> int:
     """How many decisions a batch of targets holds: every label, except those equal to the
     loss's ``ignore_index`` (padding, left out of the loss and the accuracy alike)."""
-    ignored = getattr(loss_fn, "ignore_index", None)
-    if isinstance(ignored, (int, np.integer)) and not isinstance(ignored, bool) and y.dtype.kind in "iu":
-        return int(np.count_nonzero(y != ignored))
+    if isinstance(loss_fn, IgnoresIndex) and y.dtype.kind in "iu":
+        return int(np.count_nonzero(y != loss_fn.ignore_index))
     return y.size

@@ -73,6 +73,13 @@ class CountsCorrect(Protocol):
 
 
 @runtime_checkable
+class IgnoresIndex(Protocol):
+    """A loss that leaves out the positions whose target is ``ignore_index`` (padding)."""
+
+    ignore_index: int
+
+
+@runtime_checkable
 class TakesIds(Protocol):
     """A model (or layer) whose input is integer token ids; ``takes_ids`` says whether."""
 
