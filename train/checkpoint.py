@@ -30,6 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .files import atomic_write
+from .protocols import LoadsState
 
 FORMAT, VERSION = "handprop-checkpoint", 2
 
@@ -99,7 +100,7 @@ def check(path: str | os.PathLike, model, optimizer=None, *,
     what the model can hold before its data is read, and no entry is inflated past its
     declared size. Every problem is a ValueError naming the file."""
     path = Path(path)
-    if optimizer is not None and not hasattr(optimizer, "load_state_dict"):
+    if optimizer is not None and not isinstance(optimizer, LoadsState):
         raise TypeError(f"checkpoint.load: {optimizer!r} has no load_state_dict; pass "
                         f"optimizer=None to load the model alone")
     with _open(path) as archive:

@@ -13,7 +13,16 @@ from ..layers.flat import flat_buffers
 from .clip import checked_max_norm
 from .data import batch_bounds
 from .files import writable_target
-from .protocols import BuiltForModel, BuiltOnOptimizer, OnFlatBuffers, reduction, takes_ids, targets
+from .protocols import (
+    BuiltForModel,
+    BuiltOnOptimizer,
+    HasTable,
+    OnFlatBuffers,
+    Walks,
+    reduction,
+    takes_ids,
+    targets,
+)
 
 
 def model_dtype(model) -> np.dtype | None:
@@ -62,11 +71,10 @@ def as_ids(who: str, model, X: np.ndarray, name: str = "X") -> np.ndarray:
 def ids_table(model) -> tuple[int | None, Any]:
     """The table size of the first layer in the model's tree that takes ids and has a
     ``num_embeddings``, with that layer; (None, model) where none says its size."""
-    walk = model.named_modules() if callable(getattr(model, "named_modules", None)) else [("", model)]
+    walk = model.named_modules() if isinstance(model, Walks) else [("", model)]
     for _, layer in walk:
-        size = getattr(layer, "num_embeddings", None)
-        if takes_ids(layer) and isinstance(size, (int, np.integer)):
-            return int(size), layer
+        if takes_ids(layer) and isinstance(layer, HasTable):
+            return int(layer.num_embeddings), layer
     return None, model
 
 

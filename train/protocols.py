@@ -3,6 +3,7 @@ contract, and a duck-typed object with the right members still works (``isinstan
 runtime-checkable protocol looks for the members, as ``hasattr`` did)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -84,6 +85,20 @@ class TakesIds(Protocol):
     """A model (or layer) whose input is integer token ids; ``takes_ids`` says whether."""
 
     takes_ids: bool
+
+
+@runtime_checkable
+class HasTable(Protocol):
+    """A layer that looks ids up in a table of ``num_embeddings`` rows (Embedding)."""
+
+    num_embeddings: int
+
+
+@runtime_checkable
+class Walks(Protocol):
+    """A model that walks its tree of layers (``Layer.named_modules``)."""
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Any]]: ...
 
 
 def reduction(loss_fn: object) -> str:
