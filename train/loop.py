@@ -102,12 +102,15 @@ def fit(model, loss_fn, optimizer: Steps, X, y, *, epochs: int, batch_size: int 
     ``val_accuracy`` (with ``validation``), ``seconds``. Accuracy is there only where it
     means something (``Loss.count_correct``): class indices (arg-max) and binary logits
     (logit > 0 against a 0/1 target); a regression loss's history has no accuracy keys.
+    With labels (N, T) every position is a decision, except those equal to the loss's
+    ``ignore_index``.
 
     Raises
     ------
     ValueError
-        If X (or y, for values) holds NaN or infinity, naming the first such row: checked
-        before anything touches the model.
+        If X (or y, for values) holds NaN or infinity, naming the first such row, or a token
+        id is outside the model's table, naming its position: checked before anything
+        touches the model. Errors name the data as passed (``X``, ``y``, ``X_val``, ``y_val``).
     FloatingPointError
         If the loss turns NaN or infinite; the step that produced it is not applied.
     """
