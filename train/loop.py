@@ -7,7 +7,8 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 from tqdm import tqdm
@@ -130,7 +131,8 @@ def fit(model, loss_fn, optimizer: Steps, X, y, *, epochs: int, batch_size: int 
                                                    rng if shuffle else None, epoch, bar,
                                                    args.clip_grad_norm)}
             if args.validation is not None:
-                scores = _evaluate(model, loss_fn, *args.validation)
+                scores = _evaluate(model, loss_fn, *args.validation, who="fit: validation",
+                                   names=("X_val", "y_val"))
                 logs.update({f"val_{name}": value for name, value in scores.items()})
             if scheduler is not None:
                 logs["lr"] = scheduler.optimizer.lr  # the epoch's lr, before the schedule moves it
@@ -187,6 +189,16 @@ class EpochProgress:
             print(epoch_line(logs, self.epochs), file=self.stream, flush=True)
 
 
+@contextmanager
+def naming(who: str, name: str, data: np.ndarray) -> Iterator[None]:
+    """A ValueError from a layer or the loss (which see one batch) prefixed with the data as
+    the caller passed it: ``fit: X of shape (180, 3): Linear(2, 8): expected ... got (16, 3)``."""
+    try:
+        yield
+    except ValueError as err:
+        raise ValueError(f"{who}: {name} of shape {data.shape}: {err}") from err
+
+
 def _is_terminal(stream) -> bool:
     try:
         return bool(stream.isatty())
@@ -200,8 +212,10 @@ def _train_epoch(model, loss_fn, optimizer: Steps, X, y, batch_size: int, rng, e
     totals = Totals()
     with np.errstate(over="ignore", invalid="ignore"):  # a bad loss is reported below
         for step, (xb, yb) in enumerate(minibatches(X, y, batch_size, rng), 1):
-            logits = model.forward(xb)
-            loss = loss_fn.forward(logits, yb)
+            with naming("fit", "X", X):
+                logits = model.forward(xb)
+            with naming("fit", "y", y):
+                loss = loss_fn.forward(logits, yb)
             if not math.isfinite(loss):
                 raise FloatingPointError(_diverged(loss, epoch, step, optimizer))
             model.param_backward(loss_fn.backward())
@@ -236,7 +250,8 @@ def evaluate(model, loss_fn, X, y, batch_size: int = 1024) -> dict[str, float]:
     return _evaluate(model, loss_fn, *as_data("evaluate", model, loss_fn, X, y), batch_size)
 
 
-def _evaluate(model, loss_fn, X: np.ndarray, y: np.ndarray, batch_size: int = 1024) -> dict[str, float]:
+def _evaluate(model, loss_fn, X: np.ndarray, y: np.ndarray, batch_size: int = 1024,
+              who: str = "evaluate", names: tuple[str, str] = ("X", "y")) -> dict[str, float]:
     """``evaluate`` on data already converted and checked by ``as_data`` (fit's validation
     data, checked once before the first epoch rather than again at every epoch)."""
     was_training = model.training
@@ -244,8 +259,11 @@ def _evaluate(model, loss_fn, X: np.ndarray, y: np.ndarray, batch_size: int = 10
     try:
         totals = Totals()
         for xb, yb in minibatches(X, y, batch_size):
-            logits = model.forward(xb)
-            totals.add(loss_fn, loss_fn.forward(logits, yb), logits, yb)
+            with naming(who, names[0], X):
+                logits = model.forward(xb)
+            with naming(who, names[1], y):
+                loss = loss_fn.forward(logits, yb)
+            totals.add(loss_fn, loss, logits, yb)
     finally:
         model.train(was_training)
     return totals.metrics()
@@ -261,7 +279,8 @@ def predict(model, X, batch_size: int = 1024) -> np.ndarray:
     was_training = model.training
     model.eval()
     try:
-        return np.concatenate([model.forward(X[start:stop])
-                               for start, stop in batch_bounds(len(X), batch_size)])
+        with naming("predict", "X", X):
+            return np.concatenate([model.forward(X[start:stop])
+                                   for start, stop in batch_bounds(len(X), batch_size)])
     finally:
         model.train(was_training)
