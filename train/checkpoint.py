@@ -108,9 +108,8 @@ def check(path: str | os.PathLike, model, optimizer=None, *,
         meta = _read_meta(archive, entries, path)
         entries = _current_names(meta, entries, path)
         model_state = _read_model_state(archive, entries, model, path)
-        optimizer_state = None
-        if optimizer is not None:
-            optimizer_state = _read_optimizer_state(archive, entries, meta, model, optimizer, path)
+        optimizer_state = (None if optimizer is None else
+                           _read_optimizer_state(archive, entries, meta, model, optimizer, path))
     if check_extra is not None:
         check_extra(meta["extra"])
     return Checked(path, meta, model_state, optimizer_state)
