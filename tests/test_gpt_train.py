@@ -61,3 +61,131 @@ def test_twenty_adamw_steps_with_clipping_give_pytorchs_losses(dtype, expected, 
     assert history["iteration"] == list(range(1, 21))
     np.testing.assert_allclose(history["train_loss"], expected, rtol=0, atol=tol)
     assert model.params["wte.W"].dtype == dtype
+
+
+TEXT = "First Citizen: Before we proceed any further, hear me speak. All: Speak, speak. " * 8
+
+
+def tiny_text():
+    chars = sorted(set(TEXT))
+    ids = np.array([chars.index(c) for c in TEXT])
+    cut = int(0.9 * len(ids))
+    return len(chars), ids[:cut], ids[cut:]
+
+
+def test_a_tiny_gpt_learns_tiny_text_end_to_end():
+    vocab, train, val = tiny_text()
+    model = gpt(vocab, block_size=16, n_layer=1, n_head=2, n_embd=32, seed=0)
+    opt, sched = nanogpt_run(model, lr=3e-3, min_lr=3e-4, warmup=5, decay=60)
+    seen = []
+    history = fit_iterations(model, SoftmaxCrossEntropy(), opt, train, val, block_size=16,
+                             batch_size=8, max_iters=60, eval_interval=25, eval_iters=4,
+                             scheduler=sched, clip_grad_norm=1.0, on_eval=seen.append)
+    assert history["iteration"] == [25, 50, 60] and len(seen) == 3
+    assert history["val_loss"][0] < np.log(vocab) and history["val_loss"][-1] < 2.0
+    assert history["train_loss"][-1] < history["train_loss"][0]
+    assert history["lr"][-1] == pytest.approx(3e-4 + 0.5 * (1 + np.cos(np.pi * 54 / 55)) * 2.7e-3)
+    assert model.training
+
+
+RUN = textwrap.dedent("""
+    import os, signal, sys
+    import numpy as np
+    from handprop.layers.gpt import gpt
+    from handprop.losses import SoftmaxCrossEntropy
+    from handprop.train import AdamW
+    from handprop.train.iterations import fit_iterations
+    from handprop.train.optim import decay_groups
+    from handprop.train.schedule import WarmupCosineLR
+    checkpoint, resume, kill_at, out = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]), sys.argv[4]
+    ids = np.random.default_rng(5).integers(0, 13, 300)
+    model = gpt(13, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.2, seed=3)
+    opt = AdamW(model, 3e-3, betas=(0.9, 0.99), weight_decay=0.1,
+                param_groups=decay_groups(model, 0.1))
+    sched = WarmupCosineLR(opt, warmup_iters=4, lr_decay_iters=30, min_lr=3e-4)
+
+    def on_eval(logs):
+        if logs["iteration"] == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)   # kill -9 right after the checkpoint
+
+    history = fit_iterations(model, SoftmaxCrossEntropy(), opt, ids[:250], ids[250:],
+                             block_size=8, batch_size=4, max_iters=30, eval_interval=10,
+                             eval_iters=2, scheduler=sched, clip_grad_norm=1.0, seed=7,
+                             checkpoint=checkpoint, resume=resume, on_eval=on_eval)
+    np.savez(out, val_loss=history["val_loss"], **model.state_dict())
+""")
+
+
+def run_script(tmp_path, *args):
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-c", RUN, *map(str, args)], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_run_killed_with_sigkill_resumes_bit_for_bit(tmp_path):
+    whole = run_script(tmp_path, tmp_path / "whole.npz", 0, -1, tmp_path / "whole_out.npz")
+    assert whole.returncode == 0, whole.stderr
+    killed = run_script(tmp_path, tmp_path / "cut.npz", 0, 20, tmp_path / "never.npz")
+    assert killed.returncode == -signal.SIGKILL and not (tmp_path / "never.npz").exists()
+    resumed = run_script(tmp_path, tmp_path / "cut.npz", 1, -1, tmp_path / "cut_out.npz")
+    assert resumed.returncode == 0, resumed.stderr
+    expected, got = np.load(tmp_path / "whole_out.npz"), np.load(tmp_path / "cut_out.npz")
+    assert set(expected.files) == set(got.files)
+    for name in expected.files:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+
+def test_how_often_one_evaluates_leaves_the_training_windows_alone():
+    finals = []
+    for interval in (5, 12):
+        vocab, train, val = tiny_text()
+        model = gpt(vocab, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.1)
+        opt, sched = nanogpt_run(model, decay=12)
+        fit_iterations(model, SoftmaxCrossEntropy(), opt, train, val, block_size=8, batch_size=4,
+                       max_iters=12, eval_interval=interval, eval_iters=1, scheduler=sched,
+                       clip_grad_norm=1.0)
+        finals.append(model.state_dict())
+    for name in finals[0]:
+        np.testing.assert_array_equal(finals[0][name], finals[1][name], err_msg=name)
+
+
+def test_a_checkpoint_not_written_by_fit_iterations_is_refused(tmp_path):
+    from handprop.train.checkpoint import save
+    vocab, train, val = tiny_text()
+    model = gpt(vocab, block_size=8, n_layer=1, n_head=2, n_embd=16)
+    opt, _ = nanogpt_run(model)
+    save(tmp_path / "c.npz", model, opt)
+    with pytest.raises(ValueError, match="holds no iteration-based training state"):
+        fit_iterations(model, SoftmaxCrossEntropy(), opt, train, val, block_size=8, batch_size=4,
+                       max_iters=2, checkpoint=tmp_path / "c.npz", resume=True)
+
+
+@pytest.mark.parametrize("change,error,message", [
+    (dict(block_size=0), ValueError, "block_size"),
+    (dict(val_ids=np.arange(5)), ValueError, "val_ids holds 5 ids, no window of block_size=8"),
+    (dict(train_ids=np.zeros(50)), TypeError, "train_ids as a 1-D array of integer ids"),
+    (dict(clip_grad_norm=0.0), ValueError, "clip_grad_norm"),
+])
+def test_bad_arguments_are_refused_before_training(change, error, message):
+    vocab, train, val = tiny_text()
+    model = gpt(vocab, block_size=8, n_layer=1, n_head=2, n_embd=16)
+    opt, _ = nanogpt_run(model)
+    before = model.state_dict()
+    kwargs = {**dict(train_ids=train, val_ids=val, block_size=8, batch_size=4, max_iters=2), **change}
+    with pytest.raises(error, match=message):
+        fit_iterations(model, SoftmaxCrossEntropy(), opt, **kwargs)
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+@pytest.mark.slow
+def test_a_longer_run_on_running_text_brings_the_validation_loss_down():
+    vocab, train, val = tiny_text()
+    text = np.tile(np.concatenate([train, val]), 6)
+    cut = int(0.9 * len(text))
+    model = gpt(vocab, block_size=32, n_layer=2, n_head=2, n_embd=32)
+    opt, sched = nanogpt_run(model, lr=3e-3, min_lr=3e-4, warmup=20, decay=300)
+    history = fit_iterations(model, SoftmaxCrossEntropy(), opt, text[:cut], text[cut:],
+                             block_size=32, batch_size=8, max_iters=300, eval_interval=100,
+                             eval_iters=20, scheduler=sched, clip_grad_norm=1.0)
+    assert history["val_loss"][-1] < 0.3 < history["val_loss"][0] + 1

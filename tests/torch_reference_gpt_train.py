@@ -87,7 +87,7 @@ def run(dtype):
     model = GPT().to(dtype)
     named = list(model.named_parameters())
     with torch.no_grad():
-        for (name, p), w in zip(named, weights([(n, tuple(p.shape)) for n, p in named])):
+        for (_name, p), w in zip(named, weights([(n, tuple(p.shape)) for n, p in named])):
             p.copy_(torch.from_numpy(w))
     groups = [{"params": [p for _, p in named if p.dim() >= 2], "weight_decay": 0.1},
               {"params": [p for _, p in named if p.dim() < 2], "weight_decay": 0.0}]
