@@ -105,6 +105,7 @@ RUN = textwrap.dedent("""
     sched = WarmupCosineLR(opt, warmup_iters=4, lr_decay_iters=30, min_lr=3e-4)
 
     def on_eval(logs):
+        print(logs["iteration"], flush=True)
         if logs["iteration"] == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)   # kill -9 right after the checkpoint
 
@@ -129,6 +130,7 @@ def test_a_run_killed_with_sigkill_resumes_bit_for_bit(tmp_path):
     assert killed.returncode == -signal.SIGKILL and not (tmp_path / "never.npz").exists()
     resumed = run_script(tmp_path, tmp_path / "cut.npz", 1, -1, tmp_path / "cut_out.npz")
     assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.split() == ["30"]  # it trained on from 20, not anew
     expected, got = np.load(tmp_path / "whole_out.npz"), np.load(tmp_path / "cut_out.npz")
     assert set(expected.files) == set(got.files)
     for name in expected.files:

@@ -31,6 +31,8 @@ from .cli_checkpoints import (
     resuming_message,
     sigterm_as_interrupt,
 )
+from .cli_iterations import add_flags as add_iteration_flags
+from .cli_iterations import by_iterations, run_iterations
 from .cli_registry import DATASETS, DEFAULT_HIDDEN, MODELS, Dataset, listed
 from .data import default_data_dir
 from .loop import evaluate, fit, format_metrics
@@ -148,6 +150,7 @@ def parser() -> argparse.ArgumentParser:
                    "epoch here (needs matplotlib: pip install \"handprop[plot]\")")
     p.add_argument("--no-progress", action="store_true", help="no progress bars; one plain line per epoch")
     p.add_argument("--version", action="version", version=f"handprop {version('handprop')}")
+    add_iteration_flags(p, bounded)
     return p
 
 
@@ -165,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
 def run(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None) -> int:
     """Check the flags, load the data, build the model, train, print the summary line; the
     exit code: 0 done, 1 a failure on the way (data, divergence, a file), 2 a usage error."""
+    if by_iterations(cli, args, argv, parser):  # the GPT: cli_iterations
+        return run_iterations(cli, args, argv, parser)
     resumed = check_flags(cli, args, argv)
     if resumed is not None and resumed.done is not None and resumed.done >= args.epochs:
         print(finished_message(args.checkpoint, resumed.done, args.epochs), flush=True)

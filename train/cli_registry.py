@@ -17,6 +17,7 @@ from types import MappingProxyType
 import numpy as np
 
 from ..layers import Layer, cnn, mlp
+from .cli_iterations import build_gpt, not_by_epochs
 from .data import DATASETS as DOWNLOADS
 from .data import default_data_dir, download, load_mnist, moons, spiral
 
@@ -71,6 +72,8 @@ MODELS: dict[str, Model] = {
                           ("--dropout", lambda a: a.dropout > 0),
                           ("--hidden", lambda a: a.hidden != DEFAULT_HIDDEN)),
                  why="the cnn has BatchNorm2d (or none, with --norm none) and fixed widths"),
+    "gpt": Model(build_gpt, "nanoGPT's character-level GPT, trained by iterations on --dataset "
+                 "shakespeare (cli_iterations)"),
 }
 
 
@@ -99,6 +102,9 @@ DATASETS: dict[str, Dataset] = {
     "moons": Dataset(load_moons, "2 half-moons, 1000 points (made on the fly)", 30),
     **{name: Dataset(load_idx_files, f"{name}'s MNIST-format files", 10, images=True, files=True,
                      classes=DOWNLOADS[name]["classes"]) for name in ("mnist", "fashion-mnist")},
+    "shakespeare": Dataset(not_by_epochs, "tiny Shakespeare's input.txt as random windows, the first "
+                           "nine tenths for training (for --model gpt, cli_iterations)", 1,
+                           files=True),
 }
 IMAGE_SETS = " or ".join(name for name, entry in DATASETS.items() if entry.images)
 FILE_SETS = " or ".join(name for name, entry in DATASETS.items() if entry.files)

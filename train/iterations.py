@@ -15,6 +15,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -91,7 +92,7 @@ def fit_iterations(model, loss_fn, optimizer, train_ids, val_ids, *, block_size:
     if checkpoint is not None:
         writable_target(checkpoint)
     rng = np.random.default_rng(seed)
-    done, history = 0, {}
+    done, history = 0, dict[str, list]()
     if resume:
         done, history = resume_iterations(checkpoint, model, optimizer, rng, scheduler)
     model.train()
@@ -177,7 +178,7 @@ def estimate_loss(model, loss_fn, ids: np.ndarray, block_size: int, batch_size: 
 
 
 # --- the generators a model's layers own ---------------------------------------------------
-def _modules(model) -> Iterator[tuple[str, object]]:
+def _modules(model) -> Iterator[tuple[str, Any]]:
     """Every layer of the model with its path, the model first (the tree walk)."""
     if hasattr(model, "named_modules"):
         yield from model.named_modules()
@@ -211,7 +212,7 @@ def load_generator_states(model, states: dict[str, dict], where: object) -> None
         owners[path].bit_generator.state = state
 
 
-def _checked_generator_state(rng: np.random.Generator, state: object, where: object) -> None:
+def _checked_generator_state(rng: np.random.Generator, state: Any, where: object) -> None:
     try:
         type(rng.bit_generator)().state = state  # a throwaway generator checks it
     except (TypeError, ValueError, KeyError, OverflowError) as err:
