@@ -1,4 +1,5 @@
 """handprop layers: forward/backward pairs derived by hand, numpy (and scipy.special) only."""
+from .attention import CausalSelfAttention
 from .base import Layer
 from .batchnorm import BatchNorm1d
 from .batchnorm2d import BatchNorm2d
@@ -18,6 +19,6 @@ from .sigmoid import Sigmoid
 from .softmax import Softmax
 from .tanh import Tanh
 
-__all__ = ["Layer", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Flatten", "GELU",
-           "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d", "ReLU", "Residual", "Sequential",
+__all__ = ["Layer", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "CausalSelfAttention", "Conv2d", "Dropout",
+           "Flatten", "GELU", "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d", "ReLU", "Residual", "Sequential",
            "Sigmoid", "Softmax", "Tanh", "cnn", "flatten_params", "mlp"]
