@@ -5,6 +5,7 @@ from .batchnorm import BatchNorm1d
 from .batchnorm2d import BatchNorm2d
 from .conv import Conv2d
 from .dropout import Dropout
+from .embedding import Embedding
 from .flat import flatten_params
 from .flatten import Flatten
 from .gelu import GELU
@@ -20,5 +21,5 @@ from .softmax import Softmax
 from .tanh import Tanh
 
 __all__ = ["Layer", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "CausalSelfAttention", "Conv2d", "Dropout",
-           "Flatten", "GELU", "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d", "ReLU", "Residual", "Sequential",
-           "Sigmoid", "Softmax", "Tanh", "cnn", "flatten_params", "mlp"]
+           "Embedding", "Flatten", "GELU", "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d", "ReLU", "Residual",
+           "Sequential",           "Sigmoid", "Softmax", "Tanh", "cnn", "flatten_params", "mlp"]
