@@ -9,6 +9,7 @@ from .embedding import Embedding
 from .flat import flatten_params
 from .flatten import Flatten
 from .gelu import GELU
+from .gpt import gpt
 from .layernorm import LayerNorm
 from .leaky_relu import LeakyReLU
 from .linear import Linear
@@ -22,4 +23,4 @@ from .tanh import Tanh
 
 __all__ = ["Layer", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "CausalSelfAttention", "Conv2d", "Dropout",
            "Embedding", "Flatten", "GELU", "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d", "ReLU", "Residual",
-           "Sequential",           "Sigmoid", "Softmax", "Tanh", "cnn", "flatten_params", "mlp"]
+           "Sequential", "Sigmoid", "Softmax", "Tanh", "cnn", "flatten_params", "gpt", "mlp"]

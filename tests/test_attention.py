@@ -40,9 +40,11 @@ def test_agrees_with_nanogpts_attention_in_pytorch():
     assert_close(out, ATTENTION["out"])
     assert_close(dx, ATTENTION["dx"])
     theirs = [name for name in ATTENTION if name not in ("out", "dx")]
-    assert len(theirs) == len(attn.grads) == 4
-    for (name, grad), torch_name in zip(attn.grads.items(), theirs):
-        assert_close(grad, ATTENTION[torch_name])
+    pairs = list(zip(attn.grads, theirs))
+    assert pairs == [("W_qkv", "c_attn.weight"), ("b_qkv", "c_attn.bias"),
+                     ("W_out", "c_proj.weight"), ("b_out", "c_proj.bias")]
+    for name, torch_name in pairs:
+        assert_close(attn.grads[name], ATTENTION[torch_name])
 
 
 def masks(attn, n, t):
