@@ -256,7 +256,7 @@ def staged_backward(x: np.ndarray, params: dict[str, np.ndarray], num_heads: int
     scaled = scores * scale
     allowed = causal_mask(t)                                              # (T, T)
     masked = np.where(allowed, scaled, -np.inf)                           # future keys: -inf
-    att = masked_softmax(masked, True)                                    # (N, H, T, T)
+    att = masked_softmax(masked, allowed)                                 # (N, H, T, T)
     att_d = att * one(att_keep)
     yh = att_d @ vh                                                       # (N, H, T, D)
     y = merge_heads(yh)                                                   # (N, T, E)

@@ -211,7 +211,7 @@ class GPT(Composite):
         logits = x2 @ self.wte.params["W"].T if self.lm_head is None else self.lm_head.forward(x2)
         return logits.reshape(n, t, -1)                           # (M, V) -> (N, T, V)
 
-    def backward(self, dlogits: np.ndarray) -> None:
+    def backward(self, dlogits: np.ndarray) -> None:  # type: ignore[override]  # ids: no gradient
         """dlogits (N, T, V) -> None (ids have no gradient); fills every parameter's grads."""
         x2, (n, t) = self._saved()                                # a Saved
         check_grad(self, dlogits, (n, t, self.config.vocab_size), self.dtype)
