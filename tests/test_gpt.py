@@ -112,10 +112,27 @@ def test_the_tied_gradient_is_the_sum_of_both_uses():
     assert np.max(np.abs(grad - summed)) < 1e-15
 
 
+def generators(model):
+    """Every generator the model draws dropout masks from."""
+    found = [] if model.drop is None else [model.drop.rng]
+    for block in model.h:
+        found += [block.attn.rng] + [layer.rng for layer in block.mlp if hasattr(layer, "rng")]
+    return found
+
+
 def finite_difference_error(model, ids, step=1e-6):
     """The worst normwise error of every parameter's gradient of L = sum(logits * dout) against
-    central differences (relative to the tensor's largest entry), in float64."""
-    dout = np.random.default_rng(11).standard_normal(model.forward(ids).shape)
+    central differences (relative to the tensor's largest entry), in float64. Dropout's
+    generators are replayed, so that every evaluation draws the same masks."""
+    states = [(g, g.bit_generator.state) for g in generators(model)]
+
+    def loss():
+        for g, state in states:
+            g.bit_generator.state = state
+        return np.sum(model.forward(ids) * dout)
+
+    dout = np.random.default_rng(11).standard_normal((*ids.shape, model.config.vocab_size))
+    loss()
     model.backward(dout)
     worst = 0.0
     for name, p in model.params.items():
@@ -123,9 +140,9 @@ def finite_difference_error(model, ids, step=1e-6):
         for i in np.ndindex(p.shape):
             old = p[i]
             p[i] = old + step
-            up = np.sum(model.forward(ids) * dout)
+            up = loss()
             p[i] = old - step
-            down = np.sum(model.forward(ids) * dout)
+            down = loss()
             p[i] = old
             numeric[i] = (up - down) / (2 * step)
         analytic = model.grads[name]
@@ -133,9 +150,14 @@ def finite_difference_error(model, ids, step=1e-6):
     return worst
 
 
-@pytest.mark.parametrize("tie_weights", [True, False])
-def test_every_gradient_passes_finite_differences(tie_weights):
-    model, ids, _ = tiny_gpt(3, tie_weights)
+@pytest.mark.parametrize("tie_weights,dropout", [(True, 0.0), (False, 0.0), (True, 0.2)])
+def test_every_gradient_passes_finite_differences(tie_weights, dropout):
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, 7, (2, 5))
+    model = gpt(7, block_size=6, n_layer=2, n_head=2, n_embd=4, tie_weights=tie_weights,
+                dropout=dropout, dtype=F64)
+    load_like_reference(model, rng)
+    assert len(generators(model)) == (2 if dropout == 0 else 5)     # the attention layers always own one
     assert finite_difference_error(model, ids) < 1e-8
 
 
@@ -225,11 +247,14 @@ def test_eval_reaches_every_dropout_and_shorter_sequences_work():
 
 def test_position_embedding_adds_a_row_per_position():
     wpe = PositionEmbedding(4, 3, rng=0, dtype=F64)
+    wpe.forward(np.ones((2, 4, 3)))
+    wpe.backward(np.ones((2, 4, 3)))                  # every row gets gradient ...
     x = np.random.default_rng(0).standard_normal((2, 3, 3))
     assert np.array_equal(wpe.forward(x), x + wpe.params["W"][:3])
     dout = np.random.default_rng(1).standard_normal((2, 3, 3))
     dx = wpe.backward(dout)
     assert np.array_equal(dx, dout) and dx is not dout
+    # ... then a shorter sequence: the row it did not use gets 0, not the last call's gradient
     assert np.allclose(wpe.grads["W"], np.vstack([dout.sum(axis=0), np.zeros((1, 3))]))
     assert repr(wpe) == "PositionEmbedding(4, 3, dtype=float64)"
 
