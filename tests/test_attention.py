@@ -190,13 +190,38 @@ def test_bad_construction(kwargs, error, message):
         CausalSelfAttention(**kwargs)
 
 
-def test_the_registry_checks_attention_the_block_and_a_tiny_gpt():
-    registry = pytest.importorskip("handprop.train.gradcheck.attention")
-    checks = registry.attention_checks(seed=0)
-    subjects = {name.split()[0] for name, _ in checks}
-    assert {"CausalSelfAttention", "Block", "GPT"} <= subjects
-    for name, make in checks:
-        report = gradcheck(*make())                 # as python -m handprop.train.gradcheck calls it
+def registry_entries(takes_ids):
+    from handprop.train.gradcheck.attention import attention_checks
+    return [(name, make) for name, make in attention_checks(seed=0)
+            if name.startswith("GPT") == takes_ids]
+
+
+def test_the_registry_covers_attention_the_position_embedding_the_block_and_gpt():
+    from handprop.train.gradcheck.attention import attention_checks
+    subjects = {name.split()[0] for name, _ in attention_checks(seed=0)}
+    assert subjects == {"CausalSelfAttention", "PositionEmbedding", "Block", "GPT"}
+    for name, make in attention_checks(seed=0):
+        subject, inputs = make()
+        assert type(subject).__name__ == name.split()[0]
+        n = (inputs[0] if isinstance(inputs, tuple) else inputs).shape[0]
+        assert ("batch 1" in name) == (n == 1)
+        if "train" in name.split() or "eval" in name.split():
+            assert subject.training == ("train" in name.split())
+
+
+@pytest.mark.parametrize("name,make", registry_entries(takes_ids=False),
+                         ids=[name for name, _ in registry_entries(takes_ids=False)])
+def test_the_registry_entries_pass_gradcheck(name, make):
+    report = gradcheck(*make())                     # as python -m handprop.train.gradcheck calls it
+    assert report.ok and not report.problems, f"{name}\n{report}"
+
+
+def test_the_registry_gpt_entries_pass_gradcheck():
+    import handprop.layers.gradcheck as checker
+    if not hasattr(checker, "__path__"):
+        pytest.skip("token ids as a gradcheck input come with the checker package (branch i19-checker)")
+    for name, make in registry_entries(takes_ids=True):
+        report = gradcheck(*make())
         assert report.ok and not report.problems, f"{name}\n{report}"
 
 
