@@ -4,7 +4,7 @@ from .batchnorm import BatchNorm1d
 from .batchnorm2d import BatchNorm2d
 from .conv import Conv2d
 from .dropout import Dropout
-from .flat import flatten_params
+from .flat_params import flatten_params
 from .flatten import Flatten
 from .gelu import GELU
 from .layernorm import LayerNorm

@@ -13,7 +13,8 @@ as PyTorch's modules do.
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -33,6 +34,7 @@ class Layer:
     grads: dict[str, np.ndarray]
     buffers: dict[str, np.ndarray]
     cache: Any                # what forward keeps for backward: an array, a NamedTuple, ...
+    takes_ids: ClassVar[bool] = False   # True for a layer whose input is integer token ids
 
     def __init__(self) -> None:
         self.training = True
@@ -63,8 +65,51 @@ class Layer:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
 
+    def named_children(self) -> Iterator[tuple[str, "Layer"]]:
+        """(name, layer) for each layer directly inside this one: none for a plain layer;
+        ``"0"``, ``"1"``, ... for a Sequential; ``"layer"`` for a Residual. A layer made of
+        layers overrides this, and everything else that walks the tree (``train``/``eval``,
+        ``named_modules``, ``flatten_params``, ``fit_lbfgs``) follows it."""
+        return iter(())
+
+    def children(self) -> Iterator["Layer"]:
+        """The layers directly inside this one (``named_children`` without the names)."""
+        for _, child in self.named_children():
+            yield child
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Layer"]]:
+        """(path, layer) for this layer and every layer inside it, depth first, this one first
+        (its path is ``prefix``); a layer reached twice (one object used twice) is given once.
+        Paths join names with ``"."`` as ``params`` keys do (``"1.layer.0"``).
+
+        >>> from handprop.layers import Linear, ReLU, Residual, Sequential
+        >>> model = Sequential(Linear(2, 4, rng=0), Residual(Sequential(Linear(4, 4, rng=1), ReLU())))
+        >>> [path for path, _ in model.named_modules()]
+        ['', '0', '1', '1.layer', '1.layer.0', '1.layer.1']
+        """
+        seen: set[int] = set()
+        stack: list[tuple[str, Layer]] = [(prefix, self)]
+        while stack:
+            path, layer = stack.pop()
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            yield path, layer
+            inner = [(f"{path}.{name}" if path else name, child)
+                     for name, child in layer.named_children()]
+            stack.extend(reversed(inner))
+
+    def modules(self) -> Iterator["Layer"]:
+        """This layer and every layer inside it, once each (``named_modules`` without paths)."""
+        for _, layer in self.named_modules():
+            yield layer
+
     def train(self, mode: bool = True) -> "Layer":
+        """Training mode (``mode=True``) or evaluation mode for this layer and every layer
+        inside it; returns the layer."""
         self.training = bool(mode)
+        for child in self.children():
+            child.train(mode)
         return self
 
     def eval(self) -> "Layer":

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from handprop.layers import BatchNorm1d, Layer, Linear, ReLU, Sequential, flatten_params
-from handprop.layers.flat import flat_layout
+from handprop.layers.flat_params import flat_layout
 from handprop.layers.gradcheck import gradcheck
 from handprop.losses import SoftmaxCrossEntropy
 from handprop.train import SGD, Adam

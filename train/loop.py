@@ -12,7 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..layers.base import check_size
-from ..layers.flat import flat_buffers
+from ..layers.flat_params import flat_buffers
 from .checkpoint import check, copy, save
 from .data import batch_bounds, minibatches
 from .files import writable_target

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..layers.flat import flat_layout, flatten_params
+from ..layers.flat_params import flat_layout, flatten_params
 
 
 def _number(who: str, name: str, value: object) -> float:

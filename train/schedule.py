@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..layers.base import check_size
-from ..layers.flat import flat_buffers
+from ..layers.flat_params import flat_buffers
 from .optim import Optimizer, _at_least, _number, _positive
 
 
