@@ -2,8 +2,17 @@
 import numpy as np
 import pytest
 
-from handprop.layers import (BatchNorm1d, Dropout, Layer, Linear, ReLU, Residual, Sequential, Tanh,
-                             flatten_params)
+from handprop.layers import (
+    BatchNorm1d,
+    Dropout,
+    Layer,
+    Linear,
+    ReLU,
+    Residual,
+    Sequential,
+    Tanh,
+    flatten_params,
+)
 from handprop.layers.gradcheck import gradcheck
 
 F64 = np.float64
