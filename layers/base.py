@@ -237,6 +237,19 @@ def check_input(who: object, x: object, num_features: int | None = None,
     return x
 
 
+def check_features(who: object, x: object, num_features: int,
+                   dtype: np.dtype | None = None) -> np.ndarray:
+    """Check that ``x`` is a float array of shape (..., num_features), at least 2-D (batch
+    first), and of ``dtype``."""
+    check_input(who, x, None, dtype)
+    assert isinstance(x, np.ndarray)
+    if x.ndim < 2 or x.shape[-1] != num_features:
+        hint = "; for one sample use x[None, :]" if x.shape == (num_features,) else ""
+        raise ValueError(f"{who!r}: expected input of shape (..., {num_features}), "
+                         f"got {x.shape}{hint}")
+    return x
+
+
 def check_grad(who: object, dout: object, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """Check that the upstream gradient has the output's shape and dtype."""
     if not isinstance(dout, np.ndarray):

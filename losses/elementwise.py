@@ -38,7 +38,7 @@ class ElementwiseLoss(Loss):
         """The per-element terms, reduced: a Python float, or the array itself for "none"."""
         if self.reduction == "none":
             return losses
-        return float(losses.sum() if self.reduction == "sum" else losses.mean())
+        return self.value(float(losses.sum() if self.reduction == "sum" else losses.mean()))
 
     def upstream(self, dloss: float | np.ndarray, like: np.ndarray) -> float | np.ndarray:
         """dL/dloss_i: ``dloss / n`` for "mean", ``dloss`` for "sum", both as Python floats

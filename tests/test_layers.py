@@ -109,9 +109,9 @@ def test_backward_before_forward(layer):
 
 @pytest.mark.parametrize("x,error,message", [
     (np.ones((32, 785), np.float32), ValueError,
-     r"Linear\(784, 256\): expected input of shape \(N, 784\), got \(32, 785\)"),
+     r"Linear\(784, 256\): expected input of shape \(\.\.\., 784\), got \(32, 785\)"),
     (np.ones(784, np.float32), ValueError, r"got \(784,\); for one sample use x\[None, :\]"),
-    (np.ones((2, 3, 784), np.float32), ValueError, r"expected input of shape \(N, 784\)"),
+    (np.ones((2, 3, 785), np.float32), ValueError, r"expected input of shape \(\.\.\., 784\), got \(2, 3, 785\)"),
     (np.ones((2, 784), np.int64), TypeError, r"Linear\(784, 256\): expected a floating-point"),
     (np.ones((2, 784)), TypeError, r"expected float32 input .* got float64"),
     ([[1.0] * 784], TypeError, r"Linear\(784, 256\): expected a numpy array, got list"),

@@ -135,7 +135,7 @@ def test_errors():
         res.forward(np.ones((2, 4), np.float32))
     with pytest.raises(RuntimeError, match=r"Residual\(Linear\(4, 3\)\): backward called before forward"):
         res.backward(np.ones((2, 4), np.float32))
-    with pytest.raises(ValueError, match=r"Linear\(4, 4\): expected input of shape \(N, 4\)"):
+    with pytest.raises(ValueError, match=r"Linear\(4, 4\): expected input of shape \(\.\.\., 4\)"):
         Residual(Linear(4, 4)).forward(np.ones((2, 5), np.float32))
 
 

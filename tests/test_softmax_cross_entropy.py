@@ -150,15 +150,20 @@ LOGITS = np.zeros((4, 3), np.float32)
 
 @pytest.mark.parametrize("logits,targets,error,message", [
     (LOGITS, np.zeros((4, 1), np.int64), ValueError,
-     r"SoftmaxCrossEntropy\(\): expected targets of shape \(N,\) = \(4,\) to match logits "
-     r"\(4, 3\), got \(4, 1\); flatten them with targets.ravel\(\)"),
+     r"SoftmaxCrossEntropy\(\): expected targets of shape \(4,\) to match logits "
+     r"\(4, 3\) \(one class index per position\), got \(4, 1\); flatten them with targets.ravel\(\)"),
     (LOGITS, np.zeros(4), TypeError, r"expected integer class indices as targets, got dtype float64"),
     (LOGITS, np.array([0, 1, 3, 2]), ValueError,
-     r"expected class indices in \[0, 3\) for 3 classes, got 3 at position 2"),
+     r"expected class indices in \[0, 3\) or -100 \(ignore_index\) for 3 classes, got 3 at "
+     r"position 2 \(1 out of range in all\)"),
     (LOGITS, np.array([0, -1, 2, 2]), ValueError, r"got -1 at position 1"),
-    (LOGITS, np.array([0, 1, 2]), ValueError, r"shape \(N,\) = \(4,\) to match logits \(4, 3\), got \(3,\)"),
+    (LOGITS, np.array([0, 1, 2]), ValueError, r"shape \(4,\) to match logits \(4, 3\) .*got \(3,\)"),
+    (np.zeros((2, 3, 5)), np.zeros((2, 4), np.int64), ValueError,
+     r"expected targets of shape \(2, 3\) to match logits \(2, 3, 5\) .*got \(2, 4\)"),
+    (np.zeros((2, 3, 5)), np.array([[0, 1, -100], [4, 5, -99]]), ValueError,
+     r"got 5 at position \(1, 1\) \(2 out of range in all\)"),
     (np.zeros(3, np.float32), np.array([1]), ValueError,
-     r"expected logits of shape \(N, C\), got \(3,\); for one sample use logits\[None, :\]"),
+     r"expected logits of shape \(N, C\) or \(N, \.\.\., C\), got \(3,\); for one sample use logits\[None, :\]"),
     (np.zeros((0, 3), np.float32), np.array([], np.int64), ValueError, r"got an empty batch"),
     (np.zeros((4, 3), np.int64), np.zeros(4, np.int64), TypeError, r"expected a floating-point input"),
     (LOGITS, [0, 1, 2, 0], TypeError, r"expected targets as a numpy array"),
@@ -174,7 +179,7 @@ def test_backward_before_forward():
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"reduction": "none"}, r"expected reduction 'mean' or 'sum', got 'none'"),
+    ({"reduction": "none"}, r"expected reduction as one of 'mean', 'sum', got 'none'"),
     ({"label_smoothing": 1.0}, r"label_smoothing in \[0, 1\), got 1.0"),
     ({"label_smoothing": -0.1}, r"label_smoothing in \[0, 1\)"),
 ])
