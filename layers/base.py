@@ -13,10 +13,15 @@ as PyTorch's modules do.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
+
+from .validate import float_dtype, integer, mismatch
+
+__all__ = ["Layer", "StateKeys", "batch_sum", "check_features", "check_grad", "check_input",
+           "check_size", "float_dtype", "non_default"]   # float_dtype: validate's, re-exported
 
 
 class StateKeys(NamedTuple):
@@ -126,13 +131,17 @@ class Layer:
         """
         return {name: array.copy() for name, array in self._state_arrays().items()}
 
-    def load_state_dict(self, state: dict[str, np.ndarray], strict: bool = True) -> StateKeys:
-        """Copy ``state`` (from ``state_dict``) into the layer's own arrays, in place.
+    def load_state_dict(self, state: Mapping[str, np.ndarray], strict: bool = True) -> StateKeys:
+        """Copy ``state`` (from ``state_dict``; any mapping of name -> array, such as the
+        ``NpzFile`` that ``np.load`` returns for a file saved with ``np.savez``) into the
+        layer's own arrays, in place.
 
         Every name, shape and dtype kind is checked before anything is copied, so on an error
         the layer is unchanged. With ``strict=False`` missing and unexpected names are allowed
         and returned, as PyTorch returns them; a shape that differs is always an error.
         """
+        if isinstance(state, Mapping):
+            state = {name: state[name] for name in state}   # an NpzFile reads each array once
         keys = self.check_state_dict(state, strict)
         own = self._state_arrays()
         for name, value in state.items():
@@ -140,22 +149,20 @@ class Layer:
                 own[name][...] = value
         return keys
 
-    def check_state_dict(self, state: dict[str, np.ndarray], strict: bool = True, *,
+    def check_state_dict(self, state: Mapping[str, np.ndarray], strict: bool = True, *,
                          source: str = "the state dict") -> StateKeys:
         """The checks of ``load_state_dict``, changing nothing: a ValueError or TypeError that
         names the first entry that does not fit, or the missing and unexpected names.
         ``source`` names where the state came from in those messages (a file, say)."""
-        if not isinstance(state, dict):
-            raise TypeError(f"{self!r}: expected a state dict of name -> array, got "
+        if not isinstance(state, Mapping):
+            raise TypeError(f"{self!r}: expected a state dict (a mapping of name -> array), got "
                             f"{type(state).__name__}")
         own = self._state_arrays()
         missing = sorted(own.keys() - state.keys())
-        unexpected = sorted(state.keys() - own.keys())
+        unexpected = sorted(state.keys() - own.keys(), key=str)
         if strict and (missing or unexpected):
-            what = [f"missing {', '.join(missing)}"] if missing else []
-            what += [f"unexpected {', '.join(map(str, unexpected))}"] if unexpected else []
             raise ValueError(f"{self!r}: {source} does not match the model's params and "
-                             f"buffers: {'; '.join(what)} (strict=False loads the rest)")
+                             f"buffers: {mismatch(missing, unexpected)} (strict=False loads the rest)")
         for name, target in own.items():
             if name not in state:
                 continue
@@ -265,12 +272,9 @@ def check_grad(who: object, dout: object, shape: tuple[int, ...], dtype: np.dtyp
 
 
 def check_size(who: str, name: str, value: object, minimum: int = 1) -> int:
-    """A constructor argument that must be a whole number >= minimum."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{who}: expected {name} to be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{who}: expected {name} >= {minimum}, got {value}")
-    return int(value)
+    """A constructor argument that must be a whole number >= minimum: ``validate.integer``
+    with a lower bound (kept under this name for the modules that import it)."""
+    return integer(who, name, value, low=minimum)
 
 
 def non_default(**options: tuple[Any, Any]) -> str:
@@ -285,13 +289,3 @@ def non_default(**options: tuple[Any, Any]) -> str:
             shown.append(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value!r}")
     return ", ".join(shown)
 
-
-def float_dtype(who: str, dtype: Any) -> np.dtype:
-    """A constructor's dtype argument, which must name a floating-point type."""
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"{who}: expected a floating-point dtype, got {dtype!r}") from None
-    if dt.kind != "f":
-        raise TypeError(f"{who}: expected a floating-point dtype, got {dt}")
-    return dt

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..layers.base import check_grad, check_input
+from ..layers.validate import choice
 from .base import Loss
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -29,10 +30,7 @@ class ElementwiseLoss(Loss):
 
     def __init__(self, *, reduction: str = "mean") -> None:
         super().__init__()
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"{type(self).__name__}: expected reduction 'mean', 'sum' or 'none', "
-                             f"got {reduction!r}")
-        self.reduction = reduction
+        self.reduction = choice(type(self).__name__, "reduction", reduction, REDUCTIONS)
 
     def reduce(self, losses: np.ndarray) -> float | np.ndarray:
         """The per-element terms, reduced: a Python float, or the array itself for "none"."""

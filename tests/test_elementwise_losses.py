@@ -208,10 +208,12 @@ def test_backward_before_forward(cls):
 
 @pytest.mark.parametrize("make,error,message", [
     (lambda: MSELoss(reduction="avg"), ValueError,
-     r"^MSELoss: expected reduction 'mean', 'sum' or 'none', got 'avg'$"),
-    (lambda: HuberLoss(delta=0.0), ValueError, r"^HuberLoss: expected delta > 0 and finite, got 0.0$"),
-    (lambda: HuberLoss(delta=float("inf")), ValueError, r"delta > 0 and finite, got inf"),
-    (lambda: HuberLoss(delta="1"), TypeError, r"^HuberLoss: expected delta to be a number, got '1'$"),
+     r"^MSELoss: expected reduction as one of 'mean', 'sum', 'none', got 'avg'$"),
+    (lambda: L1Loss(reduction=None), TypeError, r"^L1Loss: expected reduction as one of 'mean'"),
+    (lambda: HuberLoss(delta=0.0), ValueError, r"^HuberLoss: expected delta > 0, got 0.0$"),
+    (lambda: HuberLoss(delta=float("inf")), ValueError, r"^HuberLoss: expected a finite delta, got inf$"),
+    (lambda: HuberLoss(delta="1"), TypeError, r"^HuberLoss: expected delta as a real number, got '1'$"),
+    (lambda: HuberLoss(delta=True), TypeError, r"^HuberLoss: expected delta as a real number, got True$"),
     (lambda: BCEWithLogitsLoss(pos_weight=[[1.0]]), ValueError,
      r"^BCEWithLogitsLoss: expected pos_weight as a number or a vector \(C,\) of weights, one per "
      r"output, got shape \(1, 1\)$"),
