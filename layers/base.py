@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -22,6 +22,16 @@ from .validate import float_dtype, integer, mismatch
 
 __all__ = ["Layer", "StateKeys", "batch_sum", "check_features", "check_grad", "check_input",
            "check_size", "float_dtype", "non_default"]   # float_dtype: validate's, re-exported
+
+
+# PyTorch's names that a layer does not have, and what to use instead (README: "Coming from PyTorch")
+PYTORCH_NAMES = {
+    "parameters": "there is no parameters(): layer.params is a dict of name -> array (and "
+                  "layer.grads of their gradients), and an optimizer takes the model itself, "
+                  "SGD(model, lr=0.1)",
+    "zero_grad": "there is no zero_grad(): backward overwrites layer.grads (it writes into them, "
+                 "never adds to them), so there is nothing to zero before a backward pass",
+}
 
 
 class StateKeys(NamedTuple):
@@ -197,6 +207,16 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
+
+    if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute name
+        def __getattr__(self, name: str) -> Any:
+            """Only reached for a name the layer lacks: PyTorch's names get the handprop way."""
+            hint = PYTORCH_NAMES.get(name)
+            if hint is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}",
+                                     name=name, obj=self)
+            raise AttributeError(f"{type(self).__name__}: {hint} (see 'Coming from PyTorch' "
+                                 f"in the README)", name=name, obj=self)
 
     def _saved(self):
         """The forward pass's cache, or a RuntimeError that says forward has not run."""
