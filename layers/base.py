@@ -43,7 +43,15 @@ class StateKeys(NamedTuple):
 
 
 class Layer:
-    """Base class of every layer: subclass it, fill ``params``/``grads``, write the pair."""
+    """Base class of every layer: subclass it, fill ``params``/``grads``, write the pair.
+
+    ``params`` maps a name to the array the layer computes with. Building an optimizer (or
+    ``fit_lbfgs``, or ``flatten_params``) moves every parameter into one flat buffer and makes
+    the arrays held before read-only: an array fetched as ``W = layer.params["W"]`` before
+    then keeps its old values, and writing into it raises numpy's ``ValueError: assignment
+    destination is read-only`` (numpy lets no library change that message). Fetch the array
+    again from ``layer.params`` after building the optimizer.
+    """
 
     params: dict[str, np.ndarray]
     grads: dict[str, np.ndarray]

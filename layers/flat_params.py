@@ -31,6 +31,10 @@ def flatten_params(model) -> tuple[np.ndarray, np.ndarray]:
     """The model's parameters and gradients as two flat, contiguous 1-D arrays of one dtype,
     whose slices are the model's ``params`` and ``grads`` entries (see the module docstring).
 
+    The arrays the model held before are read-only afterwards: writing into one fetched
+    earlier raises numpy's ``ValueError: assignment destination is read-only``. Fetch it
+    again from ``model.params`` (the optimizers call this when they are built).
+
     Raises
     ------
     TypeError

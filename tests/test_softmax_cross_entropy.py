@@ -240,3 +240,18 @@ def test_an_all_ignored_batch_is_nan_for_mean_and_0_for_sum_with_zero_gradient_a
 def test_ignore_index_must_be_an_int(bad):
     with pytest.raises(TypeError, match=r"SoftmaxCrossEntropy: expected ignore_index to be an int"):
         SoftmaxCrossEntropy(ignore_index=bad)
+
+
+def test_a_loss_value_is_a_float_whose_backward_points_to_the_loss_object():
+    import json
+    import pickle
+    loss_fn = SoftmaxCrossEntropy()
+    value = loss_fn.forward(TORCH_LOGITS, TORCH_TARGETS)
+    assert isinstance(value, float) and value == pytest.approx(1.5851667589113838)
+    assert json.loads(json.dumps({"loss": value}))["loss"] == value
+    assert type(pickle.loads(pickle.dumps(value))) is float and type(value + 1.0) is float
+    assert np.asarray([value]).dtype == np.float64 and f"{value:.3f}" == "1.585"
+    with pytest.raises(AttributeError, match=r"call loss_fn.backward\(\) on the loss object, "
+                                             r"which returns dL/dpred, then model.backward\(dpred\) "
+                                             r"\(see 'Coming from PyTorch' in the README\)"):
+        value.backward()
