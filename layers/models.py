@@ -2,7 +2,7 @@
 all build, in one place."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from .validate import choice, flag, real
 
 ACTIVATIONS: dict[str, type[Layer]] = {"relu": ReLU, "tanh": Tanh, "gelu": GELU,
                                        "leaky_relu": LeakyReLU, "sigmoid": Sigmoid}
-NORMS: dict[str | None, type[Layer] | None] = {"batch": BatchNorm1d, "layer": LayerNorm, None: None}
+NORMS: dict[str | None, Callable[..., Layer] | None] = {"batch": BatchNorm1d, "layer": LayerNorm, None: None}
 
 
 def mlp(n_inputs: int, hidden: list[int], n_outputs: int, *, activation: str = "relu",

@@ -141,6 +141,6 @@ def test_pytorchs_names_say_the_handprop_way(name, says):
 def test_other_missing_names_and_calling_a_model_work_as_before():
     model = Sequential(Linear(2, 3, rng=0), ReLU())
     with pytest.raises(AttributeError, match=r"^'Sequential' object has no attribute 'layres'$"):
-        model.layres
+        getattr(model, "layres")  # noqa: B009 (the typo is the point)
     x = np.ones((4, 2), np.float32)
     np.testing.assert_array_equal(model(x), model.forward(x))
