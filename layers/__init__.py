@@ -15,6 +15,7 @@ The layers, by family (one file each, named for what it holds):
     normalization   batchnorm.py (BatchNorm1d), batchnorm2d.py, layernorm.py
     regularization  dropout.py
     convolution     conv.py (Conv2d), pool.py (MaxPool2d, AvgPool2d), flatten.py (Flatten)
+    sequence        embedding.py (Embedding: takes integer ids), rnn.py, lstm.py, gru.py
     containers      sequential.py (Sequential, Residual)
 
 Not layers:
@@ -24,7 +25,8 @@ Not layers:
     flat_params.py  flatten_params: every parameter as a view into one flat buffer
     models.py       mlp and cnn, the networks the CLI, tests and benchmarks build
     windows.py      the sliding-window arithmetic of convolution and pooling
-    gates.py        the gate engine the recurrent layers share (comes with them)
+    recurrent.py    the time loop RNN, LSTM and GRU share (forward and backward through time)
+    gates.py        the gate engine, when it lands
     gradcheck/      the gradient checker (``handprop.layers.gradcheck``)
 
 Losses live in ``handprop.losses``; training (optimizers, ``fit``) in ``handprop.train``.
@@ -34,20 +36,24 @@ from .batchnorm import BatchNorm1d
 from .batchnorm2d import BatchNorm2d
 from .conv import Conv2d
 from .dropout import Dropout
+from .embedding import Embedding
 from .flat_params import flatten_params
 from .flatten import Flatten
 from .gelu import GELU
+from .gru import GRU
 from .layernorm import LayerNorm
 from .leaky_relu import LeakyReLU
 from .linear import Linear
+from .lstm import LSTM, reorder_gates
 from .models import cnn, mlp
 from .pool import AvgPool2d, MaxPool2d
 from .relu import ReLU
+from .rnn import RNN
 from .sequential import Residual, Sequential
 from .sigmoid import Sigmoid
 from .softmax import Softmax
 from .tanh import Tanh
 
-__all__ = ["Layer", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Flatten", "GELU",
-           "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d", "ReLU", "Residual", "Sequential",
-           "Sigmoid", "Softmax", "Tanh", "cnn", "flatten_params", "mlp"]
+__all__ = ["Layer", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Embedding", "Flatten", "GELU",
+           "GRU", "LSTM", "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d", "RNN", "ReLU", "Residual",
+           "Sequential", "Sigmoid", "Softmax", "Tanh", "cnn", "flatten_params", "mlp", "reorder_gates"]
