@@ -217,6 +217,9 @@ def test_ignored_positions_are_left_out_of_the_mean_the_accuracy_and_the_range_c
     everything_right = SEQ_LOGITS.copy()
     everything_right[..., 0] = 100.0     # arg-max 0 everywhere, ignored positions included
     assert loss_fn.count_correct(everything_right, SEQ_TARGETS) == 1    # only the one target 0
+    # an ignore_index inside [0, C) ignores that class: its positions count in no accuracy
+    assert SoftmaxCrossEntropy(ignore_index=0).count_correct(everything_right, SEQ_TARGETS) == 0
+    assert SoftmaxCrossEntropy(ignore_index=0).decisions(SEQ_TARGETS) == 7
     custom = SoftmaxCrossEntropy(ignore_index=7)
     assert custom.forward(SEQ_LOGITS, np.where(keep, SEQ_TARGETS, 7)) == pytest.approx(kept_only)
     with pytest.raises(ValueError, match=r"got -100 at position \(0, 1\)"):

@@ -71,6 +71,7 @@ def test_load_state_dict_takes_any_mapping_an_npz_file_included(tmp_path):
     target = Sequential(Linear(3, 4, rng=7), BatchNorm1d(4), ReLU(), Linear(4, 2, rng=8))
     with np.load(tmp_path / "state.npz") as npz:    # an NpzFile: a Mapping, not a dict
         assert not isinstance(npz, dict)
+        assert target.check_state_dict(npz, source="state.npz") == ([], [])
         assert target.load_state_dict(npz) == ([], [])
     for name, value in source.state_dict().items():
         np.testing.assert_array_equal(target.state_dict()[name], value)
