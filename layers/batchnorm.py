@@ -1,6 +1,6 @@
 """BatchNorm1d: normalize each feature over the batch, then scale and shift.
 
-Derivation: docs/derivations.md#batchnorm1d. ``BatchNorm1d.backward`` is the fused closed form;
+Derivation: docs/derivations/normalization.md#batchnorm1d. ``BatchNorm1d.backward`` is the fused closed form;
 ``staged_backward`` walks the same graph gate by gate and is kept for reading and for the tests.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Dropout: zero each element with probability p while training. Derivation:
-docs/derivations.md#dropout."""
+docs/derivations/dense.md#dropout."""
 from __future__ import annotations
 
 from typing import NamedTuple

@@ -1,6 +1,6 @@
 """LayerNorm: normalize each sample over its features, then scale and shift.
 
-Derivation: docs/derivations.md#layernorm, BatchNorm's graph along the other axis.
+Derivation: docs/derivations/normalization.md#layernorm, BatchNorm's graph along the other axis.
 ``LayerNorm.backward`` is the fused closed form; ``staged_backward`` walks the same graph gate
 by gate and is kept for reading and for the tests.
 """

@@ -1,5 +1,5 @@
 """LeakyReLU: out = x where x > 0, negative_slope * x elsewhere. Derivation:
-docs/derivations.md#leakyrelu."""
+docs/derivations/dense.md#leakyrelu."""
 from __future__ import annotations
 
 import numpy as np

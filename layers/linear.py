@@ -1,4 +1,4 @@
-"""Linear: an affine map, out = x @ W + b. Derivation: docs/derivations.md#linear."""
+"""Linear: an affine map, out = x @ W + b. Derivation: docs/derivations/dense.md#linear."""
 from __future__ import annotations
 
 import numpy as np
@@ -69,12 +69,13 @@ class Linear(Layer):
         out = rows @ self.params["W"]                     # (M, out): one BLAS call
         if "b" in self.params:
             out += self.params["b"]
-        return out.reshape(*x.shape[:-1], self.out_features)
+        return out if x.ndim == 2 else out.reshape(*x.shape[:-1], self.out_features)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (..., out) -> dx (..., in); fills grads["W"] (in, out) and grads["b"] (out,)."""
         self.param_backward(dout)
-        return (as_rows(dout) @ self.params["W"].T).reshape(*dout.shape[:-1], self.in_features)
+        dx = as_rows(dout) @ self.params["W"].T          # (M, in)
+        return dx if dout.ndim == 2 else dx.reshape(*dout.shape[:-1], self.in_features)
 
     def param_backward(self, dout: np.ndarray) -> None:
         """dW and db only: the first layer of a model needs no gradient for its data."""

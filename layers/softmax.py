@@ -1,4 +1,4 @@
-"""Softmax over the last axis, as a layer. Derivation: docs/derivations.md#softmax.
+"""Softmax over the last axis, as a layer. Derivation: docs/derivations/dense.md#softmax.
 
 ``Softmax.backward`` is the fused product ``p * (dout - sum(dout * p))``; ``staged_backward``
 applies the full Jacobian ``diag(p) - p p^T`` row by row and is kept for reading and for the

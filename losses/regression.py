@@ -1,6 +1,6 @@
 """Regression losses: MSELoss, L1Loss, HuberLoss, as ``torch.nn``'s.
 
-Derivation: docs/derivations.md#mse-l1-and-huber. Each is one term per element of the
+Derivation: docs/derivations/losses.md#mse-l1-and-huber. Each is one term per element of the
 difference ``d = pred - target``; the reduction and its share of the gradient (``dL/dloss_i``,
 ``upstream``) are ElementwiseLoss's, so each backward is that share times the term's local
 derivative.

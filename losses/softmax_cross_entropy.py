@@ -1,6 +1,6 @@
 """Softmax cross-entropy, fused and numerically stable; softmax and log_softmax for inference.
 
-Derivation: docs/derivations.md#softmax-cross-entropy. ``SoftmaxCrossEntropy.backward`` is the
+Derivation: docs/derivations/losses.md#softmax-cross-entropy. ``SoftmaxCrossEntropy.backward`` is the
 fused ``(softmax - target distribution) / N``; ``staged_backward`` walks the gates.
 """
 from __future__ import annotations
