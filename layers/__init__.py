@@ -26,11 +26,13 @@ Not layers:
     models.py       mlp and cnn, the networks the CLI, tests and benchmarks build
     windows.py      the sliding-window arithmetic of convolution and pooling
     recurrent.py    the time loop RNN, LSTM and GRU share (forward and backward through time)
-    gates.py        the gate engine, when it lands
+    gates.py        the gate-by-gate engine (handprop.layers.gates): a derivation run as code
+    gate_compare.py its comparison of a staged backward with a fused one
     gradcheck/      the gradient checker (``handprop.layers.gradcheck``)
 
 Losses live in ``handprop.losses``; training (optimizers, ``fit``) in ``handprop.train``.
 """
+from . import gates as gates  # the gate-by-gate engine, handprop.layers.gates (not a layer)
 from .base import Layer
 from .batchnorm import BatchNorm1d
 from .batchnorm2d import BatchNorm2d

@@ -219,6 +219,6 @@ def staged_backward(logits: np.ndarray, targets: np.ndarray, reduction: str = "m
     de = dtotal * np.ones_like(e)                         # (M, C)  sum over C -> broadcast back
     dshifted += de * e                                    # second branch into shifted: add
     dm = -dshifted.sum(axis=1, keepdims=True)             # (M, 1)  is 0 up to rounding
-    dz = dshifted.copy()                                  # first branch into logits
-    dz[m_rows, z.argmax(axis=1)] += dm[:, 0]              # the max passes its gradient to argmax
-    return dz.reshape(logits.shape)
+    dlogits = dshifted.copy()                             # (M, C) first branch into logits
+    dlogits[m_rows, z.argmax(axis=1)] += dm[:, 0]         # the max passes its gradient to argmax
+    return dlogits.reshape(logits.shape)
