@@ -64,12 +64,6 @@ class Loss:
             return None
         return int(np.count_nonzero(pred.argmax(axis=-1) == target))
 
-    def decisions(self, target: np.ndarray) -> int:
-        """How many decisions ``count_correct`` counts among, the accuracy's denominator:
-        ``target.size`` (a loss that ignores some positions, ``SoftmaxCrossEntropy`` with
-        ``ignore_index``, leaves those out)."""
-        return int(np.asarray(target).size)
-
     @staticmethod
     def value(loss: float) -> "LossValue":
         """A reduced loss as the float ``forward`` returns (a ``LossValue``)."""

@@ -48,7 +48,7 @@ class SoftmaxCrossEntropy(Loss):
 
     where keep_m is 0 at the positions whose target is ``ignore_index`` (PyTorch's -100: a
     padding position) and 1 elsewhere, and K = sum_m keep_m. An ignored position adds nothing
-    to the loss, its gradient is 0, it is left out of ``count_correct`` and ``decisions``, and
+    to the loss, its gradient is 0, it is left out of ``count_correct`` (and of the accuracy's denominator in ``fit``), and
     its target is not range-checked. A batch whose targets are all ignored gives, as PyTorch
     does, a "mean" of nan (0 / 0) with a zero gradient, and a "sum" of 0.
 
@@ -120,10 +120,6 @@ class SoftmaxCrossEntropy(Loss):
         """How many kept positions have their target as the arg-max (ignored ones left out)."""
         hits = pred.argmax(axis=-1) == target
         return int(np.count_nonzero(hits & (target != self.ignore_index)))
-
-    def decisions(self, target: np.ndarray) -> int:
-        """How many positions count towards the accuracy: those not ``ignore_index``."""
-        return int(np.count_nonzero(np.asarray(target) != self.ignore_index))
 
     def extra_repr(self) -> str:
         return non_default(reduction=(self.reduction, "mean"),

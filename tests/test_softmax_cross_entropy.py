@@ -213,13 +213,11 @@ def test_ignored_positions_are_left_out_of_the_mean_the_accuracy_and_the_range_c
     keep = SEQ_TARGETS != -100
     kept_only = SoftmaxCrossEntropy().forward(SEQ_LOGITS[keep], SEQ_TARGETS[keep])
     assert loss_fn.forward(SEQ_LOGITS, SEQ_TARGETS) == pytest.approx(kept_only, rel=1e-14)
-    assert loss_fn.decisions(SEQ_TARGETS) == 5
     everything_right = SEQ_LOGITS.copy()
     everything_right[..., 0] = 100.0     # arg-max 0 everywhere, ignored positions included
     assert loss_fn.count_correct(everything_right, SEQ_TARGETS) == 1    # only the one target 0
     # an ignore_index inside [0, C) ignores that class: its positions count in no accuracy
     assert SoftmaxCrossEntropy(ignore_index=0).count_correct(everything_right, SEQ_TARGETS) == 0
-    assert SoftmaxCrossEntropy(ignore_index=0).decisions(SEQ_TARGETS) == 7
     custom = SoftmaxCrossEntropy(ignore_index=7)
     assert custom.forward(SEQ_LOGITS, np.where(keep, SEQ_TARGETS, 7)) == pytest.approx(kept_only)
     with pytest.raises(ValueError, match=r"got -100 at position \(0, 1\)"):
@@ -236,7 +234,6 @@ def test_an_all_ignored_batch_is_nan_for_mean_and_0_for_sum_with_zero_gradient_a
     value = loss_fn.forward(SEQ_LOGITS, np.full((2, 4), -100))
     assert np.isnan(value) if loss == "nan" else value == 0.0
     np.testing.assert_array_equal(loss_fn.backward(), np.zeros_like(SEQ_LOGITS))
-    assert loss_fn.decisions(np.full((2, 4), -100)) == 0
 
 
 @pytest.mark.parametrize("bad", [True, 1.5, "x"])

@@ -11,6 +11,7 @@ from ..layers import BatchNorm1d, Layer
 from ..layers.flat_params import flatten_params
 from ..layers.validate import integer
 from .loop import as_data
+from .metrics import count_decisions
 
 
 @dataclass
@@ -161,18 +162,12 @@ class _Objective:
         entry = {"iteration": len(self.history["iteration"]) + 1, "loss": self.last["loss"]}
         if self.classes:
             correct = self.loss_fn.count_correct(self.last["out"], self.y)
-            decisions = _decisions(self.loss_fn, self.y)
+            decisions = count_decisions(self.loss_fn, self.y)
             entry["accuracy"] = correct / decisions if decisions else math.nan
         for key, value in entry.items():
             self.history[key].append(value)
         if self.callback is not None:
             self.callback(entry)
-
-
-def _decisions(loss_fn, y: np.ndarray) -> int:
-    """How many decisions an accuracy counts: every target, less the ignored ones."""
-    ignore = getattr(loss_fn, "ignore_index", None)
-    return int(y.size if ignore is None else np.count_nonzero(y != ignore))
 
 
 def _set_running_statistics(model: Layer, X: np.ndarray) -> None:
