@@ -275,3 +275,22 @@ def test_the_readmes_failing_report_is_what_gradcheck_prints():
     # errors at the rounding-noise level (the ok row) may differ in their digits between machines
     noise = re.compile(r"\d\.\d\de-(1\d|0[89])")
     assert noise.sub("NOISE", printed.getvalue()) == noise.sub("NOISE", shown)
+
+
+def test_running_the_checkers_own_package_says_where_the_cli_is_and_fails():
+    # layers/ may not import the registry in train/: a silent exit 0 would read as a pass
+    done = subprocess.run([sys.executable, "-m", "handprop.layers.gradcheck", "--target", "mine:make"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "python -m handprop.train.gradcheck --target mine:make" in done.stderr
+
+
+def test_the_checker_is_a_package_of_modules_each_readable_in_one_sitting():
+    import handprop.layers.gradcheck as package
+    folder = Path(package.__file__).parent
+    sizes = {path.name: len(path.read_text().splitlines()) for path in folder.glob("*.py")}
+    assert {"report.py", "objective.py", "contract.py", "differences.py", "diagnosis.py"} <= set(sizes)
+    assert max(sizes.values()) <= 400, sizes
+    for name in ("gradcheck", "assert_gradcheck", "diagnose", "format_table", "format_details",
+                 "GradcheckReport", "Problem", "Row", "PROBLEM_KINDS", "ROW_KINDS"):
+        assert name in package.__all__ and hasattr(package, name)
