@@ -101,7 +101,10 @@ def test_assert_gradcheck_raises_with_the_whole_report(rng):
     assert assert_gradcheck(Tanh(), x).ok
     with pytest.raises(AssertionError) as err:
         assert_gradcheck(OneElementOffTanh(), x)
-    assert str(err.value).strip() == str(gradcheck(OneElementOffTanh(), x))
+    first, rest = str(err.value).split("\n", 1)
+    # pytest's short summary shows the first line: what failed, not only that something did
+    assert first == "gradcheck OneElementOffTanh(): FAILED: failing x (elements)"
+    assert rest == str(gradcheck(OneElementOffTanh(), x))
     with pytest.raises(AssertionError, match="problem unchecked"):
         assert_gradcheck(ReLU(), np.zeros((2, 2)), seed=1)
 
@@ -294,3 +297,19 @@ def test_the_checker_is_a_package_of_modules_each_readable_in_one_sitting():
     for name in ("gradcheck", "assert_gradcheck", "diagnose", "format_table", "format_details",
                  "GradcheckReport", "Problem", "Row", "PROBLEM_KINDS", "ROW_KINDS"):
         assert name in package.__all__ and hasattr(package, name)
+
+
+def test_a_long_check_shows_progress_and_suggests_the_fast_mode(rng, capsys, monkeypatch):
+    import handprop.layers.gradcheck.check as check
+    x = rng.standard_normal((3, 4))
+    assert gradcheck(Linear(4, 2, rng=0, dtype=F64), x).ok
+    assert capsys.readouterr().err == ""  # a short check stays quiet
+    monkeypatch.setattr(check, "PROGRESS_AFTER", 0.0)  # as if every check were long
+    assert gradcheck(Linear(4, 2, rng=0, dtype=F64), x).ok
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("gradcheck Linear(4, 2, dtype=float64): 44 evaluations, about ")
+    assert "fast=True (--fast) checks 3 random directions per tensor instead" in err[0]
+    assert err[1:] == [f"gradcheck Linear(4, 2, dtype=float64): {key} done ({done}/44 evaluations)"
+                       for key, done in (("x (3, 4)", 24), ("W (4, 2)", 40), ("b (2,)", 44))]
+    assert gradcheck(Linear(4, 2, rng=0, dtype=F64), x, progress=False).ok
+    assert capsys.readouterr().err == ""

@@ -12,12 +12,12 @@ FIT = 10.0
 
 
 def diagnose(analytic: np.ndarray, numeric: np.ndarray, checked: np.ndarray, limit: float,
-             sizes: tuple[int, int | None], shaped: bool = True) -> tuple[str, str]:
+             sizes: tuple, shaped: bool = True) -> tuple[str, str]:
     """The kind of a failing row and a one-sentence hint, decided on the whole arrays.
 
     ``checked`` masks the elements that did not cross a kink; ``limit`` is the row's pass
     threshold (tol times its scale); a pattern must explain the error to within FIT * limit.
-    ``sizes`` is (N, D) of the input, to name a scale factor. ``shaped=False`` (directional
+    ``sizes`` is the input's shape ((N, D) or (N, T, D)), to name a scale factor. ``shaped=False`` (directional
     derivatives in the fast mode) leaves out the kinds that need the element layout.
     """
     a, n = analytic, numeric
@@ -34,11 +34,17 @@ def diagnose(analytic: np.ndarray, numeric: np.ndarray, checked: np.ndarray, lim
                         "grads[name][...] in backward, or return dx).")
     if explains(a + n):
         return "sign", "analytic = -numeric: the sign is flipped (a minus lost or added)."
-    if shaped and a.ndim == 2 and a.shape[0] == a.shape[1] > 1 and explains(a - n.T, checked & checked.T):
-        return "transpose", "analytic = numeric.T: the gradient is transposed (x.T @ dout, not dout.T @ x)."
+    if shaped and a.ndim >= 2 and a.shape[-1] == a.shape[-2] > 1 and explains(
+            a - np.swapaxes(n, -1, -2), checked & np.swapaxes(checked, -1, -2)):
+        if a.ndim == 2:
+            return "transpose", ("analytic = numeric.T: the gradient is transposed (x.T @ dout, not "
+                                 "dout.T @ x).")
+        return "transpose", ("analytic = numeric transposed over its last two axes: each matrix of "
+                             "the batch is transposed (swap the matmul's operands, or "
+                             ".swapaxes(-1, -2) where it was missed).")
     k = float(np.dot(a[checked], n[checked]) / np.dot(n[checked], n[checked]))
     if (shaped or n.size > 1) and explains(a - k * n):  # one direction fits any k
-        return "scale", _scale_hint(k, *sizes)
+        return "scale", _scale_hint(k, sizes)
     if not shaped:
         return "mismatch", ("no simple pattern fits the random directions; run with fast=False "
                             "to see which elements are wrong.")
@@ -66,8 +72,8 @@ def diagnose(analytic: np.ndarray, numeric: np.ndarray, checked: np.ndarray, lim
                         "fits: rederive this gradient gate by gate.")
 
 
-def _scale_hint(k: float, n: int, d: int | None) -> str:
-    """'analytic = k x numeric' with what k is when it is a known factor."""
+def _factors(n: int, t: int | None, d: int | None) -> list[tuple[str, float, str]]:
+    """The known scale factors for an input of batch N, length T (3-D) and features D."""
     known = [("2", 2.0, "a factor 2 too many (a branch counted twice?)"),
              ("1/2", 0.5, "a factor 2 missing (d(u*u)/du = 2u, or one of two equal branches dropped)")]
     if n > 1:
@@ -81,15 +87,59 @@ def _scale_hint(k: float, n: int, d: int | None) -> str:
         known += [("D", d, "the forward took a mean over the features and the backward lacks its 1/D"),
                   ("1/D", 1 / d, "the backward divides by D where the forward took a sum over the "
                                  "features")]
-    matches = [(label, what) for label, value, what in known if abs(abs(k) - value) <= 1e-6 * value]
+    if t is not None and t > 1:
+        known += [("T", t, "the forward took a mean over the T axis and the backward lacks its 1/T"),
+                  ("1/T", 1 / t, "the backward divides by T where the forward took a sum over the "
+                                 "T axis"),
+                  ("N*T", n * t, "the forward took a mean over every position (N*T of them) and "
+                                 "the backward lacks its 1/(N*T)"),
+                  ("1/(N*T)", 1 / (n * t), "the backward divides by N*T (a mean over every "
+                                           "position) where the forward took a sum")]
+    if d is not None and d > 1:
+        known += [("sqrt(D)", np.sqrt(d), "the forward scales by 1/sqrt(D) (attention scores "
+                                          "q @ k.T / sqrt(d)) and the backward lacks it"),
+                  ("1/sqrt(D)", 1 / np.sqrt(d), "the backward divides by sqrt(D) twice, or where "
+                                                "the forward does not")]
+    return known
+
+
+def _scale_hint(k: float, sizes: tuple) -> str:
+    """'analytic = k x numeric' with what k is when it is a known factor of the input's shape."""
+    dims = [s for s in sizes if s is not None]
+    n = dims[0] if dims else 1
+    d = dims[-1] if len(dims) > 1 else None
+    t = dims[1] if len(dims) == 3 else None
+    matches = [(label, what) for label, value, what in _factors(n, t, d)
+               if abs(abs(k) - value) <= 1e-6 * value]
     if not matches:
         return f"analytic = {k:.6g} x numeric for every element: a constant factor is wrong."
     sign = "-" if k < 0 else ""
     labels = " = ".join(f"{sign}{label}" for label, _ in matches)
     names = [f"k = {k:.6g}"]
     names += [f"N = {n} the batch size"] if any("N" in label for label, _ in matches) else []
+    names += [f"T = {t} the sequence length"] if any("T" in label for label, _ in matches) else []
     names += [f"D = {d} the feature count"] if any("D" in label for label, _ in matches) else []
     flipped = ", and the sign is flipped" if k < 0 else ""
     return (f"analytic = {labels} x numeric for every element ({', '.join(names)}): "
             + "; or ".join(what for _, what in matches) + flipped + ".")
 
+
+def repeated_ids_hint(key: str, analytic: np.ndarray, numeric: np.ndarray, ids: np.ndarray,
+                      rel_err: float) -> str | None:
+    """When the wrong rows of a table are exactly rows whose id repeats in the input: the
+    gradient of a repeated id is the sum over its uses, and ``W[ids] = ...`` (or ``+=``, which
+    numpy buffers) keeps only one of them. None when the pattern does not hold."""
+    if analytic.ndim < 1 or analytic.shape != numeric.shape:
+        return None
+    error = np.abs(analytic - numeric)
+    bad = error > 1e-3 * float(error.max(initial=0.0))
+    rows = sorted({int(index[0]) for index in np.argwhere(bad)})
+    values, counts = np.unique(ids, return_counts=True)
+    repeated = {int(v) for v, c in zip(values, counts) if c > 1}
+    if not rows or not set(rows) <= repeated:
+        return None
+    listed = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
+    return (f"the wrong rows of {key} ({listed}) are the ids that occur more than once in the "
+            f"input: a repeated id's gradient is the sum over its uses, and {key}[ids] = dout or "
+            f"{key}[ids] += dout keeps only one of them; accumulate with "
+            f"np.add.at(self.grads[{key!r}], ids, dout) after zeroing it.")

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 
 from .diagnosis import diagnose
+from .kinks import check_kinks
 from .objective import Objective
 from .report import Row
 
 KINK_GAP = 1e-3
-# A diagnosis must explain the error to within this multiple of the row's pass threshold.
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class Differences:
     step: float
     tol: float
     floor: float                   # below this scale, rounding noise hides an error of size tol
-    sizes: tuple[int, int | None]  # (N, D) of the input, to name a scale factor
+    sizes: tuple[int, ...]         # the input's shape, to name a scale factor or an axis
 
     def slope(self, plus: Any, minus: Any) -> tuple[float, float]:
         """The central difference of two outputs a step either side of base, and the gap between
@@ -39,8 +39,8 @@ class Differences:
 
 def check_elements(differences: Differences, key: str, tensor: np.ndarray, grad: np.ndarray) -> Row:
     forward, step, tol = differences.objective.forward, differences.step, differences.tol
-    numeric = np.empty(tensor.shape)
-    gap = np.empty(tensor.shape)
+    change, base = differences.objective.change, differences.base
+    numeric, up, down = np.empty(tensor.shape), np.empty(tensor.shape), np.empty(tensor.shape)
     for index in np.ndindex(tensor.shape):  # writes reach any memory layout, views included
         orig = tensor[index]
         tensor[index] = orig + step
@@ -48,7 +48,9 @@ def check_elements(differences: Differences, key: str, tensor: np.ndarray, grad:
         tensor[index] = orig - step
         minus = forward()
         tensor[index] = orig
-        numeric[index], gap[index] = differences.slope(plus, minus)
+        numeric[index] = change(plus, minus) / (2 * step)
+        up[index], down[index] = change(plus, base) / step, change(base, minus) / step
+    gap = np.abs(up - down)
     scale = max(np.max(np.abs(grad), initial=0.0), np.max(np.abs(numeric), initial=0.0),
                 differences.floor)
     checked = ~(gap > KINK_GAP * scale)
@@ -62,6 +64,8 @@ def check_elements(differences: Differences, key: str, tensor: np.ndarray, grad:
         row.worst_analytic, row.worst_numeric = float(grad[worst]), float(numeric[worst])
     if not row.ok and row.checked:
         row.kind, row.hint = diagnose(grad, numeric, checked, tol * scale, differences.sizes)
+    elif row.ok and row.skipped:
+        check_kinks(differences, tensor, grad, (up, down), ~checked, scale, row)
     return row
 
 

@@ -47,8 +47,29 @@ def is_layer(value: Any) -> bool:
             and callable(getattr(value, "backward", None)) and not isinstance(value, type))
 
 
+def modules(subject: Any) -> list[tuple[str, Any]]:
+    """(path, layer) for the subject and every layer inside it, each once: the Layer tree walk
+    (``named_modules``) where the subject has one, and the attribute walk for what it does not
+    reach (a user's plain object, a layer kept in an attribute of a user's Layer subclass)."""
+    found: dict[int, tuple[str, Any]] = {}
+    named = getattr(subject, "named_modules", None)
+    if callable(named):
+        try:
+            found.update((id(layer), (path, layer)) for path, layer in named())
+        except Exception:  # a user's override that misbehaves: the attribute walk still works
+            found.clear()
+    for path, layer in walk(subject, "", set(), layers=True):
+        found.setdefault(id(layer), (path, layer))
+    found.setdefault(id(subject), ("", subject))
+    return list(found.values())
+
+
 def random_states(subject: Any) -> list:
-    return [v for _, v in walk(subject, "", set()) if isinstance(v, RANDOM_STATES)]
+    """Every random generator of the subject's layers, each once, replayed before every forward."""
+    states: dict[int, Any] = {}
+    for _, layer in modules(subject):
+        states.update((id(v), v) for _, v in walk(layer, "", set()) if isinstance(v, RANDOM_STATES))
+    return list(states.values())
 
 
 def get_state(generator: Any) -> Any:

@@ -7,46 +7,65 @@ input, and replays the subject's random generators before every forward.
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .members import get_state, random_states, set_state
+from .members import describe, get_state, random_states, set_state
 
 
 @dataclass(frozen=True)
 class Objective:
-    """The scalar gradcheck differentiates, as a function of the input and the parameters.
+    """The scalar gradcheck differentiates, as a function of the inputs and the parameters.
 
-    A layer's is ``sum(forward(x) * dout)``, a loss's ``dloss * forward(pred, targets)``. Built
-    by ``layer_objective`` or ``loss_objective``, which make the checker's own copies.
+    A layer's is ``sum(forward(*inputs) * dout)``, a loss's ``dloss * forward(pred, targets)``.
+    Built by ``layer_objective`` or ``loss_objective``, which make the checker's own copies.
+    An input that is not differentiated (integer token ids, or one the caller marks) is passed
+    through unperturbed, and what backward returns for it is not read.
     """
 
-    subject: Any                  # the checker's deep copy of the layer or loss
-    input_name: str               # "x", "logits" (integer targets) or "pred"
-    x: np.ndarray                 # the checker's copy of the input, perturbed in place
-    targets: np.ndarray | None    # a loss's targets, passed through, never differentiated
-    upstream: Any                 # dout (an array of the output's shape) or dloss (a float)
-    replays: tuple                # (generator, state): restored before every forward
+    subject: Any                    # the checker's deep copy of the layer or loss
+    names: tuple[str, ...]          # one per input: "x", "logits", "pred" or forward's names
+    inputs: tuple[np.ndarray, ...]  # the checker's copies of the inputs, perturbed in place
+    differentiated: tuple[bool, ...]
+    several: bool                   # forward took several inputs: backward returns a tuple
+    targets: np.ndarray | None      # a loss's targets, passed through, never differentiated
+    upstream: Any                   # dout (an array of the output's shape) or dloss (a float)
+    replays: tuple                  # (generator, state): restored before every forward
 
     @property
     def is_loss(self) -> bool:
         return self.targets is not None
 
-    def forward(self, x: np.ndarray | None = None) -> Any:
+    @property
+    def x(self) -> np.ndarray:
+        """The first input (the only one of most layers)."""
+        return self.inputs[0]
+
+    @property
+    def input_name(self) -> str:
+        return self.names[0]
+
+    def checked_inputs(self) -> dict[str, np.ndarray]:
+        """The differentiated inputs by name."""
+        return {name: x for name, x, d in zip(self.names, self.inputs, self.differentiated) if d}
+
+    def forward(self, inputs: tuple[np.ndarray, ...] | None = None) -> Any:
         """The output at the current values, with the same random draws every time.
 
-        The subject gets a copy of x, so a forward that writes into its input (a problem that
-        ``check_contract`` reports) cannot corrupt the differences; the output is copied, so a
-        layer that reuses its own memory for it cannot overwrite an earlier evaluation.
+        The subject gets copies of the inputs, so a forward that writes into its input (a
+        problem that ``check_contract`` reports) cannot corrupt the differences; the output is
+        copied, so a layer that reuses its own memory for it cannot overwrite an earlier one.
         """
         for generator, state in self.replays:
             set_state(generator, state)
-        x = self.x.copy() if x is None else x
+        if inputs is None:
+            inputs = tuple(x.copy() for x in self.inputs)
         if self.targets is not None:  # a loss
-            return self.subject.forward(x, self.targets.copy())
-        out = self.subject.forward(x)
+            return self.subject.forward(inputs[0], self.targets.copy())
+        out = self.subject.forward(*inputs)
         return out.copy() if isinstance(out, np.ndarray) else out
 
     def backward(self, upstream: Any = None) -> Any:
@@ -54,6 +73,20 @@ class Objective:
         if self.is_loss:
             return self.subject.backward(self.upstream)
         return self.subject.backward(self.upstream.copy() if upstream is None else upstream)
+
+    def split(self, returned: Any) -> tuple[dict[str, Any], str | None]:
+        """Backward's return value as {input name: gradient} for the differentiated inputs, and
+        what is wrong with its form (several inputs need a tuple with one entry per input)."""
+        if not self.several:
+            return {self.names[0]: returned} if self.differentiated[0] else {}, None
+        count = len(self.inputs)
+        if not isinstance(returned, (tuple, list)) or len(returned) != count:
+            got = (f"a {type(returned).__name__} of {len(returned)}"
+                   if isinstance(returned, (tuple, list)) else describe(returned))
+            return {}, (f"backward returned {got} for {count} inputs ({', '.join(self.names)}); "
+                        f"expected a tuple of {count}, one gradient per input (None for one that "
+                        f"is not differentiated)")
+        return {name: grad for name, grad, d in zip(self.names, returned, self.differentiated) if d}, None
 
     def change(self, a: Any, b: Any) -> float:
         """L(a) - L(b) for two outputs, without forming L (no cancellation)."""
@@ -68,14 +101,41 @@ class Objective:
         return float(np.sum(np.abs(np.asarray(out, np.float64) * self.upstream)))
 
 
-def layer_objective(layer: Any, x: np.ndarray, rng: np.random.Generator) -> Objective:
-    """L = sum(forward(x) * dout) for a layer, with a random dout drawn from ``rng``."""
+def is_ids(x: np.ndarray) -> bool:
+    """Integer (or boolean) arrays are indices or masks: passed through, never perturbed."""
+    return x.dtype.kind in "iub"
+
+
+def input_names(subject: Any, count: int) -> tuple[str, ...]:
+    """"x" for one input; for several, forward's own parameter names (q, k) where it has them."""
+    if count == 1:
+        return ("x",)
+    try:
+        params = list(inspect.signature(subject.forward).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    named = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(named) >= count and len(set(named[:count])) == count:
+        return tuple(named[:count])
+    return tuple(f"x{i}" for i in range(count))
+
+
+def layer_objective(layer: Any, inputs: tuple[np.ndarray, ...], rng: np.random.Generator, *,
+                    several: bool = False, not_differentiated: tuple[int, ...] = ()) -> Objective:
+    """L = sum(forward(*inputs) * dout) for a layer, with a random dout drawn from ``rng``.
+
+    Integer inputs (token ids) and those whose index is in ``not_differentiated`` are passed
+    through unperturbed; the others are copied as float64 and checked.
+    """
     layer = copy.deepcopy(layer)
-    x = np.array(x, dtype=np.float64, copy=True)
+    differentiated = tuple(not is_ids(x) and i not in not_differentiated for i, x in enumerate(inputs))
+    inputs = tuple(np.array(x, dtype=np.float64 if d else x.dtype, copy=True)
+                   for x, d in zip(inputs, differentiated))
+    names = input_names(layer, len(inputs))
     replays = tuple((g, get_state(g)) for g in random_states(layer))
-    probe = Objective(layer, "x", x, None, None, replays)
+    probe = Objective(layer, names, inputs, differentiated, several, None, None, replays)
     dout = rng.standard_normal(np.shape(probe.forward()))
-    return Objective(layer, "x", x, None, dout, replays)
+    return Objective(layer, names, inputs, differentiated, several, None, dout, replays)
 
 
 def loss_objective(loss: Any, pred: np.ndarray, targets: np.ndarray,
@@ -85,6 +145,5 @@ def loss_objective(loss: Any, pred: np.ndarray, targets: np.ndarray,
     targets = np.array(targets, copy=True)
     name = "logits" if targets.dtype.kind in "iu" else "pred"
     replays = tuple((g, get_state(g)) for g in random_states(loss))
-    return Objective(loss, name, np.array(pred, dtype=np.float64, copy=True), targets,
-                     float(rng.uniform(0.5, 2.0)), replays)
-
+    return Objective(loss, (name,), (np.array(pred, dtype=np.float64, copy=True),), (True,), False,
+                     targets, float(rng.uniform(0.5, 2.0)), replays)

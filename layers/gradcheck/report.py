@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 PROBLEM_KINDS = ("stochastic", "unchecked", "not-repeatable", "modifies-input", "dtype", "shape",
-                 "unregistered")
-ROW_KINDS = ("zero", "sign", "scale", "transpose", "offset", "elements", "mismatch")
+                 "unregistered", "replaced-grads")
+ROW_KINDS = ("zero", "sign", "scale", "transpose", "offset", "elements", "mismatch", "tie", "kink",
+             "accumulate")
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -55,6 +57,7 @@ class GradcheckReport:
     problems: list[Problem] = field(default_factory=list)
     tol: float = 1e-7
     fast: bool = False
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -65,6 +68,16 @@ class GradcheckReport:
     def worst(self) -> float:
         """The largest relative error over all tensors."""
         return max((row.rel_err for row in self.rows), default=0.0)
+
+    def summary(self) -> str:
+        """One line: the verdict, then each failing row with its kind and each problem's kind."""
+        failing = [f"{row.name} ({'unchecked' if not row.checked else row.kind})"
+                   for row in self.rows if not row.ok]
+        problems = [problem.kind for problem in self.problems]
+        parts = ([f"failing {', '.join(failing)}"] if failing else []) + \
+                ([f"problems {', '.join(problems)}"] if problems else [])
+        what = "; ".join(parts) if parts else "nothing was checked"
+        return f"gradcheck {self.subject}: {'ok' if self.ok else 'FAILED'}" + ("" if self.ok else f": {what}")
 
     def __str__(self) -> str:
         mode = "random directions" if self.fast else "every element"
@@ -102,5 +115,6 @@ def format_details(report: GradcheckReport) -> str:
         lines += [f"{row.name}: {row.kind}: {row.hint}",
                   f"    {where}: analytic {row.worst_analytic:.6g}, numeric {row.worst_numeric:.6g}"]
     lines += [f"problem {problem}" for problem in report.problems]
+    lines += [f"warning {warning}" for warning in report.warnings]
     return "\n".join(lines)
 
