@@ -2,6 +2,8 @@
 
     report = gradcheck(layer, x)            # dL/dx and every entry of layer.params
     report = gradcheck(loss, pred, targets) # d loss / d pred (targets are not differentiated)
+    report = gradcheck(attention, (q, k))   # several inputs: forward(q, k) -> (dq, dk)
+    report = gradcheck(embedding, ids)      # integer token ids pass through: only W is checked
     print(report); assert report.ok         # or: assert_gradcheck(layer, x)
 
 For a layer the scalar checked is L = sum(forward(x) * dout) with a random, seeded ``dout``
@@ -12,16 +14,21 @@ never touched.
 
 Before any differencing the checker tests the contract and lists what breaks it in
 ``report.problems`` (kinds: ``stochastic``, ``unchecked``, ``not-repeatable``,
-``modifies-input``, ``dtype``, ``shape``, ``unregistered``). ``report.ok`` needs evidence:
+``modifies-input``, ``dtype``, ``shape``, ``unregistered``, ``replaced-grads``). Any object
+with ``forward`` and ``backward`` is checked, a Layer or a plain class: float arrays it keeps
+outside ``params`` that change the output are ``unregistered``. ``report.ok`` needs evidence:
 every tensor had elements checked, every row passed, and no problem was found. A failing row
 says what the mistake probably is (``row.kind``: zero, sign, scale, transpose, offset,
-elements, mismatch) in one sentence (``row.hint``), with its worst element.
+elements, mismatch, tie, kink, accumulate) in one sentence (``row.hint``), with its worst
+element. ``report.warnings`` says when an input's equal sizes could hide a mistake.
 
 Errors are normwise: a tensor's error is its worst ``|analytic - numeric|`` divided by its
 largest gradient entry. Tiny entries (BatchNorm's dx sums to zero over the batch) then raise
 no false alarm, while an error of 0.1% anywhere in a tensor still reads as 1e-3. An element
 whose perturbation crosses a kink (ReLU at 0) shows it through its two one-sided differences
-disagreeing; it is skipped and counted, not failed.
+disagreeing; it is skipped by the differences and counted, but not trusted: its gradient must
+lie between its one-sided slopes, and tied elements (the entries of a max) must share theirs
+(``kinks``).
 
 Rounding in the evaluations moves a central difference by about ``noise = eps * sum|out *
 dout| / step``; no check can resolve less. A tensor therefore passes when its worst error is
@@ -38,7 +45,7 @@ This package needs only numpy and the Layer contract: importing it loads no trai
 
 Its modules, in the order a check runs: ``objective`` (the scalar differentiated), ``contract``
 (the problems found before differencing), ``differences`` (element-wise and directional
-checks), ``diagnosis`` (what a failing row's mistake probably is), ``report`` (what is found
+checks), ``kinks`` (evidence at the elements the differences skip), ``diagnosis`` (what a failing row's mistake probably is), ``report`` (what is found
 and how it prints), ``check`` (``gradcheck`` itself) and ``members`` (the attribute walk).
 """
 from .check import assert_gradcheck, gradcheck
