@@ -95,9 +95,9 @@ def mismatch(missing: Iterable[object], unexpected: Iterable[object]) -> str:
     >>> mismatch(["W"], [])
     'missing W'
     """
-    missing, unexpected = list(map(str, missing)), list(map(str, unexpected))
-    parts = [f"missing {', '.join(missing)}"] if missing else []
-    parts += [f"unexpected {', '.join(unexpected)}"] if unexpected else []
+    lacking, extra = [str(m) for m in missing], [str(u) for u in unexpected]
+    parts = [f"missing {', '.join(lacking)}"] if lacking else []
+    parts += [f"unexpected {', '.join(extra)}"] if extra else []
     return "; ".join(parts)
 
 

@@ -1,4 +1,4 @@
-"""docs/derivations.md, "Reading a failed gradcheck": every report it quotes is what gradcheck prints.
+"""docs/gradcheck.md, "Reading a failed gradcheck": every report it quotes is what gradcheck prints.
 
 Each case is the section's buggy line in a small layer; the lines gradcheck prints about the
 mistake (the failing row, its hint and worst element, or the problem) must appear in the section
@@ -20,7 +20,7 @@ F64 = np.float64
 
 
 def section():
-    text = (ROOT / "docs" / "derivations.md").read_text()
+    text = (ROOT / "docs" / "gradcheck.md").read_text()
     return text[text.index("## Reading a failed gradcheck"):]
 
 
