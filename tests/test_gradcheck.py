@@ -160,8 +160,8 @@ def test_cli_checks_every_builtin_layer(capsys):
 def test_cli_fails_when_a_layer_is_wrong(monkeypatch, capsys):
     import handprop.train.gradcheck.dense as registry
     monkeypatch.setattr(registry, "Tanh", OneElementOffTanh)
-    assert main(["--layer", "Tanh"]) == 1
-    assert "FAILED: Tanh" in capsys.readouterr().out
+    assert main(["--layer", "Tanh"]) == 2  # the exit status counts the failed checks
+    assert "FAILED: Tanh, Tanh batch 1" in capsys.readouterr().out
 
 
 def test_cli_unknown_layer_is_a_usage_error(capsys):
@@ -209,6 +209,27 @@ def make_loss():
     return SoftmaxCrossEntropy(), rng.standard_normal((4, 3)), rng.integers(0, 3, 4)
 
 not_callable = 3
+
+class Raises(Cube):
+    def forward(self, x):
+        raise RuntimeError("my forward is not written yet")
+
+def make_raises():
+    return Raises(), np.ones((2, 2))
+
+class Scores(Layer):
+    def forward(self, q, k, mask):
+        self.cache = (q, k)
+        return q @ k.T * mask
+
+    def backward(self, ds):
+        q, k = self.cache
+        return ds @ k, ds.T @ q, None
+
+def make_scores():
+    rng = np.random.default_rng(0)
+    q, k = rng.standard_normal((3, 2)), rng.standard_normal((4, 2))
+    return Scores(), (q, k, np.ones((3, 4))), {"not_differentiated": [2]}
 '''
 
 
@@ -313,3 +334,14 @@ def test_a_long_check_shows_progress_and_suggests_the_fast_mode(rng, capsys, mon
                        for key, done in (("x (3, 4)", 24), ("W (4, 2)", 40), ("b (2,)", 44))]
     assert gradcheck(Linear(4, 2, rng=0, dtype=F64), x, progress=False).ok
     assert capsys.readouterr().err == ""
+
+
+def test_cli_checks_every_target_and_counts_the_failed_ones(user_file, capsys):
+    status = main(["--target", "mine:make_raises", "--target", "buggy:make", "--target", "mine:make",
+                   "--target", "mine:make_scores"])
+    out = capsys.readouterr().out
+    assert status == 2  # two failed: the exit status counts them
+    assert "mine:make_raises:\n  problem raised: RuntimeError: my forward is not written yet" in out
+    assert "\nmine:make_scores  q" in out and "\nmine:make_scores  k" in out
+    assert "2 of 4 checks passed" in out and "FAILED: mine:make_raises, buggy:make" in out
+    assert main(["--target", "mine:make_scores"]) == 0
