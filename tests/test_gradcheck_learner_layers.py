@@ -324,3 +324,48 @@ def test_a_forward_returning_float32_is_only_its_dtype_problem():
     report = gradcheck(Float32Tanh(), np.random.default_rng(6).standard_normal((4, 3)))
     assert kinds(report) == ({}, ["dtype"]) and not report.rows
     assert report.problems[0].message.startswith("forward returned a float32 ndarray")
+
+
+# training never freezes silently -----------------------------------------------------------
+
+class ReplacingDense(Layer):
+    """out = x @ W + b whose backward replaces grads["W"] (right values, a new array)."""
+
+    def __init__(self, n_in, n_out, replace=True):
+        super().__init__()
+        rng = np.random.default_rng(0)
+        self.params = {"W": rng.standard_normal((n_in, n_out)) * 0.1, "b": np.zeros(n_out)}
+        self.grads = {"W": np.zeros((n_in, n_out)), "b": np.zeros(n_out)}
+        self.replace = replace
+
+    def forward(self, x):
+        self.cache = x
+        return x @ self.params["W"] + self.params["b"]
+
+    def backward(self, dout):
+        if self.replace:
+            self.grads["W"] = self.cache.T @ dout  # the buggy line
+        else:
+            self.grads["W"][...] = self.cache.T @ dout
+        self.grads["b"][...] = dout.sum(axis=0)
+        return dout @ self.params["W"].T
+
+
+@pytest.mark.parametrize("make", ["SGD", "Adam", "RMSprop"])
+def test_an_optimizer_stops_at_the_first_step_naming_the_layer_that_replaced_its_grads(make):
+    import handprop.train as train
+    from handprop.layers import Sequential, Tanh
+    from handprop.losses import SoftmaxCrossEntropy
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((32, 4)), rng.integers(0, 3, 32)
+    for replace in (True, False):
+        model = Sequential(Tanh(), ReplacingDense(4, 3, replace=replace))
+        optimizer = getattr(train, make)(model, lr=0.1)
+        before = model.params["1.W"].copy()
+        if replace:
+            with pytest.raises(RuntimeError, match=r"^\w+: the backward of ReplacingDense\(\) replaced "
+                                                   r"grads\['W'\] \(the model's '1.W'\) with a new array"):
+                train.fit(model, SoftmaxCrossEntropy(), optimizer, X, y, epochs=1, progress=False)
+        else:
+            train.fit(model, SoftmaxCrossEntropy(), optimizer, X, y, epochs=1, progress=False)
+            assert np.abs(model.params["1.W"] - before).max() > 1e-3  # it trains
