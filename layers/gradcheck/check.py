@@ -60,7 +60,7 @@ def gradcheck(subject: Any, x: np.ndarray | Sequence[np.ndarray], targets: np.nd
         ``problems`` (broken contracts, each with ``kind`` and ``message``) and ``warnings``.
     """
     name = repr(subject)
-    several = isinstance(x, (tuple, list))
+    several = isinstance(x, (tuple, list)) and len(x) > 1  # one input: backward returns dx
     inputs = tuple(x) if isinstance(x, (tuple, list)) else (x,)
     _require_float64(subject, inputs, name, targets is None)
     # not default_rng(seed): dout would equal a user's x = default_rng(0).standard_normal(shape),

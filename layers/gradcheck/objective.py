@@ -78,6 +78,8 @@ class Objective:
         """Backward's return value as {input name: gradient} for the differentiated inputs, and
         what is wrong with its form (several inputs need a tuple with one entry per input)."""
         if not self.several:
+            if isinstance(returned, (tuple, list)) and len(returned) == 1:
+                returned = returned[0]  # (dx,) for (x,) is as good as dx
             return {self.names[0]: returned} if self.differentiated[0] else {}, None
         count = len(self.inputs)
         if not isinstance(returned, (tuple, list)) or len(returned) != count:

@@ -8,7 +8,8 @@ arguments of one ``gradcheck`` call:
 - ``dense``: Linear, the activations, Dropout, BatchNorm1d, LayerNorm, Residual, the MLP;
 - ``convolution``: Conv2d, the pools, BatchNorm2d, Flatten, a small CNN;
 - ``losses``: every loss and reduction (``PerElement`` checks reduction="none");
-- ``sequence`` (to come): Embedding, the recurrent layers, attention.
+- ``sequence``: Embedding (its integer ids passed through unperturbed), RNN, LSTM, GRU; attention
+  to come.
 """
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from .common import Checks
 from .convolution import convolution_checks
 from .dense import dense_checks
 from .losses import PerElement, loss_checks
+from .sequence import sequence_checks
 
-FAMILIES = [dense_checks, convolution_checks, loss_checks]
-# FAMILIES.append(sequence_checks)  # from .sequence import sequence_checks, once it exists
+FAMILIES = [dense_checks, convolution_checks, loss_checks, sequence_checks]
 
 
 def builtin_checks(seed: int = 0) -> Checks:
@@ -34,4 +35,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = ["Checks", "FAMILIES", "PerElement", "builtin_checks", "convolution_checks", "dense_checks",
-           "loss_checks", "main"]
+           "loss_checks", "main", "sequence_checks"]
