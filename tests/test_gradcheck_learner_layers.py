@@ -273,6 +273,8 @@ class Linear3d(Layer):
         self.grads["W"][...] = x.reshape(-1, 4).T @ dout.reshape(-1, 3)
         if self.mistake == "batch only":
             self.grads["b"] = dout.sum(axis=0)  # the buggy line: T is not summed
+        elif self.mistake == "batch only, in place":
+            self.grads["b"][...] = dout.sum(axis=0)  # the same, written in place: numpy raises
         else:
             self.grads["b"][...] = dout.sum(axis=(0, 1))
         return dout @ self.params["W"].T
@@ -289,6 +291,16 @@ def test_a_3d_bias_summed_over_the_batch_only_names_the_t_axis():
         "grads['b'] has shape (5, 3) but b has shape (3,): (3,) was broadcast over every leading "
         "axis of the input (2, 5, 4) in forward, and backward did not sum over the T axis (axis 1, "
         "T = 5); sum over all of them (.sum(axis=(0, 1)), or reshape to (-1, 3) and .sum(axis=0))")
+
+
+def test_the_same_bias_written_in_place_is_the_same_shape_problem_not_a_crash():
+    report = gradcheck(Linear3d("batch only, in place"), np.random.default_rng(4).standard_normal((2, 5, 4)))
+    assert kinds(report) == ({}, ["shape"]) and not report.rows
+    assert report.problems[0].message.startswith("backward raised ValueError (could not broadcast")
+    assert report.problems[0].message.endswith(
+        "it wrote a gradient of shape (5, 3) into an array of shape (3,): (3,) was broadcast over every "
+        "leading axis of the input (2, 5, 4) in forward, and backward did not sum over the T axis (axis "
+        "1, T = 5); sum over all of them (.sum(axis=(0, 1)), or reshape to (-1, 3) and .sum(axis=0))")
 
 
 class SoftmaxNoKeepdims(Layer):

@@ -5,6 +5,7 @@ Each finder runs forward or backward the way the differences will and appends a 
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,14 @@ def check_contract(objective: Objective, problems: list[Problem]) -> tuple[Any, 
             grad[...] = 0  # a gradient backward never writes then reads as zero, not as stale
     held = _grads_held(subject)
     dout = None if objective.is_loss else objective.upstream.copy()
-    returned = objective.backward(dout)
+    try:
+        returned = objective.backward(dout)
+    except ValueError as err:
+        found = _broadcast_problem(err, objective.x.shape)
+        if found is None:
+            raise  # the layer's own error: its traceback says where
+        problems.append(found)
+        return None
     if dout is not None and differs(dout, objective.upstream):
         problems.append(Problem("modifies-input", (
             f"backward changed dout in place ({differs(dout, objective.upstream)} of {dout.size} "
@@ -56,6 +64,18 @@ def check_contract(objective: Objective, problems: list[Problem]) -> tuple[Any, 
     _check_repeatable(objective, first, out, problems)
     _check_unregistered(objective, out, problems)
     return out, analytic
+
+
+def _broadcast_problem(err: ValueError, x_shape: tuple) -> Problem | None:
+    """numpy's "could not broadcast input array from shape (T, D) into shape (D,)", raised by
+    backward writing a gradient into a grads array of another shape, as a ``shape`` problem."""
+    found = re.search(r"could not broadcast input array from shape \(([\d, ]*)\) into shape "
+                      r"\(([\d, ]*)\)", str(err))
+    if found is None:
+        return None
+    got, want = (tuple(int(n) for n in part.split(",") if n.strip()) for part in found.groups())
+    return Problem("shape", (f"backward raised ValueError ({err}): it wrote a gradient of shape "
+                             f"{got} into an array of shape {want}{shape_cause(got, want, x_shape)}"))
 
 
 def gradient_name(objective: Objective, name: str) -> str:
