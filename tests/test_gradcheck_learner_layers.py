@@ -381,3 +381,18 @@ def test_an_optimizer_stops_at_the_first_step_naming_the_layer_that_replaced_its
         else:
             train.fit(model, SoftmaxCrossEntropy(), optimizer, X, y, epochs=1, progress=False)
             assert np.abs(model.params["1.W"] - before).max() > 1e-3  # it trains
+
+
+def test_a_losss_constant_array_is_a_setting_not_an_unregistered_parameter():
+    class WeightedSquares:
+        def __init__(self):
+            self.weight = np.array([1.0, 2.0, 0.5])  # per-column weights, fixed by the user
+
+        def forward(self, pred, target):
+            self.cache = pred - target
+            return float(np.mean(self.weight * self.cache ** 2))
+
+        def backward(self, dloss=1.0):
+            return dloss * 2 * self.weight * self.cache / self.cache.size
+    rng = np.random.default_rng(7)
+    assert_gradcheck(WeightedSquares(), rng.standard_normal((4, 3)), rng.standard_normal((4, 3)))
