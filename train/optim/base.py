@@ -251,10 +251,14 @@ class Optimizer:
 
 def _owner(model: Any, name: str) -> tuple[Any, str]:
     """The layer that holds the parameter ``name`` of the model ("1.layer.0.W") and its own
-    name for it ("W"), found through each layer's members."""
+    name for it ("W"), found through each layer's children."""
     layer, rest = model, name
-    while "." in rest and callable(getattr(layer, "named_members", None)):
-        members = dict(layer.named_members())
+    while "." in rest:
+        # the tree walk's named_children, or the older named_members of a layer made of layers
+        walk = getattr(layer, "named_children", None) or getattr(layer, "named_members", None)
+        if not callable(walk):
+            break
+        members = dict(walk())
         prefix, _, inner = rest.partition(".")
         if prefix not in members:
             break
