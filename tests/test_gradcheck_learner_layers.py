@@ -396,3 +396,22 @@ def test_a_losss_constant_array_is_a_setting_not_an_unregistered_parameter():
             return dloss * 2 * self.weight * self.cache / self.cache.size
     rng = np.random.default_rng(7)
     assert_gradcheck(WeightedSquares(), rng.standard_normal((4, 3)), rng.standard_normal((4, 3)))
+
+
+def test_one_input_in_a_tuple_is_one_input_whether_backward_returns_dx_or_a_1_tuple():
+    class Cube(Layer):
+        def __init__(self, as_tuple):
+            super().__init__()
+            self.as_tuple = as_tuple
+
+        def forward(self, x):
+            self.cache = x
+            return x ** 3
+
+        def backward(self, dout):
+            dx = 3 * self.cache ** 2 * dout
+            return (dx,) if self.as_tuple else dx
+    x = np.random.default_rng(8).standard_normal((2, 3))
+    for as_tuple in (False, True):
+        report = assert_gradcheck(Cube(as_tuple), (x,))
+        assert [row.name for row in report.rows] == ["x"]
