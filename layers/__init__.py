@@ -1,5 +1,6 @@
 """handprop layers: forward/backward pairs derived by hand, numpy (and scipy.special) only."""
 from . import gates as gates  # the gate-by-gate engine, handprop.layers.gates (not a layer)
+from .attention import CausalSelfAttention
 from .base import Layer
 from .batchnorm import BatchNorm1d
 from .batchnorm2d import BatchNorm2d
@@ -9,6 +10,7 @@ from .embedding import Embedding
 from .flat import flatten_params
 from .flatten import Flatten
 from .gelu import GELU
+from .gpt import gpt
 from .gru import GRU
 from .layernorm import LayerNorm
 from .leaky_relu import LeakyReLU
@@ -23,6 +25,7 @@ from .sigmoid import Sigmoid
 from .softmax import Softmax
 from .tanh import Tanh
 
-__all__ = ["Layer", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Embedding", "Flatten", "GELU",
-           "GRU", "LSTM", "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d", "RNN", "ReLU", "Residual",
-           "Sequential", "Sigmoid", "Softmax", "Tanh", "cnn", "flatten_params", "mlp", "reorder_gates"]
+__all__ = ["Layer", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "CausalSelfAttention", "Conv2d", "Dropout",
+           "Embedding", "Flatten", "GELU", "GRU", "LSTM", "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d", "RNN",
+           "ReLU", "Residual", "Sequential", "Sigmoid", "Softmax", "Tanh", "cnn", "flatten_params", "gpt", "mlp",
+           "reorder_gates"]
