@@ -101,7 +101,10 @@ def test_assert_gradcheck_raises_with_the_whole_report(rng):
     assert assert_gradcheck(Tanh(), x).ok
     with pytest.raises(AssertionError) as err:
         assert_gradcheck(OneElementOffTanh(), x)
-    assert str(err.value).strip() == str(gradcheck(OneElementOffTanh(), x))
+    first, rest = str(err.value).split("\n", 1)
+    # pytest's short summary shows the first line: what failed, not only that something did
+    assert first == "gradcheck OneElementOffTanh(): FAILED: failing x (elements)"
+    assert rest == str(gradcheck(OneElementOffTanh(), x))
     with pytest.raises(AssertionError, match="problem unchecked"):
         assert_gradcheck(ReLU(), np.zeros((2, 2)), seed=1)
 
@@ -157,8 +160,8 @@ def test_cli_checks_every_builtin_layer(capsys):
 def test_cli_fails_when_a_layer_is_wrong(monkeypatch, capsys):
     import handprop.train.gradcheck.dense as registry
     monkeypatch.setattr(registry, "Tanh", OneElementOffTanh)
-    assert main(["--layer", "Tanh"]) == 1
-    assert "FAILED: Tanh" in capsys.readouterr().out
+    assert main(["--layer", "Tanh"]) == 2  # the exit status counts the failed checks
+    assert "FAILED: Tanh, Tanh batch 1" in capsys.readouterr().out
 
 
 def test_cli_unknown_layer_is_a_usage_error(capsys):
@@ -206,6 +209,27 @@ def make_loss():
     return SoftmaxCrossEntropy(), rng.standard_normal((4, 3)), rng.integers(0, 3, 4)
 
 not_callable = 3
+
+class Raises(Cube):
+    def forward(self, x):
+        raise RuntimeError("my forward is not written yet")
+
+def make_raises():
+    return Raises(), np.ones((2, 2))
+
+class Scores(Layer):
+    def forward(self, q, k, mask):
+        self.cache = (q, k)
+        return q @ k.T * mask
+
+    def backward(self, ds):
+        q, k = self.cache
+        return ds @ k, ds.T @ q, None
+
+def make_scores():
+    rng = np.random.default_rng(0)
+    q, k = rng.standard_normal((3, 2)), rng.standard_normal((4, 2))
+    return Scores(), (q, k, np.ones((3, 4))), {"not_differentiated": [2]}
 '''
 
 
@@ -275,3 +299,49 @@ def test_the_readmes_failing_report_is_what_gradcheck_prints():
     # errors at the rounding-noise level (the ok row) may differ in their digits between machines
     noise = re.compile(r"\d\.\d\de-(1\d|0[89])")
     assert noise.sub("NOISE", printed.getvalue()) == noise.sub("NOISE", shown)
+
+
+def test_running_the_checkers_own_package_says_where_the_cli_is_and_fails():
+    # layers/ may not import the registry in train/: a silent exit 0 would read as a pass
+    done = subprocess.run([sys.executable, "-m", "handprop.layers.gradcheck", "--target", "mine:make"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "python -m handprop.train.gradcheck --target mine:make" in done.stderr
+
+
+def test_the_checker_is_a_package_of_modules_each_readable_in_one_sitting():
+    import handprop.layers.gradcheck as package
+    folder = Path(package.__file__).parent
+    sizes = {path.name: len(path.read_text().splitlines()) for path in folder.glob("*.py")}
+    assert {"report.py", "objective.py", "contract.py", "differences.py", "diagnosis.py"} <= set(sizes)
+    assert max(sizes.values()) <= 400, sizes
+    for name in ("gradcheck", "assert_gradcheck", "diagnose", "format_table", "format_details",
+                 "GradcheckReport", "Problem", "Row", "PROBLEM_KINDS", "ROW_KINDS"):
+        assert name in package.__all__ and hasattr(package, name)
+
+
+def test_a_long_check_shows_progress_and_suggests_the_fast_mode(rng, capsys, monkeypatch):
+    import handprop.layers.gradcheck.check as check
+    x = rng.standard_normal((3, 4))
+    assert gradcheck(Linear(4, 2, rng=0, dtype=F64), x).ok
+    assert capsys.readouterr().err == ""  # a short check stays quiet
+    monkeypatch.setattr(check, "PROGRESS_AFTER", 0.0)  # as if every check were long
+    assert gradcheck(Linear(4, 2, rng=0, dtype=F64), x).ok
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("gradcheck Linear(4, 2, dtype=float64): 44 evaluations, about ")
+    assert "fast=True (--fast) checks 3 random directions per tensor instead" in err[0]
+    assert err[1:] == [f"gradcheck Linear(4, 2, dtype=float64): {key} done ({done}/44 evaluations)"
+                       for key, done in (("x (3, 4)", 24), ("W (4, 2)", 40), ("b (2,)", 44))]
+    assert gradcheck(Linear(4, 2, rng=0, dtype=F64), x, progress=False).ok
+    assert capsys.readouterr().err == ""
+
+
+def test_cli_checks_every_target_and_counts_the_failed_ones(user_file, capsys):
+    status = main(["--target", "mine:make_raises", "--target", "buggy:make", "--target", "mine:make",
+                   "--target", "mine:make_scores"])
+    out = capsys.readouterr().out
+    assert status == 2  # two failed: the exit status counts them
+    assert "mine:make_raises:\n  problem raised: RuntimeError: my forward is not written yet" in out
+    assert "\nmine:make_scores  q" in out and "\nmine:make_scores  k" in out
+    assert "2 of 4 checks passed" in out and "FAILED: mine:make_raises, buggy:make" in out
+    assert main(["--target", "mine:make_scores"]) == 0

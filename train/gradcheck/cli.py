@@ -2,7 +2,13 @@
 
 The checker itself is ``handprop.layers.gradcheck``; the registry of built-in checks is this
 package's families. ``--target my_module:make`` (or ``path/to/file.py:make``) checks ``make()``'s
-layer or loss instead: ``make`` returns the arguments of one gradcheck call.
+layer or loss instead: ``make`` returns the arguments of one gradcheck call, ``(layer, x)``,
+``(layer, (q, k))`` for several inputs, or ``(loss, pred, targets)``, optionally followed by a
+dict of gradcheck's options (``{"not_differentiated": [1]}``).
+
+Every check runs and is reported: one that raises is a failed entry naming its exception. The
+exit status is the number of failed checks (0: all passed; at most 100); a usage error is 2
+with its message on stderr.
 """
 from __future__ import annotations
 
@@ -16,19 +22,21 @@ from textwrap import indent
 from types import ModuleType
 
 from ...layers import validate
-from ...layers.gradcheck import format_details, format_table, gradcheck
+from ...layers.gradcheck import GradcheckReport, Problem, format_details, format_table, gradcheck
 from . import builtin_checks
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m handprop.train.gradcheck",
                                      description="Check every built-in layer, or your own, against "
-                                                 "finite differences.")
+                                                 "finite differences.",
+                                     epilog="The exit status is the number of failed checks (0 when "
+                                            "all pass); 2 with a message on stderr is a usage error.")
     parser.add_argument("--layer", help="check only the built-in layers whose name starts with this")
     parser.add_argument("--target", action="append", metavar="MODULE:FACTORY",
-                        help="check what FACTORY() returns, (layer, x) or (loss, pred, targets), from "
-                             "your module (my_pkg.my_layers:make) or file (path/to/file.py:make) "
-                             "instead of the built-ins; repeatable")
+                        help="check what FACTORY() returns, (layer, x), (layer, (q, k)) or (loss, pred, "
+                             "targets), from your module (my_pkg.my_layers:make) or file "
+                             "(path/to/file.py:make) instead of the built-ins; repeatable")
     parser.add_argument("--seed", type=seed, default=0, help="seeds the inputs, the layers and the "
                         "random directions (default 0)")
     parser.add_argument("--fast", action="store_true", help="random directions, not every element")
@@ -38,17 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     checks = ([(spec, load_target(parser, spec)) for spec in args.target] if args.target
               else select_builtins(parser, args.layer, args.seed))
 
-    reports = []
-    for label, make in checks:
-        made = make()
-        try:
-            report = gradcheck(*made, seed=args.seed, fast=args.fast)
-        except TypeError as err:  # a float32 target: the message says how to build it in float64
-            if not args.target:
-                raise
-            parser.error(f"--target {label}: {err}")
-        report.subject = label
-        reports.append(report)
+    reports = [run_one(parser, label, make, args) for label, make in checks]
     print(format_table(reports, named=True))
     for report in reports:
         if not report.ok:
@@ -58,7 +56,37 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{len(reports) - len(failed)} of {len(reports)} checks passed; "
           f"worst relative error {worst:.1e} (tol {reports[0].tol:.0e})"
           + (f"; FAILED: {', '.join(failed)}" if failed else ""))
-    return 1 if failed else 0
+    return min(len(failed), MOST_FAILED)
+
+
+# The exit status is the number of failed checks, up to this (a status is one byte).
+MOST_FAILED = 100
+
+
+def run_one(parser: argparse.ArgumentParser, label: str, make: Callable[[], tuple],
+            args: argparse.Namespace) -> GradcheckReport:
+    """One check's report; a check that raises is a failed entry naming its exception, so the
+    other checks still run. A target built in another dtype is a usage error (it says how)."""
+    try:
+        made = make()
+        options = made[-1] if isinstance(made[-1], dict) else {}
+        arguments = made[:-1] if options else made
+        report = gradcheck(*arguments, **{"seed": args.seed, "fast": args.fast, **options})
+    except TypeError as err:
+        if args.target and str(err).startswith("gradcheck ") and "need float64" in str(err):
+            parser.error(f"--target {label}: {err}")
+        report = raised(label, err)
+    except Exception as err:  # the check's own failure is the finding: report it, go on
+        report = raised(label, err)
+    report.subject = label
+    return report
+
+
+def raised(label: str, err: Exception) -> GradcheckReport:
+    """A failed entry for a check that raised instead of returning a report."""
+    report = GradcheckReport(label)
+    report.problems.append(Problem("raised", f"{type(err).__name__}: {err}"))
+    return report
 
 
 def seed(text: str) -> int:
@@ -107,7 +135,7 @@ def load_target(parser: argparse.ArgumentParser, spec: str) -> Callable[[], tupl
 
     def make() -> tuple:
         made = factory()
-        if not isinstance(made, (tuple, list)) or len(made) not in (2, 3):
+        if not isinstance(made, (tuple, list)) or len(made) not in (2, 3, 4):
             got = f"a {len(made)}-tuple" if isinstance(made, (tuple, list)) else f"a {type(made).__name__}"
             parser.error(f"--target {spec}: expected {RETURNS}, but {name}() returned {got}")
         return tuple(made)
