@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from handprop.layers.gpt import gpt
+from handprop.layers import gpt
 from handprop.losses import SoftmaxCrossEntropy
 from handprop.train import AdamW
 from handprop.train.iterations import fit_iterations
@@ -91,7 +91,7 @@ def test_a_tiny_gpt_learns_tiny_text_end_to_end():
 RUN = textwrap.dedent("""
     import os, signal, sys
     import numpy as np
-    from handprop.layers.gpt import gpt
+    from handprop.layers import gpt
     from handprop.losses import SoftmaxCrossEntropy
     from handprop.train import AdamW
     from handprop.train.iterations import fit_iterations

@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ..layers import Layer
-from ..layers.gpt import gpt
+from ..layers import Layer, gpt
 from ..losses import SoftmaxCrossEntropy
 from .checkpoint import read_extra
 from .cli_checkpoints import check_checkpoint_path, given_flags, recorded_settings
@@ -256,9 +255,8 @@ def choose_threads(model: Layer, ids: np.ndarray, args: argparse.Namespace,
             with threadpool_limits(limits=n, user_api="blas"):
                 for _ in range(steps):
                     started = time.perf_counter()
-                    logits = probe.forward(x)
-                    loss_fn.forward(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-                    probe.param_backward(loss_fn.backward().reshape(logits.shape))
+                    loss_fn.forward(probe.forward(x), y)
+                    probe.param_backward(loss_fn.backward())
                     best[n] = min(best[n], time.perf_counter() - started)
     chosen = min(counts, key=lambda n: best[n])
     return chosen, ", ".join(f"{n} thread{'s' * (n > 1)} {best[n] * 1e3:.0f} ms" for n in counts)

@@ -14,7 +14,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -137,12 +137,12 @@ class _Run:
         """Forward, backward, clip, step, schedule: the loss of the batch."""
         with np.errstate(over="ignore", invalid="ignore"):  # a bad loss is reported below
             logits = self.model.forward(x)
-            loss = self.loss_fn.forward(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+            loss = self.loss_fn.forward(logits, y)
         if not math.isfinite(loss):
             raise FloatingPointError(
                 f"{WHO}: the loss became {loss} at iteration {it}; training stopped before "
                 f"applying that step (lr={self.optimizer.lr:g}): try a smaller learning rate")
-        self.model.param_backward(self.loss_fn.backward().reshape(logits.shape))
+        self.model.param_backward(self.loss_fn.backward())
         if self.clip is not None:
             clip_gradients(self.model, self.clip)
         self.optimizer.step()
@@ -170,37 +170,23 @@ def estimate_loss(model, loss_fn, ids: np.ndarray, block_size: int, batch_size: 
         total = 0.0
         for _ in range(batches):
             x, y = random_windows(ids, block_size, batch_size, rng)
-            logits = model.forward(x)
-            total += float(loss_fn.forward(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)))
+            total += float(loss_fn.forward(model.forward(x), y))
     finally:
         model.train(was_training)
     return total / batches
 
 
 # --- the generators a model's layers own ---------------------------------------------------
-def _modules(model) -> Iterator[tuple[str, Any]]:
-    """Every layer of the model with its path, the model first (the tree walk)."""
-    if hasattr(model, "named_modules"):
-        yield from model.named_modules()
-        return
-    stack = [("", model)]
-    while stack:  # before the tree walk: Composite's named_members
-        path, layer = stack.pop(0)
-        yield path, layer
-        members = layer.named_members() if hasattr(layer, "named_members") else []
-        stack[:0] = [(f"{path}.{name}" if path else name, child) for name, child in members]
-
-
 def generator_states(model) -> dict[str, dict]:
     """The state of each generator a layer owns (``layer.rng``: dropout's), by layer path."""
-    return {path: layer.rng.bit_generator.state for path, layer in _modules(model)
+    return {path: layer.rng.bit_generator.state for path, layer in model.named_modules()
             if isinstance(getattr(layer, "rng", None), np.random.Generator)}
 
 
 def load_generator_states(model, states: dict[str, dict], where: object) -> None:
     """Put back what ``generator_states`` gave; a ValueError naming ``where`` if they do not
     fit the model's generators (checked before any is set)."""
-    owners = {path: layer.rng for path, layer in _modules(model)
+    owners = {path: layer.rng for path, layer in model.named_modules()
               if isinstance(getattr(layer, "rng", None), np.random.Generator)}
     if not isinstance(states, dict) or set(states) != set(owners):
         got = sorted(states) if isinstance(states, dict) else type(states).__name__
