@@ -119,3 +119,32 @@ def test_the_gpt_flags_are_in_the_help():
                  "--eval-interval", "--eval-iters", "--min-lr", "--warmup-iters",
                  "--lr-decay-iters", "--beta2", "--threads"):
         assert flag in text
+
+
+def test_ctrl_c_says_which_iteration_the_checkpoint_keeps(text_dir, tmp_path, capsys, monkeypatch):
+    path = str(tmp_path / "c.npz")
+    line = cli_iterations.eval_line
+
+    def then_interrupt(logs, max_iters):
+        if logs["iteration"] == 20:
+            raise KeyboardInterrupt
+        return line(logs, max_iters)
+    monkeypatch.setattr(cli_iterations, "eval_line", then_interrupt)
+    assert main(tiny(text_dir, "--max-iters", "30", "--checkpoint", path)) == 130
+    assert f"interrupted; {path} keeps iteration 20: add --resume" in capsys.readouterr().err
+
+
+def test_download_fetches_input_txt_checked_against_its_published_sha256(tmp_path, monkeypatch):
+    fetched = []
+
+    def fake_download(url, target, sha256, **options):
+        fetched.append((url, sha256, options["max_bytes"]))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("\n".join(LINES * 20))
+        return target
+    monkeypatch.setattr(cli_iterations, "download_file", fake_download)
+    argv = tiny(tmp_path / "data", "--max-iters", "10", "--download")
+    assert main(argv) == 0
+    assert fetched == [("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/"
+                        "tinyshakespeare/input.txt",
+                        "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed", 1_115_394)]
