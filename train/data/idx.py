@@ -110,11 +110,12 @@ def load_mnist(directory: str | os.PathLike, *,
     Each file may be raw or ``.gz``; where both are there, the ``.gz`` file (what ``download``
     fetches and verifies) is read, never a stale raw file beside it. Images are float32 scaled
     to [0, 1], flattened to (N, rows * cols), or with ``flatten=False`` kept as one-channel
-    images (N, 1, rows, cols) for a convolutional network; labels are int64. Works for MNIST
-    and Fashion-MNIST alike.
+    images (N, 1, rows, cols) for a convolutional network; labels are int64 (a labels file of
+    floats must hold whole numbers: 2.5 or NaN is a ValueError naming the file and position).
+    Works for MNIST and Fashion-MNIST alike.
     """
     directory = Path(directory)
-    arrays = []
+    arrays, paths = [], []
     for name in MNIST_FILES:
         candidates = [directory / f"{name}.gz", directory / name]
         found = next((p for p in candidates if p.is_file()), None)
@@ -122,10 +123,11 @@ def load_mnist(directory: str | os.PathLike, *,
             raise FileNotFoundError(f"{directory}: no {name} (or {name}.gz); "
                                     f"train.data.download() fetches the four files")
         arrays.append(load_idx(found))
+        paths.append(found)
     train_images, train_labels, test_images, test_labels = arrays
     out: list[np.ndarray] = []
-    for images, labels, split in ((train_images, train_labels, "train"),
-                                  (test_images, test_labels, "t10k")):
+    for images, labels, split, labels_path in ((train_images, train_labels, "train", paths[1]),
+                                               (test_images, test_labels, "t10k", paths[3])):
         if images.ndim < 2 or labels.ndim != 1 or len(images) != len(labels):
             raise ValueError(f"{directory}: {split} images of shape {images.shape} do not match "
                              f"labels of shape {labels.shape}")
@@ -135,6 +137,20 @@ def load_mnist(directory: str | os.PathLike, *,
         shape = (len(images), -1) if flatten else (len(images), 1, *images.shape[1:])
         X = images.reshape(shape).astype(np.float32)
         X /= 255
-        out += [X, labels.astype(np.int64)]
+        out += [X, _whole_labels(labels, labels_path)]
     X_train, y_train, X_test, y_test = out
     return X_train, y_train, X_test, y_test
+
+
+def _whole_labels(labels: np.ndarray, path: Path) -> np.ndarray:
+    """Class labels as int64. An IDX file of floats may hold them, but only as whole numbers:
+    a fraction (2.5), NaN, infinity or a number past 2**53 is a ValueError naming the file and
+    the first such position, never truncated (2.5 -> 2) and trained on."""
+    if labels.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(labels) | (labels != np.round(labels)) | (np.abs(labels) >= 2.0**53)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{path}: expected whole-number class labels, got {labels[i].item()!r} at "
+                             f"position {i} ({int(bad.sum())} such labels)")
+    return labels.astype(np.int64)
