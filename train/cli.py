@@ -217,10 +217,10 @@ def check_flags(cli: argparse.ArgumentParser, args: argparse.Namespace,
                 argv: list[str] | None) -> Resumed | None:
     """Every usage error (exit 2) before any data is read; the defaults filled in. Returns
     what --resume found in the checkpoint (None when not resuming one)."""
-    if args.resume and not args.checkpoint:
+    if args.resume and args.checkpoint is None:
         cli.error("--resume needs --checkpoint PATH")
     # first: --resume may take the dataset and the rest from the file
-    resumed = check_checkpoint_path(cli, args, argv, parser) if args.checkpoint else None
+    resumed = check_checkpoint_path(cli, args, argv, parser) if args.checkpoint is not None else None
     if args.momentum is not None and args.optimizer not in ("sgd", "rmsprop"):
         cli.error(f"--momentum goes with --optimizer sgd or rmsprop, not {args.optimizer}")
     if args.nesterov and args.optimizer != "sgd":

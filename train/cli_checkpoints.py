@@ -51,7 +51,7 @@ def check_checkpoint_path(cli: argparse.ArgumentParser, args: argparse.Namespace
     try:
         writable_target(path)
     except (OSError, ValueError) as err:
-        cli.error(f"--checkpoint {path}: {err}")
+        cli.error(f"--checkpoint: {err}")  # the error names the path
     exists = os.path.exists(path)
     if exists and not args.resume and not args.overwrite:
         cli.error(f"--checkpoint {path} already exists; add --resume to continue from it, or "
