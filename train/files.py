@@ -55,7 +55,8 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
 
 def writable_target(path: str | os.PathLike) -> Path:
     """The file a save of ``path`` writes: the target of a symlink, followed. A ValueError if
-    it cannot be one (an empty path, a FIFO, a directory); FileNotFoundError or PermissionError
+    it cannot be one (an empty path, a FIFO, a directory, a name too long for the folder once
+    the temporary file's prefix and suffix are added); FileNotFoundError or PermissionError
     naming the folder if it is missing or not writable. Checks only: nothing is created."""
     if os.fspath(path) in ("", b""):
         raise ValueError("expected a file name, got an empty path ''")
@@ -70,7 +71,24 @@ def writable_target(path: str | os.PathLike) -> Path:
         raise FileNotFoundError(f"{path}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise PermissionError(f"{path}: the folder {folder} is not writable")
+    _check_name_length(path, target)
     return target
+
+
+def _check_name_length(path: str | os.PathLike, target: Path) -> None:
+    """The temporary file's name (``.NAME.PID-XXXXXXXX.tmp``) must fit the folder's limit on a
+    name's bytes, or the save would fail only after an epoch's work."""
+    try:
+        limit = os.pathconf(target.parent, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # not knowable here (Windows): the usual 255
+        limit = 255
+    longest = len(os.fsencode(_temporary_name(target.name, "0" * 8)))
+    if longest > limit:
+        spare = longest - len(os.fsencode(target.name))
+        raise ValueError(f"{path}: the name is {len(os.fsencode(target.name))} bytes, and a save "
+                         f"writes it through a temporary file named .NAME.PID-XXXXXXXX.tmp of "
+                         f"{longest} bytes, more than the folder allows ({limit}); use a name of "
+                         f"at most {limit - spare} bytes")
 
 
 def _temporary_name(name: str, token: str) -> str:
