@@ -29,7 +29,7 @@ def test_an_existing_checkpoint_is_not_overwritten_without_overwrite(tmp_path, c
     assert exc.value.code == 2
     assert (f"--checkpoint {path} already exists; add --resume to continue from it, or --overwrite "
             f"to start over and replace it") in capsys.readouterr().err
-    assert read_extra(path)["fit"]["epoch"] == 2
+    assert read_extra(path)["fit"]["epoch"] == 1
     assert main([*CLI, "--checkpoint", path, "--overwrite"]) == 0
     assert read_extra(path)["fit"]["epoch"] == 1
 
@@ -174,3 +174,12 @@ def test_resume_after_sigkill_is_bit_exact_with_the_same_thread_count(tmp_path):
         for name in a.files:
             if name != "meta":
                 np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_resume_of_a_missing_checkpoint_says_so_in_one_line_without_a_warning(tmp_path, capsys, recwarn):
+    path = tmp_path / "c.npz"
+    assert main([*CLI, "--checkpoint", str(path), "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert err == f"no checkpoint at {path} to resume from yet; starting at epoch 1\n"
+    assert not recwarn.list  # no UserWarning with a source line
+    assert read_extra(path)["fit"]["epoch"] == 1

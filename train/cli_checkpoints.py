@@ -8,6 +8,7 @@ import contextlib
 import io
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
@@ -56,7 +57,10 @@ def check_checkpoint_path(cli: argparse.ArgumentParser, args: argparse.Namespace
     if exists and not args.resume and not args.overwrite:
         cli.error(f"--checkpoint {path} already exists; add --resume to continue from it, or "
                   f"--overwrite to start over and replace it")
-    if not (exists and args.resume):
+    if args.resume and not exists:  # said here, in one line: fit would say it as a UserWarning
+        print(f"no checkpoint at {path} to resume from yet; starting at epoch 1", file=sys.stderr)
+        args.resume = False
+    if not args.resume:
         return None
     try:
         extra = read_extra(path)
