@@ -183,3 +183,39 @@ def test_resume_of_a_missing_checkpoint_says_so_in_one_line_without_a_warning(tm
     assert err == f"no checkpoint at {path} to resume from yet; starting at epoch 1\n"
     assert not recwarn.list  # no UserWarning with a source line
     assert read_extra(path)["fit"]["epoch"] == 1
+
+
+def script_checkpoint(path: Path, validation: bool) -> None:
+    """Two epochs of the model the command builds with --hidden 8, trained by fit from a script."""
+    from handprop.layers import mlp
+    from handprop.losses import SoftmaxCrossEntropy
+    from handprop.train import fit
+    from handprop.train.data import spiral
+    from handprop.train.optim import SGD
+    model = mlp(2, [8], 3)
+    fit(model, SoftmaxCrossEntropy(), SGD(model, 0.1), *spiral(50), epochs=2, progress=False,
+        checkpoint=str(path), validation=spiral(20, seed=1) if validation else None)
+
+
+def test_a_script_checkpoint_without_validation_is_refused_clearly_or_said_finished(tmp_path, capsys):
+    path = tmp_path / "s.npz"
+    script_checkpoint(path, validation=False)
+    before = path.read_bytes()
+    with pytest.raises(SystemExit) as exc:
+        main(["--no-progress", "--hidden", "8", "--epochs", "3", "--checkpoint", str(path), "--resume"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--resume: {path} was written by fit from a script without validation" in err
+    assert path.read_bytes() == before  # never rewritten into a checkpoint fit cannot resume
+    # no epochs left: finished, said so, nothing trained and no summary read from the history
+    assert main(["--no-progress", "--hidden", "8", "--epochs", "2", "--checkpoint", str(path), "--resume"]) == 0
+    assert capsys.readouterr().out.startswith(f"{path} has finished: 2 of 2 epochs trained")
+    assert path.read_bytes() == before
+
+
+def test_a_script_checkpoint_with_validation_resumes_from_the_command_line(tmp_path, capsys):
+    path = tmp_path / "s.npz"
+    script_checkpoint(path, validation=True)
+    assert main(["--no-progress", "--hidden", "8", "--epochs", "3", "--checkpoint", str(path), "--resume"]) == 0
+    assert "epochs=3 seconds=" in capsys.readouterr().out
+    assert read_extra(path)["fit"]["epoch"] == 3

@@ -239,6 +239,8 @@ def check_flags(cli: argparse.ArgumentParser, args: argparse.Namespace,
     if refused:
         cli.error(f"{', '.join(refused)} go with --model mlp; {model.why}")
     args.epochs = args.epochs or dataset.epochs
+    if resumed and not resumed.validated and (resumed.done or 0) < args.epochs:
+        cli.error(resumed.unvalidated_message(args.checkpoint))
     if resumed and resumed.done and resumed.total and resumed.done < args.epochs != resumed.total \
             and args.schedule != "none":  # the schedule's state holds the old total: it would restart
         cli.error(f"--epochs {args.epochs} with --resume would stretch a {args.schedule} schedule "

@@ -23,15 +23,24 @@ RECORDED = ("dataset", "model", "hidden", "activation", "norm", "dropout", "dtyp
             "optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule", "warmup",
             "clip_grad_norm", "epochs")
 NEW_TOTAL = ("epochs",)
+VALIDATED = {"val_loss", "val_accuracy"}  # in the history of every epoch this command trains
 
 
 class Resumed(NamedTuple):
     """What --resume found: the epochs the checkpoint has finished (None if it holds none, and
     fit will say so), the total it recorded (None for a checkpoint from before totals were
-    recorded) and the settings it took from it, as ``key=value`` text."""
+    recorded), the settings it took from it, as ``key=value`` text, and whether its history
+    has the validation this command adds to every epoch (a script's may not)."""
     done: int | None
     total: int | None
     taken: str
+    validated: bool = True
+
+    def unvalidated_message(self, path: str) -> str:
+        return (f"--resume: {path} was written by fit from a script without validation, and this "
+                f"command validates every epoch: its history cannot take validated epochs; "
+                f"continue it from the script with fit(..., resume=True), or start a new run "
+                f"with --overwrite")
 
 
 def recorded_settings(args: argparse.Namespace) -> dict:
@@ -70,8 +79,9 @@ def check_checkpoint_path(cli: argparse.ArgumentParser, args: argparse.Namespace
     done = fit_state.get("epoch") if isinstance(fit_state, dict) else None
     done = done if isinstance(done, int) and not isinstance(done, bool) and done >= 1 else None
     saved = extra.get("cli")
-    if not isinstance(saved, dict):
-        return Resumed(done, None, "")  # written by fit from a script, or by hand: fit says what it can resume
+    if not isinstance(saved, dict):  # written by fit from a script, or by hand: fit says what it can resume
+        history = fit_state.get("history") if isinstance(fit_state, dict) else None
+        return Resumed(done, None, "", not isinstance(history, dict) or VALIDATED <= history.keys())
     given = given_flags(parser, argv)
     clashes = [f"--{k.replace('_', '-')} {flag_text(given[k])} (saved: {flag_text(saved[k])})"
                for k in RECORDED if k in given and k in saved and given[k] != saved[k]
