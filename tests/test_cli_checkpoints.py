@@ -29,7 +29,7 @@ def test_an_existing_checkpoint_is_not_overwritten_without_overwrite(tmp_path, c
     assert exc.value.code == 2
     assert (f"--checkpoint {path} already exists; add --resume to continue from it, or --overwrite "
             f"to start over and replace it") in capsys.readouterr().err
-    assert read_extra(path)["fit"]["epoch"] == 1
+    assert read_extra(path)["fit"]["epoch"] == 2
     assert main([*CLI, "--checkpoint", path, "--overwrite"]) == 0
     assert read_extra(path)["fit"]["epoch"] == 1
 
