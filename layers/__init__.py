@@ -1,4 +1,5 @@
 """handprop layers: forward/backward pairs derived by hand, numpy (and scipy.special) only."""
+from . import gates as gates  # the gate-by-gate engine, handprop.layers.gates (not a layer)
 from .base import Layer
 from .batchnorm import BatchNorm1d
 from .batchnorm2d import BatchNorm2d

@@ -22,7 +22,8 @@ def test_non_finite_data_is_refused_before_it_touches_the_model(call, bad, shown
     X[[7, 11], 1] = bad  # 1e39 is finite in float64 but overflows the model's float32
     model = mlp(2, [8], 3)
     before = model.state_dict()
-    with pytest.raises(ValueError, match=rf"^{call.replace('validation', 'fit: validation')}: X holds "
+    who = {"validation": "fit: validation: X_val"}.get(call, f"{call}: X")  # the name the caller gave
+    with pytest.raises(ValueError, match=rf"^{who} holds "
                                          rf"{shown} in row 7 \(2 such rows\); non-finite data would poison"):
         if call == "fit":
             fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), X, y, epochs=1, progress=False)
