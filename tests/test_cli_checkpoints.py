@@ -219,3 +219,29 @@ def test_a_script_checkpoint_with_validation_resumes_from_the_command_line(tmp_p
     assert main(["--no-progress", "--hidden", "8", "--epochs", "3", "--checkpoint", str(path), "--resume"]) == 0
     assert "epochs=3 seconds=" in capsys.readouterr().out
     assert read_extra(path)["fit"]["epoch"] == 3
+
+
+@pytest.mark.parametrize("first, second, code", [(signal.SIGTERM, signal.SIGINT, 143),
+                                                 (signal.SIGINT, signal.SIGINT, 130),
+                                                 (signal.SIGTERM, signal.SIGTERM, 143)])
+def test_a_second_signal_during_the_shutdown_is_ignored(tmp_path, capsys, monkeypatch, first, second, code):
+    import handprop.train.cli as cli
+    import handprop.train.cli_checkpoints as cli_checkpoints
+    path = tmp_path / "c.npz"
+    format_metrics, read_extra = cli.format_metrics, cli_checkpoints.read_extra
+
+    def signal_after_epoch_one(logs, **options):
+        if logs["epoch"] == 1:
+            os.kill(os.getpid(), first)
+        return format_metrics(logs, **options)
+
+    def signal_again_then_read(checkpoint):  # the shutdown reads the checkpoint's epoch
+        os.kill(os.getpid(), second)
+        return read_extra(checkpoint)
+    monkeypatch.setattr(cli, "format_metrics", signal_after_epoch_one)
+    monkeypatch.setattr(cli_checkpoints, "read_extra", signal_again_then_read)
+    assert main([*CLI, "--epochs", "3", "--checkpoint", str(path)]) == code
+    assert f"{path} keeps epoch 1: add --resume" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

@@ -152,19 +152,29 @@ class Terminated(KeyboardInterrupt):
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises Terminated (in the main thread, where signals land)."""
+    """Within the block, SIGTERM raises Terminated and Ctrl-C KeyboardInterrupt (in the main
+    thread, where signals land). The first of either starts the shutdown, and from then on
+    both are ignored: a second signal a moment later (two Ctrl-C, a scheduler's repeated
+    SIGTERM) would otherwise land in the middle of the cleanup and end in a traceback."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def terminate(signum, frame):
-        raise Terminated()
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, terminate)
+    def stop(signum, frame):
+        for ignored in STOPS:
+            signal.signal(ignored, signal.SIG_IGN)
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    previous = {signum: signal.getsignal(signum) for signum in STOPS}
+    for signum in STOPS:
+        signal.signal(signum, stop)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
+STOPS = (signal.SIGINT, signal.SIGTERM)
 
 
 def interrupted_message(checkpoint: str | None, stop: BaseException | None = None) -> str:
