@@ -9,8 +9,10 @@ Ctrl-C, SIGTERM) live in ``cli_checkpoints``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -154,12 +156,27 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     cli = parser()
     args = cli.parse_args(argv)
-    with sigterm_as_interrupt():
-        try:
-            return run(cli, args, argv)
-        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated)
-            print(f"\n{interrupted_message(args.checkpoint, stop)}", file=sys.stderr)
-            return 143 if isinstance(stop, Terminated) else 130
+    try:
+        with sigterm_as_interrupt():
+            try:
+                return run(cli, args, argv)
+            except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated)
+                print(f"\n{interrupted_message(args.checkpoint, stop)}", file=sys.stderr)
+                return 143 if isinstance(stop, Terminated) else 130
+    except BrokenPipeError:  # `... | head -1`: the reader has gone, and nobody is left to tell
+        return closed_pipe()
+
+
+def closed_pipe() -> int:
+    """End quietly when the output's reader has gone: what is left in the buffers goes to
+    /dev/null (else Python's flush at exit reports the same broken pipe), and the exit code is
+    141, a shell's code for a process ended by SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # no file descriptor
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
+    return 141
 
 
 def run(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None) -> int:
@@ -174,6 +191,8 @@ def run(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] 
     try:
         X, y, X_val, y_val = DATASETS[args.dataset].load(args, np.dtype(args.dtype), MODELS[args.model].images)
         n_classes = class_count(args, y, y_val)
+    except BrokenPipeError:
+        raise
     except FileNotFoundError as err:
         hint = "" if args.download else f"; add --download to fetch {args.dataset}"
         return failure(f"{err}{hint}", 2)
@@ -192,6 +211,8 @@ def run(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] 
                       on_epoch_end=plain_lines, checkpoint=args.checkpoint, resume=args.resume,
                       scheduler=scheduler, clip_grad_norm=args.clip_grad_norm,
                       checkpoint_extra={"cli": recorded_settings(args)})
+    except BrokenPipeError:
+        raise
     except (FloatingPointError, ValueError, OSError) as err:  # a diverging run, a bad checkpoint
         return failure(err)
     seconds = time.perf_counter() - started
