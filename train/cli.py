@@ -20,7 +20,7 @@ from importlib.metadata import version
 
 import numpy as np
 
-from ..layers import validate
+from ..layers import Layer, validate
 from ..layers.models import ACTIVATIONS
 from ..losses import SoftmaxCrossEntropy
 from .cli_checkpoints import (
@@ -33,7 +33,7 @@ from .cli_checkpoints import (
     resuming_message,
     sigterm_as_interrupt,
 )
-from .cli_registry import DATASETS, DEFAULT_HIDDEN, MODELS, Dataset, listed
+from .cli_registry import DATASETS, DEFAULT_HIDDEN, MODELS, Dataset, listed, over_budget
 from .data import default_data_dir
 from .loop import evaluate, fit, format_metrics
 from .optim import SGD, Adam, AdamW, RMSprop
@@ -45,8 +45,9 @@ OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-2}
 
 # Sane maxima of the sizes a flag or a data file can ask for: beyond them is a slip, and a
-# usage error (exit 2) rather than an allocation of many GiB.
-MAX_WIDTH, MAX_LAYERS, MAX_EPOCHS, MAX_BATCH, MAX_CLASSES = 1 << 16, 64, 10**6, 1 << 20, 10**4
+# usage error (exit 2) rather than an allocation of many GiB. The widths of the layers are held
+# to the memory the model would take, MAX_MODEL_BYTES (4 GiB), estimated before it is built.
+MAX_LAYERS, MAX_EPOCHS, MAX_BATCH, MAX_CLASSES = 64, 10**6, 1 << 20, 10**4
 
 
 
@@ -95,9 +96,8 @@ def widths(text):
         raise argparse.ArgumentTypeError(f"expected comma-separated widths like 100,100, got {text!r}") from None
     if any(w < 1 for w in sizes):
         raise argparse.ArgumentTypeError(f"expected widths >= 1, got {text!r}")
-    if any(w > MAX_WIDTH for w in sizes) or len(sizes) > MAX_LAYERS:
-        raise argparse.ArgumentTypeError(f"expected at most {MAX_LAYERS} widths of at most "
-                                         f"{MAX_WIDTH} each, got {text!r}")
+    if len(sizes) > MAX_LAYERS:  # their size is held to MAX_MODEL_BYTES once the data's is known
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_LAYERS} widths, got {text!r}")
     return sizes
 
 
@@ -106,7 +106,7 @@ def parser() -> argparse.ArgumentParser:
         "Train a model (an MLP or a small CNN) with SGD, Adam, AdamW or RMSprop and print a "
         "summary line of key=value pairs."))
     p.add_argument("--model", choices=list(MODELS), default="mlp", help=listed(MODELS))
-    p.add_argument("--hidden", type=widths, default=list(DEFAULT_HIDDEN), help="hidden widths (default 100,100)")
+    p.add_argument("--hidden", type=widths, default=list(DEFAULT_HIDDEN), help="hidden widths (default 100,100); the model may take at most 4 GiB")
     p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     p.add_argument("--norm", choices=["batch", "layer", "none"], default="batch",
                    help="BatchNorm1d, LayerNorm or nothing after each hidden Linear (default batch)")
@@ -189,16 +189,9 @@ def run(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] 
     if resumed is not None:
         print(resuming_message(args.checkpoint, resumed, args.epochs), file=sys.stderr)
     try:
-        X, y, X_val, y_val = DATASETS[args.dataset].load(args, np.dtype(args.dtype), MODELS[args.model].images)
-        n_classes = class_count(args, y, y_val)
-    except BrokenPipeError:
-        raise
-    except FileNotFoundError as err:
-        hint = "" if args.download else f"; add --download to fetch {args.dataset}"
-        return failure(f"{err}{hint}", 2)
-    except (ValueError, OSError) as err:  # a damaged file, a failed download, bad labels
-        return failure(err)
-    model = MODELS[args.model].build(args, X.shape[1:], n_classes)
+        model, (X, y, X_val, y_val) = prepare(args)
+    except Failure as err:
+        return failure(err, err.code)
     print(model, flush=True)
     loss_fn = SoftmaxCrossEntropy()
     optimizer = build_optimizer(model, args)
@@ -227,6 +220,40 @@ def run(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] 
             return failure(f"--plot: {err}")
         print(f"plot: {args.plot}")
     return 0
+
+
+class Failure(Exception):
+    """A clear one-line failure before training: exit ``code`` (1 the data, 2 a usage error)."""
+    def __init__(self, message: object, code: int = 1):
+        super().__init__(str(message))
+        self.code = code
+
+
+def prepare(args: argparse.Namespace) -> tuple[Layer, tuple[np.ndarray, ...]]:
+    """Load the data and build the model, with everything checkable before epoch 1 checked:
+    the labels of both splits and the model's estimated memory (``MAX_MODEL_BYTES``) before
+    anything is built."""
+    try:
+        data = DATASETS[args.dataset].load(args, np.dtype(args.dtype), MODELS[args.model].images)
+        n_classes = class_count(args, data[1], data[3])
+        sample = tuple(data[0].shape[1:])
+    except BrokenPipeError:
+        raise
+    except FileNotFoundError as err:
+        hint = "" if args.download else f"; add --download to fetch {args.dataset}"
+        raise Failure(f"{err}{hint}", 2) from None
+    except (ValueError, OSError) as err:  # a damaged file, a failed download, bad labels
+        raise Failure(err) from None
+    too_big = over_budget(args, sample, n_classes)
+    if too_big is not None:
+        raise Failure(too_big, 2)
+    return MODELS[args.model].build(args, sample, n_classes), data
+
+
+def data_name(args: argparse.Namespace) -> str:
+    """The data as the user named it: the folder of its files, or the data set."""
+    return str(args.data_dir or default_data_dir(args.dataset)) if DATASETS[args.dataset].files \
+        else args.dataset
 
 
 def failure(err: object, code: int = 1) -> int:
@@ -320,7 +347,7 @@ def class_count(args, y: np.ndarray, y_val: np.ndarray) -> int:
     checked against it before any layer is built."""
     known = DATASETS[args.dataset].classes
     limit = known or MAX_CLASSES
-    where = (args.data_dir or default_data_dir(args.dataset)) if known else args.dataset
+    where = data_name(args)
     for labels, split in ((y, "train"), (y_val, "test")):
         bad = (labels < 0) | (labels >= limit)
         if bad.any():
