@@ -231,12 +231,13 @@ class Failure(Exception):
 
 def prepare(args: argparse.Namespace) -> tuple[Layer, tuple[np.ndarray, ...]]:
     """Load the data and build the model, with everything checkable before epoch 1 checked:
-    the labels of both splits and the model's estimated memory (``MAX_MODEL_BYTES``) before
-    anything is built."""
+    the labels of both splits, the validation samples' shape against the training samples',
+    the model's estimated memory (``MAX_MODEL_BYTES``) before anything is built, and the
+    build itself (the cnn refuses images too small for its poolings)."""
     try:
         data = DATASETS[args.dataset].load(args, np.dtype(args.dtype), MODELS[args.model].images)
         n_classes = class_count(args, data[1], data[3])
-        sample = tuple(data[0].shape[1:])
+        sample = check_splits(args, data[0], data[2])
     except BrokenPipeError:
         raise
     except FileNotFoundError as err:
@@ -247,7 +248,20 @@ def prepare(args: argparse.Namespace) -> tuple[Layer, tuple[np.ndarray, ...]]:
     too_big = over_budget(args, sample, n_classes)
     if too_big is not None:
         raise Failure(too_big, 2)
-    return MODELS[args.model].build(args, sample, n_classes), data
+    try:
+        return MODELS[args.model].build(args, sample, n_classes), data
+    except (ValueError, TypeError) as err:  # the data's shape does not suit the model
+        raise Failure(f"--model {args.model} on {data_name(args)}: {err}", 2) from None
+
+
+def check_splits(args: argparse.Namespace, X: np.ndarray, X_val: np.ndarray) -> tuple[int, ...]:
+    """The shape of one sample, the same in both splits and holding something."""
+    if X.shape[1:] != X_val.shape[1:]:
+        raise ValueError(f"{data_name(args)}: the test samples have shape {X_val.shape[1:]} but the "
+                         f"train samples {X.shape[1:]}; a model takes one shape")
+    if 0 in X.shape[1:]:
+        raise ValueError(f"{data_name(args)}: the samples have shape {X.shape[1:]}: they hold no values")
+    return tuple(X.shape[1:])
 
 
 def data_name(args: argparse.Namespace) -> str:
