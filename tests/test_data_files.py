@@ -205,3 +205,20 @@ def test_the_cli_refuses_a_fractional_label_before_training(tmp_path, capsys):
     assert main(["--dataset", "mnist", "--data-dir", str(directory), "--epochs", "1", "--no-progress"]) == 1
     captured = capsys.readouterr()
     assert "got 2.5 at position 3" in captured.err and "epoch=" not in captured.out
+
+
+def test_the_size_cap_holds_the_converted_float32_copy_not_just_the_file(tmp_path):
+    directory = make_mnist(tmp_path / "m", gz=False)  # 300 images of 784 bytes: 940,800 as float32
+    X = load_mnist(directory, max_bytes=300 * 784 * 4)[0]
+    assert X.nbytes == 300 * 784 * 4
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte: the header promises \(300, 28, 28\) "
+                                         r"of uint8, 940800 bytes as float32, more than max_bytes=940799"):
+        load_mnist(directory, max_bytes=300 * 784 * 4 - 1)  # the uint8 file (235,200 bytes) fits
+    for split in ("train", "t10k"):  # images of one pixel: 1200 bytes as float32, labels 2400 as int64
+        write_idx(directory / f"{split}-images-idx3-ubyte", np.zeros((300, 1, 1), np.uint8))
+        write_idx(directory / f"{split}-labels-idx1-ubyte", np.zeros(300, np.uint8))
+        (directory / f"{split}-images-idx3-ubyte.gz").unlink(missing_ok=True)
+        (directory / f"{split}-labels-idx1-ubyte.gz").unlink(missing_ok=True)
+    with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte: .* 2400 bytes as int64, more than "
+                                         r"max_bytes=2399"):
+        load_mnist(directory, max_bytes=2399)
