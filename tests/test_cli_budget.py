@@ -23,7 +23,7 @@ def test_hidden_widths_past_the_memory_budget_are_a_usage_error_saying_the_size(
     assert ("--model mlp on samples of shape (2,) (float32) would have 4,295,688,201 parameters, "
             "64.0 GiB with their gradients and optimizer state, and keep 2.5 GiB per batch of 1024: "
             "more than the 4 GiB a model may take (at most 268,435,456 float32 parameters); use fewer "
-            "or narrower --hidden layers") in captured.err
+            "or narrower --hidden layers, or samples of fewer values") in captured.err
     assert "Linear" not in captured.out  # nothing was built
 
 

@@ -109,7 +109,8 @@ def over_budget(args: argparse.Namespace, shape: tuple[int, ...], n_classes: int
     if weights + batch <= MAX_MODEL_BYTES:
         return None
     gib = 1 << 30
-    ask = ("fewer or narrower --hidden layers" if args.model == "mlp" else "smaller images")
+    ask = ("fewer or narrower --hidden layers, or samples of fewer values" if args.model == "mlp"
+           else "smaller images")
     ask += " or a smaller --batch-size" if args.batch_size > EVALUATION_BATCH else ""
     return (f"--model {args.model} on samples of shape {shape} ({args.dtype}) would have "
             f"{parameters:,} parameters, {weights / gib:.1f} GiB with their gradients and "
