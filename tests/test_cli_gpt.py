@@ -148,3 +148,10 @@ def test_download_fetches_input_txt_checked_against_its_published_sha256(tmp_pat
     assert fetched == [("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/"
                         "tinyshakespeare/input.txt",
                         "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed", 1_115_394)]
+
+
+def test_a_gpt_too_large_for_memory_is_refused_before_it_is_built(text_dir, capsys):
+    argv = tiny(text_dir, "--n-embd", "8192", "--n-layer", "64", "--n-head", "8")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--model gpt with these sizes would take" in err and "use a smaller --n-layer" in err

@@ -128,6 +128,9 @@ def run_iterations(cli: argparse.ArgumentParser, args: argparse.Namespace,
         return _failure(err)
     print(f"{args.dataset}: {len(train_ids):,} training and {len(val_ids):,} validation "
           f"characters, a vocabulary of {len(chars)}", flush=True)
+    too_big = over_budget(args, len(chars))
+    if too_big:
+        return _failure(too_big, 2)
     model = build_gpt(args, (args.block_size,), len(chars))
     print(describe(model, args), flush=True)
     if args.threads == "auto":
@@ -224,6 +227,31 @@ def build_gpt(args: argparse.Namespace, shape: tuple[int, ...], n_classes: int) 
     """The registry's builder: ``n_classes`` is the vocabulary's size."""
     return gpt(n_classes, block_size=args.block_size, n_layer=args.n_layer, n_head=args.n_head,
                n_embd=args.n_embd, dropout=args.dropout, seed=args.seed, dtype=np.dtype(args.dtype))
+
+
+def gpt_size(args: argparse.Namespace, shape: tuple[int, ...], n_classes: int) -> tuple[int, int]:
+    """The registry's estimate, (parameters, numbers one sample keeps for backward): the
+    embeddings, per block 12 E^2 weights and 13 E biases and gains, the final norm; per
+    window of T positions, per block about 23 E numbers a position (norms, q|k|v, the heads'
+    output, the MLP's 4E-wide hidden layer and its GELU) and the attention weights (heads x T),
+    then the logits and their softmax."""
+    e, t, layers = args.n_embd, args.block_size, args.n_layer
+    parameters = n_classes * e + t * e + layers * (12 * e * e + 13 * e) + 2 * e
+    return parameters, t * (layers * (23 * e + 2 * args.n_head * t) + 2 * n_classes + 3 * e)
+
+
+def over_budget(args: argparse.Namespace, vocab_size: int) -> str | None:
+    """Why the GPT the flags ask for would take more memory than a model may (None if not)."""
+    from .cli_registry import MAX_MODEL_BYTES  # here: the registry imports this module
+    parameters, per_sample = gpt_size(args, (args.block_size,), vocab_size)
+    itemsize = np.dtype(args.dtype).itemsize
+    needed = (4 * parameters + args.batch_size * per_sample) * itemsize
+    if needed <= MAX_MODEL_BYTES:
+        return None
+    return (f"--model gpt with these sizes would take {needed / (1 << 30):.1f} GiB ({parameters:,} "
+            f"parameters with their gradients and AdamW's state, and one batch's activations): "
+            f"more than the {MAX_MODEL_BYTES >> 30} GiB a model may take; use a smaller "
+            f"--n-layer, --n-embd, --block-size or --batch-size")
 
 
 def not_by_epochs(args: argparse.Namespace, dtype: np.dtype, images: bool) -> tuple:
