@@ -43,7 +43,8 @@ evaluated with the same draws every time: the checker replays the generators' st
 This package needs only numpy and the Layer contract: importing it loads no training code.
 ``python -m handprop.train.gradcheck`` checks every built-in layer, loss and model.
 
-Its modules, in the order a check runs: ``objective`` (the scalar differentiated), ``contract``
+Its modules, in the order a check runs: ``arguments`` (gradcheck's own arguments and the
+values it is given: a bad option, a NaN, an empty x are named before any evaluation), ``objective`` (the scalar differentiated), ``contract``
 (the problems found before differencing), ``differences`` (element-wise and directional
 checks), ``kinks`` (evidence at the elements the differences skip), ``diagnosis`` (what a failing row's mistake probably is), ``report`` (what is found
 and how it prints), ``check`` (``gradcheck`` itself) and ``members`` (the attribute walk).

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .arguments import check_arguments
 from .contract import check_contract
 from .diagnosis import repeated_ids_hint
 from .differences import Differences, check_directions, check_elements
@@ -59,9 +60,11 @@ def gradcheck(subject: Any, x: np.ndarray | Sequence[np.ndarray], targets: np.nd
         ``ok``, ``rows`` (one per tensor, with ``kind`` and ``hint`` when failed),
         ``problems`` (broken contracts, each with ``kind`` and ``message``) and ``warnings``.
     """
+    inputs = check_arguments(subject, x, targets, seed=seed, step=step, tol=tol, fast=fast,
+                             directions=directions, not_differentiated=not_differentiated,
+                             progress=progress)
     name = repr(subject)
-    several = isinstance(x, (tuple, list)) and len(x) > 1  # one input: backward returns dx
-    inputs = tuple(x) if isinstance(x, (tuple, list)) else (x,)
+    several = len(inputs) > 1  # one input: backward returns dx
     _require_float64(subject, inputs, name, targets is None)
     # not default_rng(seed): dout would equal a user's x = default_rng(0).standard_normal(shape),
     # making x.T @ dout symmetric and a transposed dW invisible
