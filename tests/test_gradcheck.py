@@ -321,11 +321,11 @@ def test_the_checker_is_a_package_of_modules_each_readable_in_one_sitting():
 
 
 def test_a_long_check_shows_progress_and_suggests_the_fast_mode(rng, capsys, monkeypatch):
-    import handprop.layers.gradcheck.check as check
+    import handprop.layers.gradcheck.cost as cost
     x = rng.standard_normal((3, 4))
     assert gradcheck(Linear(4, 2, rng=0, dtype=F64), x).ok
     assert capsys.readouterr().err == ""  # a short check stays quiet
-    monkeypatch.setattr(check, "PROGRESS_AFTER", 0.0)  # as if every check were long
+    monkeypatch.setattr(cost, "PROGRESS_AFTER", 0.0)  # as if every check were long
     assert gradcheck(Linear(4, 2, rng=0, dtype=F64), x).ok
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("gradcheck Linear(4, 2, dtype=float64): 44 evaluations, about ")
@@ -345,3 +345,63 @@ def test_cli_checks_every_target_and_counts_the_failed_ones(user_file, capsys):
     assert "\nmine:make_scores  q" in out and "\nmine:make_scores  k" in out
     assert "2 of 4 checks passed" in out and "FAILED: mine:make_raises, buggy:make" in out
     assert main(["--target", "mine:make_scores"]) == 0
+
+
+def seconds_per_evaluation(monkeypatch, seconds):
+    """As if each evaluation of the objective took ``seconds`` (the layers stay small and quick)."""
+    import handprop.layers.gradcheck.check as check
+    monkeypatch.setattr(check, "evaluation_seconds", lambda objective: seconds)
+
+
+def test_the_cost_estimate_comes_before_the_long_work(rng, capsys, monkeypatch):
+    class BackwardRaises(Linear):
+        def backward(self, dout):
+            raise RuntimeError("backward is not written yet")
+    seconds_per_evaluation(monkeypatch, 0.05)
+    monkeypatch.setattr("handprop.layers.gradcheck.cost.PROGRESS_AFTER", 1.0)
+    with pytest.raises(RuntimeError, match="not written yet"):
+        gradcheck(BackwardRaises(4, 2, rng=0, dtype=F64), rng.standard_normal((3, 4)))
+    # out before the contract check ran backward: 44 evaluations of 50 ms
+    assert capsys.readouterr().err.splitlines() == [
+        "gradcheck BackwardRaises(4, 2, dtype=float64): 44 evaluations, about 2 s; fast=True (--fast) "
+        "checks 3 random directions per tensor instead, in under 1 s"]
+
+
+def test_a_check_estimated_over_ten_minutes_switches_to_the_fast_mode_and_says_so(rng, capsys,
+                                                                                  monkeypatch):
+    # a 10^7-parameter layer at a few ms per forward: hours; here 20,600 evaluations of 100 ms
+    seconds_per_evaluation(monkeypatch, 0.1)
+    x = rng.standard_normal((2, 100))
+    report = gradcheck(Linear(100, 100, rng=0, dtype=F64), x)
+    assert report.ok and report.fast and all(row.checked == 3 for row in report.rows)
+    notice = ("checked along 3 random directions per tensor (fast=True), not every element: the full "
+              "check would take about 34.3 min (20600 evaluations of 100 ms); pass fast=False to "
+              "check every element anyway")
+    assert report.warnings == [notice]
+    assert f"warning {notice}" in str(report) and "random directions)" in str(report).splitlines()[0]
+    err = capsys.readouterr().err.splitlines()
+    assert err[:2] == [f"gradcheck Linear(100, 100, dtype=float64): {notice}",
+                       "gradcheck Linear(100, 100, dtype=float64): 18 evaluations, about 2 s"]
+
+
+def test_fast_false_checks_every_element_however_long_the_estimate(rng, capsys, monkeypatch):
+    seconds_per_evaluation(monkeypatch, 10.0)
+    report = gradcheck(Linear(10, 10, rng=0, dtype=F64), rng.standard_normal((2, 10)), fast=False)
+    assert report.ok and not report.fast and report.warnings == []
+    assert [row.checked for row in report.rows] == [20, 100, 10]
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "gradcheck Linear(10, 10, dtype=float64): 260 evaluations, about 43.3 min; fast=True (--fast) "
+        "checks 3 random directions per tensor instead, in 3.0 min")
+
+
+def test_the_cli_shows_the_estimate_and_switches_unless_told_full(user_file, capsys, monkeypatch):
+    seconds_per_evaluation(monkeypatch, 100.0)  # 12 evaluations: 20 min
+    assert main(["--target", "mine:make"]) == 0
+    captured = capsys.readouterr()
+    assert "gradcheck Cube(): checked along 3 random directions per tensor (fast=True), not every element: " \
+           "the full check would take about 20.0 min" in captured.err
+    assert "\nmine:make  x       (3, 2)  " in captured.out
+    assert main(["--target", "mine:make", "--full"]) == 0
+    err = capsys.readouterr().err
+    assert "12 evaluations, about 20.0 min; fast=True (--fast) checks 3 random directions" in err
+    assert "checked along" not in err

@@ -39,7 +39,10 @@ def main(argv: list[str] | None = None) -> int:
                              "(path/to/file.py:make) instead of the built-ins; repeatable")
     parser.add_argument("--seed", type=seed, default=0, help="seeds the inputs, the layers and the "
                         "random directions (default 0)")
-    parser.add_argument("--fast", action="store_true", help="random directions, not every element")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--fast", action="store_true", help="random directions, not every element")
+    mode.add_argument("--full", action="store_true", help="every element, even of a check estimated "
+                      "over 10 minutes (which otherwise takes random directions and says so)")
     args = parser.parse_args(argv)
     if args.target and args.layer:
         parser.error("--layer selects built-in layers and --target your own: give one or the other")
@@ -71,7 +74,8 @@ def run_one(parser: argparse.ArgumentParser, label: str, make: Callable[[], tupl
         made = make()
         options = made[-1] if isinstance(made[-1], dict) else {}
         arguments = made[:-1] if options else made
-        report = gradcheck(*arguments, **{"seed": args.seed, "fast": args.fast, **options})
+        mode = True if args.fast else False if args.full else None  # None: gradcheck chooses
+        report = gradcheck(*arguments, **{"seed": args.seed, "fast": mode, **options})
     except TypeError as err:
         if args.target and str(err).startswith("gradcheck ") and "need float64" in str(err):
             parser.error(f"--target {label}: {err}")
