@@ -217,6 +217,21 @@ class Raises(Cube):
 def make_raises():
     return Raises(), np.ones((2, 2))
 
+def make_needs(n):
+    return Cube(), np.ones((n, 2))
+
+def make_broken():
+    return {}["layer"], np.ones((2, 2))
+
+def make_not_a_layer():
+    return 3, np.ones((2, 2))
+
+def make_nan():
+    return Cube(), np.full((2, 2), np.nan)
+
+def make_bad_option():
+    return Cube(), np.ones((2, 2)), {"steps": 1e-6}
+
 class Scores(Layer):
     def forward(self, q, k, mask):
         self.cache = (q, k)
@@ -262,12 +277,30 @@ def test_cli_checks_a_users_layer_by_module_or_file(user_file, capsys):
                     "in mine, found nothing by that name"),
     ("mine:not_callable", "found a int"),
     ("mine:make_wrong", "but make_wrong() returned a Cube"),
-    ("mine:make_float32", "got an input of float32; build it with dtype=np.float64")])
+    ("mine:make_float32", "got an input of float32; build it with dtype=np.float64"),
+    ("handprop.layers:Linear", "--target handprop.layers:Linear: Linear is a class, not a factory; "
+                               "expected a function FACTORY() that returns (layer, x) or (loss, pred, "
+                               "targets), e.g. def make(): return Linear(...), x"),
+    ("mine:make_needs", "--target mine:make_needs: make_needs() needs arguments (n); expected a function "
+                        "FACTORY() that returns (layer, x) or (loss, pred, targets), called with none"),
+    ("mine:make_not_a_layer", "--target mine:make_not_a_layer: gradcheck: expected a layer or a loss (an "
+                              "object with forward and backward methods) as the first argument, got int 3"),
+    ("mine:make_nan", "--target mine:make_nan: gradcheck Cube(): x has 4 of 4 elements NaN or infinite"),
+    ("mine:make_bad_option", "--target mine:make_bad_option: gradcheck has no option 'steps'; its options "
+                             "are seed, step, tol, fast, directions, not_differentiated, progress"),
+    ("broken_import:make", "--target broken_import:make: importing broken_import raised "
+                           "ModuleNotFoundError: No module named 'not_installed' (at broken_import.py:1, "
+                           "in <module>)"),
+    ("broken_syntax.py:make", "--target broken_syntax.py:make: importing broken_syntax.py raised "
+                              "SyntaxError: invalid syntax (broken_syntax.py, line 1)")])
 def test_cli_target_mistakes_are_usage_errors(user_file, capsys, spec, message):
+    (user_file / "broken_import.py").write_text("import not_installed\n")
+    (user_file / "broken_syntax.py").write_text("def make(:\n")
     with pytest.raises(SystemExit) as exc:
         main(["--target", spec])
     assert exc.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") <= 5
 
 
 def test_cli_target_and_layer_together_is_a_usage_error(capsys):
@@ -341,7 +374,8 @@ def test_cli_checks_every_target_and_counts_the_failed_ones(user_file, capsys):
                    "--target", "mine:make_scores"])
     out = capsys.readouterr().out
     assert status == 2  # two failed: the exit status counts them
-    assert "mine:make_raises:\n  problem raised: RuntimeError: my forward is not written yet" in out
+    assert ("mine:make_raises:\n  problem raised: RuntimeError: my forward is not written yet (at mine.py:30, "
+            "in forward)\n") in out
     assert "\nmine:make_scores  q" in out and "\nmine:make_scores  k" in out
     assert "2 of 4 checks passed" in out and "FAILED: mine:make_raises, buggy:make" in out
     assert main(["--target", "mine:make_scores"]) == 0
@@ -405,3 +439,19 @@ def test_the_cli_shows_the_estimate_and_switches_unless_told_full(user_file, cap
     err = capsys.readouterr().err
     assert "12 evaluations, about 20.0 min; fast=True (--fast) checks 3 random directions" in err
     assert "checked along" not in err
+
+
+def test_cli_a_factory_that_raises_is_a_failed_entry_in_one_line(user_file, capsys):
+    assert main(["--target", "mine:make_broken", "--target", "mine:make"]) == 1
+    out = capsys.readouterr().out
+    assert ("mine:make_broken:\n  problem raised: make_broken() raised KeyError: 'layer' (at mine.py:39, "
+            "in make_broken)\n") in out
+    assert "1 of 2 checks passed" in out
+
+
+@pytest.mark.parametrize("seed", ["-1", "1.5", "x"])
+def test_cli_a_bad_seed_is_a_usage_error(seed, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--layer", "Tanh", "--seed", seed])
+    assert exc.value.code == 2
+    assert f"argument --seed: expected a whole number >= 0, got {seed}" in capsys.readouterr().err

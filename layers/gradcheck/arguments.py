@@ -18,10 +18,13 @@ from .. import validate
 from .objective import is_ids
 
 
-def check_arguments(subject: Any, x: Any, targets: Any, *, seed: Any, step: Any, tol: Any,
-                    fast: Any, directions: Any, not_differentiated: Any, progress: Any) -> tuple:
-    """The inputs as a tuple, once every argument is known to be usable; a TypeError or
-    ValueError naming the argument otherwise."""
+def check_arguments(subject: Any, x: Any, targets: Any = None, *, seed: Any = 0, step: Any = 1e-6,
+                    tol: Any = 1e-7, fast: Any = None, directions: Any = 3,
+                    not_differentiated: Any = (), progress: Any = None) -> tuple:
+    """The inputs as a tuple, once every argument of a gradcheck call (the same arguments, the
+    same defaults) is known to be usable; a TypeError or ValueError naming the argument
+    otherwise. Nothing is evaluated: a caller (the CLI) can tell the call's mistakes from the
+    layer's."""
     if isinstance(subject, type):
         raise TypeError(f"gradcheck: expected a layer or a loss as the first argument, got the class "
                         f"{subject.__name__}; pass an instance, {subject.__name__}(...) with its arguments")
@@ -51,6 +54,7 @@ def check_arguments(subject: Any, x: Any, targets: Any, *, seed: Any, step: Any,
             _finite(who, f"parameter {key}", value)
     if targets is not None and isinstance(targets, np.ndarray):
         _finite(who, "targets", targets)
+    _require_float64(subject, inputs, who, targets is None)
     return inputs
 
 
@@ -99,3 +103,19 @@ def _finite(who: str, name: str, value: np.ndarray) -> None:
         raise ValueError(f"{who}: {name} has {int(bad.sum())} of {value.size} elements NaN or "
                          f"infinite (the first, {value[first]}, at {first}); differences need "
                          f"finite values: check at finite ones")
+
+
+def _require_float64(subject: Any, inputs: tuple, name: str, is_layer: bool) -> None:
+    how = "build it with dtype=np.float64 and pass x.astype(np.float64)"
+    for x in inputs:
+        if isinstance(x, np.ndarray) and (x.dtype == np.float64 or (is_layer and is_ids(x))):
+            continue
+        got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
+        raise TypeError(f"{name}: differences need float64 to resolve errors far "
+                        f"below 1e-7, got an input of {got}; {how} (integer token ids are "
+                        f"passed through as they are)")
+    for key, p in getattr(subject, "params", {}).items():
+        if getattr(p, "dtype", None) != np.float64:
+            raise TypeError(f"{name}: differences need float64 to resolve errors far "
+                            f"below 1e-7, but parameter {key} is {getattr(p, 'dtype', type(p).__name__)}; "
+                            f"{how}")
