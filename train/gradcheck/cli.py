@@ -7,10 +7,12 @@ layer or loss instead: ``make`` returns the arguments of one gradcheck call, ``(
 dict of gradcheck's options (``{"not_differentiated": [1]}``).
 
 Every check runs and is reported: one that raises is a failed entry naming its exception and
-where it was raised, in one line. The exit status is the number of failed checks (0: all passed; at most 100); a usage error is 2
-with its message on stderr: a bad option, or a target gradcheck cannot take (no such module or
-factory, a class or a factory that needs arguments, a module that fails to import, a factory
-returning something other than a layer and its float64 inputs).
+where it was raised, in one line. The exit status is 0 when every check passed, 1 when any
+failed (the last line counts them), and 2 for a usage error, its message on stderr: a bad
+option, or a target gradcheck cannot take (no such module or factory, a class or a factory
+that needs arguments, a module that fails to import, a factory returning something other
+than a layer and its float64 inputs). A count as the status would read as a usage error when
+exactly two checks fail, and wrap past 255.
 """
 from __future__ import annotations
 
@@ -41,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m handprop.train.gradcheck",
                                      description="Check every built-in layer, or your own, against "
                                                  "finite differences.",
-                                     epilog="The exit status is the number of failed checks (0 when "
-                                            "all pass); 2 with a message on stderr is a usage error.")
+                                     epilog="Exit status: 0 when every check passes, 1 when any fails "
+                                            "(the last line counts them), 2 for a usage error (its "
+                                            "message on stderr).")
     parser.add_argument("--layer", help="check only the built-in layers whose name starts with this")
     parser.add_argument("--target", action="append", metavar="MODULE:FACTORY",
                         help="check what FACTORY() returns, (layer, x), (layer, (q, k)) or (loss, pred, "
@@ -70,11 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{len(reports) - len(failed)} of {len(reports)} checks passed; "
           f"worst relative error {worst:.1e} (tol {reports[0].tol:.0e})"
           + (f"; FAILED: {', '.join(failed)}" if failed else ""))
-    return min(len(failed), MOST_FAILED)
+    return FAILED if failed else 0
 
 
-# The exit status is the number of failed checks, up to this (a status is one byte).
-MOST_FAILED = 100
+# The exit status when any check failed; 2 is argparse's usage error, 0 a pass.
+FAILED = 1
 
 
 def run_one(parser: argparse.ArgumentParser, label: str, make: Callable[[], tuple],
