@@ -409,7 +409,7 @@ def test_a_check_estimated_over_ten_minutes_switches_to_the_fast_mode_and_says_s
     report = gradcheck(Linear(100, 100, rng=0, dtype=F64), x)
     assert report.ok and report.fast and all(row.checked == 3 for row in report.rows)
     notice = ("checked along 3 random directions per tensor (fast=True), not every element: the full "
-              "check would take about 34.3 min (20600 evaluations of 100 ms); pass fast=False to "
+              "check would take about 34.3 min (20600 evaluations of 100 ms); pass fast=False (--full) to "
               "check every element anyway")
     assert report.warnings == [notice]
     assert f"warning {notice}" in str(report) and "random directions)" in str(report).splitlines()[0]

@@ -64,7 +64,7 @@ def choose_mode(name: str, tensors: dict[str, np.ndarray], fast: bool | None, di
     return True, (f"checked along {directions} random directions per tensor (fast=True), not every "
                   f"element: the full check would take about {duration(full)} "
                   f"({evaluations(tensors, False, directions)} evaluations of {each * 1e3:.3g} ms); "
-                  f"pass fast=False to check every element anyway")
+                  f"pass fast=False (--full) to check every element anyway")
 
 
 def progress(name: str, tensors: dict[str, np.ndarray], fast: bool, directions: int, each: float,
