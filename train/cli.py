@@ -9,8 +9,10 @@ Ctrl-C, SIGTERM) live in ``cli_checkpoints``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -18,7 +20,7 @@ from importlib.metadata import version
 
 import numpy as np
 
-from ..layers import validate
+from ..layers import Layer, validate
 from ..layers.models import ACTIVATIONS
 from ..losses import SoftmaxCrossEntropy
 from .cli_checkpoints import (
@@ -31,7 +33,7 @@ from .cli_checkpoints import (
     resuming_message,
     sigterm_as_interrupt,
 )
-from .cli_registry import DATASETS, DEFAULT_HIDDEN, MODELS, Dataset, listed
+from .cli_registry import DATASETS, DEFAULT_HIDDEN, MODELS, Dataset, listed, over_budget
 from .data import default_data_dir
 from .loop import evaluate, fit, format_metrics
 from .optim import SGD, Adam, AdamW, RMSprop
@@ -43,8 +45,9 @@ OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-2}
 
 # Sane maxima of the sizes a flag or a data file can ask for: beyond them is a slip, and a
-# usage error (exit 2) rather than an allocation of many GiB.
-MAX_WIDTH, MAX_LAYERS, MAX_EPOCHS, MAX_BATCH, MAX_CLASSES = 1 << 16, 64, 10**6, 1 << 20, 10**4
+# usage error (exit 2) rather than an allocation of many GiB. The widths of the layers are held
+# to the memory the model would take, MAX_MODEL_BYTES (4 GiB), estimated before it is built.
+MAX_LAYERS, MAX_EPOCHS, MAX_BATCH, MAX_CLASSES = 64, 10**6, 1 << 20, 10**4
 
 
 
@@ -93,9 +96,8 @@ def widths(text):
         raise argparse.ArgumentTypeError(f"expected comma-separated widths like 100,100, got {text!r}") from None
     if any(w < 1 for w in sizes):
         raise argparse.ArgumentTypeError(f"expected widths >= 1, got {text!r}")
-    if any(w > MAX_WIDTH for w in sizes) or len(sizes) > MAX_LAYERS:
-        raise argparse.ArgumentTypeError(f"expected at most {MAX_LAYERS} widths of at most "
-                                         f"{MAX_WIDTH} each, got {text!r}")
+    if len(sizes) > MAX_LAYERS:  # their size is held to MAX_MODEL_BYTES once the data's is known
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_LAYERS} widths, got {text!r}")
     return sizes
 
 
@@ -104,7 +106,7 @@ def parser() -> argparse.ArgumentParser:
         "Train a model (an MLP or a small CNN) with SGD, Adam, AdamW or RMSprop and print a "
         "summary line of key=value pairs."))
     p.add_argument("--model", choices=list(MODELS), default="mlp", help=listed(MODELS))
-    p.add_argument("--hidden", type=widths, default=list(DEFAULT_HIDDEN), help="hidden widths (default 100,100)")
+    p.add_argument("--hidden", type=widths, default=list(DEFAULT_HIDDEN), help="hidden widths (default 100,100); the model may take at most 4 GiB")
     p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     p.add_argument("--norm", choices=["batch", "layer", "none"], default="batch",
                    help="BatchNorm1d, LayerNorm or nothing after each hidden Linear (default batch)")
@@ -154,12 +156,27 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     cli = parser()
     args = cli.parse_args(argv)
-    with sigterm_as_interrupt():
-        try:
-            return run(cli, args, argv)
-        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated)
-            print(f"\n{interrupted_message(args.checkpoint, stop)}", file=sys.stderr)
-            return 143 if isinstance(stop, Terminated) else 130
+    try:
+        with sigterm_as_interrupt():
+            try:
+                return run(cli, args, argv)
+            except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated)
+                print(f"\n{interrupted_message(args.checkpoint, stop)}", file=sys.stderr)
+                return 143 if isinstance(stop, Terminated) else 130
+    except BrokenPipeError:  # `... | head -1`: the reader has gone, and nobody is left to tell
+        return closed_pipe()
+
+
+def closed_pipe() -> int:
+    """End quietly when the output's reader has gone: what is left in the buffers goes to
+    /dev/null (else Python's flush at exit reports the same broken pipe), and the exit code is
+    141, a shell's code for a process ended by SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # no file descriptor
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
+    return 141
 
 
 def run(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None) -> int:
@@ -172,14 +189,9 @@ def run(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] 
     if resumed is not None:
         print(resuming_message(args.checkpoint, resumed, args.epochs), file=sys.stderr)
     try:
-        X, y, X_val, y_val = DATASETS[args.dataset].load(args, np.dtype(args.dtype), MODELS[args.model].images)
-        n_classes = class_count(args, y, y_val)
-    except FileNotFoundError as err:
-        hint = "" if args.download else f"; add --download to fetch {args.dataset}"
-        return failure(f"{err}{hint}", 2)
-    except (ValueError, OSError) as err:  # a damaged file, a failed download, bad labels
-        return failure(err)
-    model = MODELS[args.model].build(args, X.shape[1:], n_classes)
+        model, (X, y, X_val, y_val) = prepare(args)
+    except Failure as err:
+        return failure(err, err.code)
     print(model, flush=True)
     loss_fn = SoftmaxCrossEntropy()
     optimizer = build_optimizer(model, args)
@@ -192,6 +204,8 @@ def run(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] 
                       on_epoch_end=plain_lines, checkpoint=args.checkpoint, resume=args.resume,
                       scheduler=scheduler, clip_grad_norm=args.clip_grad_norm,
                       checkpoint_extra={"cli": recorded_settings(args)})
+    except BrokenPipeError:
+        raise
     except (FloatingPointError, ValueError, OSError) as err:  # a diverging run, a bad checkpoint
         return failure(err)
     seconds = time.perf_counter() - started
@@ -208,6 +222,54 @@ def run(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] 
     return 0
 
 
+class Failure(Exception):
+    """A clear one-line failure before training: exit ``code`` (1 the data, 2 a usage error)."""
+    def __init__(self, message: object, code: int = 1):
+        super().__init__(str(message))
+        self.code = code
+
+
+def prepare(args: argparse.Namespace) -> tuple[Layer, tuple[np.ndarray, ...]]:
+    """Load the data and build the model, with everything checkable before epoch 1 checked:
+    the labels of both splits, the validation samples' shape against the training samples',
+    the model's estimated memory (``MAX_MODEL_BYTES``) before anything is built, and the
+    build itself (the cnn refuses images too small for its poolings)."""
+    try:
+        data = DATASETS[args.dataset].load(args, np.dtype(args.dtype), MODELS[args.model].images)
+        n_classes = class_count(args, data[1], data[3])
+        sample = check_splits(args, data[0], data[2])
+    except BrokenPipeError:
+        raise
+    except FileNotFoundError as err:
+        hint = "" if args.download else f"; add --download to fetch {args.dataset}"
+        raise Failure(f"{err}{hint}", 2) from None
+    except (ValueError, OSError) as err:  # a damaged file, a failed download, bad labels
+        raise Failure(err) from None
+    too_big = over_budget(args, sample, n_classes)
+    if too_big is not None:
+        raise Failure(too_big, 2)
+    try:
+        return MODELS[args.model].build(args, sample, n_classes), data
+    except (ValueError, TypeError) as err:  # the data's shape does not suit the model
+        raise Failure(f"--model {args.model} on {data_name(args)}: {err}", 2) from None
+
+
+def check_splits(args: argparse.Namespace, X: np.ndarray, X_val: np.ndarray) -> tuple[int, ...]:
+    """The shape of one sample, the same in both splits and holding something."""
+    if X.shape[1:] != X_val.shape[1:]:
+        raise ValueError(f"{data_name(args)}: the test samples have shape {X_val.shape[1:]} but the "
+                         f"train samples {X.shape[1:]}; a model takes one shape")
+    if 0 in X.shape[1:]:
+        raise ValueError(f"{data_name(args)}: the samples have shape {X.shape[1:]}: they hold no values")
+    return tuple(X.shape[1:])
+
+
+def data_name(args: argparse.Namespace) -> str:
+    """The data as the user named it: the folder of its files, or the data set."""
+    return str(args.data_dir or default_data_dir(args.dataset)) if DATASETS[args.dataset].files \
+        else args.dataset
+
+
 def failure(err: object, code: int = 1) -> int:
     print(f"{PROG}: error: {err}", file=sys.stderr)
     return code
@@ -217,10 +279,10 @@ def check_flags(cli: argparse.ArgumentParser, args: argparse.Namespace,
                 argv: list[str] | None) -> Resumed | None:
     """Every usage error (exit 2) before any data is read; the defaults filled in. Returns
     what --resume found in the checkpoint (None when not resuming one)."""
-    if args.resume and not args.checkpoint:
+    if args.resume and args.checkpoint is None:
         cli.error("--resume needs --checkpoint PATH")
     # first: --resume may take the dataset and the rest from the file
-    resumed = check_checkpoint_path(cli, args, argv, parser) if args.checkpoint else None
+    resumed = check_checkpoint_path(cli, args, argv, parser) if args.checkpoint is not None else None
     if args.momentum is not None and args.optimizer not in ("sgd", "rmsprop"):
         cli.error(f"--momentum goes with --optimizer sgd or rmsprop, not {args.optimizer}")
     if args.nesterov and args.optimizer != "sgd":
@@ -239,6 +301,8 @@ def check_flags(cli: argparse.ArgumentParser, args: argparse.Namespace,
     if refused:
         cli.error(f"{', '.join(refused)} go with --model mlp; {model.why}")
     args.epochs = args.epochs or dataset.epochs
+    if resumed and not resumed.validated and (resumed.done or 0) < args.epochs:
+        cli.error(resumed.unvalidated_message(args.checkpoint))
     if resumed and resumed.done and resumed.total and resumed.done < args.epochs != resumed.total \
             and args.schedule != "none":  # the schedule's state holds the old total: it would restart
         cli.error(f"--epochs {args.epochs} with --resume would stretch a {args.schedule} schedule "
@@ -297,7 +361,7 @@ def class_count(args, y: np.ndarray, y_val: np.ndarray) -> int:
     checked against it before any layer is built."""
     known = DATASETS[args.dataset].classes
     limit = known or MAX_CLASSES
-    where = (args.data_dir or default_data_dir(args.dataset)) if known else args.dataset
+    where = data_name(args)
     for labels, split in ((y, "train"), (y_val, "test")):
         bad = (labels < 0) | (labels >= limit)
         if bad.any():

@@ -14,8 +14,8 @@ Everything is importable from ``handprop.train.data`` itself.
 from .batches import batch_bounds, minibatches
 from .download import DATASETS, MAX_DOWNLOAD_BYTES, default_data_dir, download, download_file
 from .idx import DEFLATE_MAX_RATIO, IDX_TYPES, MAX_IDX_BYTES, MNIST_FILES, load_idx, load_mnist
-from .toy import moons, noisy_curve, spiral
+from .toy import MAX_TOY_SAMPLES, moons, noisy_curve, spiral
 
 __all__ = ["batch_bounds", "minibatches", "DATASETS", "MAX_DOWNLOAD_BYTES", "default_data_dir",
            "download", "download_file", "DEFLATE_MAX_RATIO", "IDX_TYPES", "MAX_IDX_BYTES",
-           "MNIST_FILES", "load_idx", "load_mnist", "moons", "noisy_curve", "spiral"]
+           "MNIST_FILES", "load_idx", "load_mnist", "MAX_TOY_SAMPLES", "moons", "noisy_curve", "spiral"]
