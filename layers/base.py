@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from .validate import float_dtype, integer, mismatch
+from .validate import FLOAT_DTYPES, float_dtype, integer, mismatch
 
 __all__ = ["Layer", "StateKeys", "batch_sum", "check_features", "check_grad", "check_input",
            "check_size", "float_dtype", "non_default"]   # float_dtype: validate's, re-exported
@@ -262,6 +262,9 @@ def check_input(who: object, x: object, num_features: int | None = None,
                         f"wrap it with np.asarray")
     if x.dtype.kind != "f":
         raise TypeError(f"{who!r}: expected a floating-point input, got dtype {x.dtype}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{who!r}: expected a floating-point input, got dtype {x.dtype}; use "
+                        f"float16, float32 or float64: x.astype(np.float64)")
     if dtype is not None and x.dtype != dtype:
         raise TypeError(f"{who!r}: expected {np.dtype(dtype)} input (the layer's dtype), got "
                         f"{x.dtype}; convert it with x.astype(np.{np.dtype(dtype)})")

@@ -5,9 +5,9 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import ndtr
 
 from .base import Layer, check_grad, check_input
+from .special import ndtr
 
 SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)

@@ -77,14 +77,26 @@ def choice(who: str, name: str, value: object, choices: Iterable[Any]) -> Any:
     return value
 
 
+FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+USE = "use float16, float32 or float64"
+
+
 def float_dtype(who: str, dtype: Any) -> np.dtype:
-    """A dtype argument, which must name a floating-point type."""
+    """A dtype argument, which must be float16, float32 or float64: the dtypes every layer
+    keeps as given. numpy's longdouble is refused (scipy and BLAS have no loops for it).
+
+    >>> float_dtype("Linear", "float16")
+    dtype('float16')
+    >>> float_dtype("Linear", np.longdouble)
+    Traceback (most recent call last):
+    TypeError: Linear: expected a floating-point dtype, got float128; use float16, float32 or float64
+    """
     try:
         dt = np.dtype(dtype)
     except TypeError:
-        raise TypeError(f"{who}: expected a floating-point dtype, got {dtype!r}") from None
-    if dt.kind != "f":
-        raise TypeError(f"{who}: expected a floating-point dtype, got {dt}")
+        raise TypeError(f"{who}: expected a floating-point dtype, got {dtype!r}; {USE}") from None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{who}: expected a floating-point dtype, got {dt}; {USE}")
     return dt
 
 
