@@ -7,7 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .base import Layer, check_grad, check_input, non_default
-from .validate import real
+from .validate import generator, real
 
 
 class Saved(NamedTuple):
@@ -59,7 +59,7 @@ class Dropout(Layer):
         super().__init__()
         # p is the probability of an element being zeroed
         self.p: float = real("Dropout", "p", p, low=0, high=1)
-        self.rng: np.random.Generator = np.random.default_rng(rng)
+        self.rng: np.random.Generator = generator("Dropout", rng)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (...) -> out (...), same shape and dtype."""

@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .base import Layer, check_grad, non_default
-from .validate import float_dtype, integer
+from .validate import float_dtype, generator, integer
 
 
 class Saved(NamedTuple):
@@ -76,7 +76,7 @@ class Embedding(Layer):
             padding_idx = integer("Embedding", "padding_idx", padding_idx, low=-v, high=v - 1)
             self.padding_idx = padding_idx % v        # -1 is the last row, as in PyTorch
         self.dtype = float_dtype("Embedding", dtype)
-        rng = np.random.default_rng(rng)
+        rng = generator("Embedding", rng)
         W = rng.standard_normal((self.num_embeddings, self.embedding_dim)).astype(self.dtype)
         if self.padding_idx is not None:
             W[self.padding_idx] = 0

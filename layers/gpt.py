@@ -23,7 +23,7 @@ from .gelu import GELU
 from .layernorm import LayerNorm
 from .linear import Linear
 from .sequential import Composite, Sequential
-from .validate import flag, float_dtype, integer, real
+from .validate import flag, float_dtype, generator, integer, real
 
 
 class PositionEmbedding(Layer):
@@ -52,7 +52,7 @@ class PositionEmbedding(Layer):
         self.block_size = integer("PositionEmbedding", "block_size", block_size, low=1)
         self.embedding_dim = integer("PositionEmbedding", "embedding_dim", embedding_dim, low=1)
         self.dtype = float_dtype("PositionEmbedding", dtype)
-        W = np.random.default_rng(rng).standard_normal((self.block_size, self.embedding_dim))
+        W = generator("PositionEmbedding", rng).standard_normal((self.block_size, self.embedding_dim))
         self.params["W"] = W.astype(self.dtype)
         self.grads["W"] = np.zeros_like(self.params["W"])
 
@@ -98,8 +98,14 @@ class Block(Composite):
     def __init__(self, n_embd: int, n_head: int, *, dropout: float = 0.0, bias: bool = True,
                  rng: int | np.random.Generator | None = None, dtype=np.float32) -> None:
         super().__init__()
-        e = n_embd
-        weights, attn_rng, mlp_rng = np.random.default_rng(rng).spawn(3)
+        who = "Block"
+        e, n_head = integer(who, "n_embd", n_embd, low=1), integer(who, "n_head", n_head, low=1)
+        if e % n_head:
+            raise ValueError(f"{who}: expected n_embd divisible by n_head, got n_embd={e} and "
+                             f"n_head={n_head}")
+        dropout = real(who, "dropout", dropout, low=0, high=1, high_open=True)
+        bias, dtype = flag(who, "bias", bias), float_dtype(who, dtype)
+        weights, attn_rng, mlp_rng = generator(who, rng).spawn(3)
         self.ln_1 = LayerNorm(e, bias=bias, dtype=dtype)
         self.attn = CausalSelfAttention(e, n_head, bias=bias, dropout=dropout, rng=attn_rng,
                                         dtype=dtype)

@@ -95,9 +95,34 @@ def float_dtype(who: str, dtype: Any) -> np.dtype:
         dt = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"{who}: expected a floating-point dtype, got {dtype!r}; {USE}") from None
+    if isinstance(dtype, (bool, float)):    # np.dtype(True) is bool, np.dtype(nan) an error
+        raise TypeError(f"{who}: expected a floating-point dtype, got {dtype!r}; {USE}")
     if dt not in FLOAT_DTYPES:
         raise TypeError(f"{who}: expected a floating-point dtype, got {dt}; {USE}")
     return dt
+
+
+def generator(who: str, rng: object, name: str = "rng") -> np.random.Generator:
+    """A layer's own random generator from ``rng``: None (fresh entropy), a seed (an int >= 0
+    or a sequence of them), a ``SeedSequence`` or ``BitGenerator``, or a ``Generator`` itself
+    (used as is, not copied), as ``numpy.random.default_rng`` takes them.
+
+    >>> generator("Dropout", -1)
+    Traceback (most recent call last):
+    ValueError: Dropout: expected rng as a seed >= 0, got -1
+    """
+    if rng is None or isinstance(rng, (np.random.Generator, np.random.BitGenerator,
+                                       np.random.SeedSequence)):
+        return np.random.default_rng(rng)
+    seeds = list(rng) if isinstance(rng, (list, tuple)) and rng else [rng]
+    expected = (f"{who}: expected {name} as a seed (an int >= 0, or a sequence of them) or a "
+                f"numpy.random.Generator, got {rng!r}")
+    for seed in seeds:
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+            raise TypeError(expected)
+        if seed < 0:
+            raise ValueError(f"{who}: expected {name} as a seed >= 0, got {rng!r}")
+    return np.random.default_rng(rng)  # type: ignore[arg-type]
 
 
 def mismatch(missing: Iterable[object], unexpected: Iterable[object]) -> str:
