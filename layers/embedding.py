@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .base import Layer, check_grad, non_default
+from .base import Layer, check_grad, check_not_empty, non_default
 from .validate import float_dtype, generator, integer
 
 
@@ -106,6 +106,7 @@ class Embedding(Layer):
         if not isinstance(ids, np.ndarray):
             raise TypeError(f"{self!r}: expected the ids as a numpy integer array, got "
                             f"{type(ids).__name__}; wrap them with np.asarray")
+        check_not_empty(self, ids.shape)
         if ids.dtype.kind not in "iu":
             first = _first(ids, np.ones(ids.shape, bool)) if ids.size else ""
             hint = "; convert them with ids.astype(np.int64)" if ids.dtype.kind == "f" else ""

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .attention import CausalSelfAttention
-from .base import Layer, check_grad, check_input, non_default
+from .base import Layer, check_grad, check_input, check_not_empty, non_default
 from .dropout import Dropout
 from .embedding import Embedding
 from .gelu import GELU
@@ -241,9 +241,12 @@ class GPT(Composite):
             raise ValueError(f"{self!r}: a sequence of {ids.shape[1]} tokens is longer than "
                              f"block_size={block_size}, the positions the model has embeddings "
                              f"for; feed at most the last {block_size} tokens")
-        if not isinstance(ids, np.ndarray) or ids.ndim != 2 or 0 in ids.shape:
-            got = ids.shape if isinstance(ids, np.ndarray) else type(ids).__name__
-            raise ValueError(f"{self!r}: expected token ids of shape (N, T), got {got}")
+        if not isinstance(ids, np.ndarray):
+            raise TypeError(f"{self!r}: expected token ids as a numpy integer array of shape "
+                            f"(N, T), got {type(ids).__name__}; wrap them with np.asarray")
+        check_not_empty(self, ids.shape)
+        if ids.ndim != 2 or 0 in ids.shape:
+            raise ValueError(f"{self!r}: expected token ids of shape (N, T), got {ids.shape}")
         n, t = ids.shape
         return n, t
 

@@ -87,3 +87,27 @@ def test_every_layer_refuses_a_long_double_with_a_clear_type_error(name):
         layer = make(np.longdouble)
         x = data(np.longdouble)
         layer.forward(x)
+
+
+@pytest.mark.parametrize("name", LAYERS)
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_an_empty_batch_is_a_clear_error_naming_the_layer(name, training):
+    make, data = LAYERS[name]
+    layer = make(np.float32).train(training)
+    x = data(np.float32, 0)
+    with pytest.raises(ValueError, match=r"^\w+\(.*\): expected at least one sample, got an "
+                                         r"empty batch of shape \(0,") as caught:
+        layer.forward(x)
+    assert "\n" not in str(caught.value)
+
+
+RAGGED = [[[1.0, 2.0], [3.0]], [[1.0, 2.0], 3.0], [[[1.0]], [1.0, 2.0]]]
+
+
+@pytest.mark.parametrize("name", LAYERS)
+@pytest.mark.parametrize("ragged", RAGGED, ids=["rows", "mixed", "depth"])
+def test_a_ragged_list_is_a_clear_type_error(name, ragged):
+    make, _ = LAYERS[name]
+    with pytest.raises(TypeError, match=r"expected (a numpy array|the ids as a numpy integer array|token ids as a numpy)") as caught:
+        make(np.float32).forward(ragged)
+    assert "\n" not in str(caught.value)
