@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .base import Layer, batch_sum, check_grad, check_input, check_size, float_dtype, non_default
-from .validate import real
+from .validate import parameter_budget, real
 
 
 class Saved(NamedTuple):
@@ -69,6 +69,7 @@ class BatchNorm1d(Layer):
         self.eps = real(who, "eps", eps, low=0, low_open=True)
         self.momentum = real(who, "momentum", momentum, low=0, high=1)
         self.dtype = float_dtype(who, dtype)
+        parameter_budget(who, 4 * self.num_features, self.dtype)     # gamma, beta and two buffers
         d = self.num_features
         self.params = {"gamma": np.ones(d, self.dtype), "beta": np.zeros(d, self.dtype)}
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}

@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .base import Layer, check_grad, check_not_empty, non_default
-from .validate import float_dtype, generator, integer
+from .validate import float_dtype, generator, integer, parameter_budget
 
 
 class Saved(NamedTuple):
@@ -76,6 +76,7 @@ class Embedding(Layer):
             padding_idx = integer("Embedding", "padding_idx", padding_idx, low=-v, high=v - 1)
             self.padding_idx = padding_idx % v        # -1 is the last row, as in PyTorch
         self.dtype = float_dtype("Embedding", dtype)
+        parameter_budget("Embedding", self.num_embeddings * self.embedding_dim, self.dtype)
         rng = generator("Embedding", rng)
         W = rng.standard_normal((self.num_embeddings, self.embedding_dim)).astype(self.dtype)
         if self.padding_idx is not None:

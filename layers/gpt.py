@@ -23,7 +23,7 @@ from .gelu import GELU
 from .layernorm import LayerNorm
 from .linear import Linear
 from .sequential import Composite, Sequential
-from .validate import flag, float_dtype, generator, integer, real
+from .validate import flag, float_dtype, generator, integer, parameter_budget, real
 
 
 class PositionEmbedding(Layer):
@@ -52,6 +52,7 @@ class PositionEmbedding(Layer):
         self.block_size = integer("PositionEmbedding", "block_size", block_size, low=1)
         self.embedding_dim = integer("PositionEmbedding", "embedding_dim", embedding_dim, low=1)
         self.dtype = float_dtype("PositionEmbedding", dtype)
+        parameter_budget("PositionEmbedding", self.block_size * self.embedding_dim, self.dtype)
         W = generator("PositionEmbedding", rng).standard_normal((self.block_size, self.embedding_dim))
         self.params["W"] = W.astype(self.dtype)
         self.grads["W"] = np.zeros_like(self.params["W"])
@@ -105,6 +106,7 @@ class Block(Composite):
                              f"n_head={n_head}")
         dropout = real(who, "dropout", dropout, low=0, high=1, high_open=True)
         bias, dtype = flag(who, "bias", bias), float_dtype(who, dtype)
+        parameter_budget(who, block_parameters(e), dtype)
         weights, attn_rng, mlp_rng = generator(who, rng).spawn(3)
         self.ln_1 = LayerNorm(e, bias=bias, dtype=dtype)
         self.attn = CausalSelfAttention(e, n_head, bias=bias, dropout=dropout, rng=attn_rng,
@@ -288,10 +290,20 @@ def gpt(vocab_size: int, *, block_size: int, n_layer: int, n_head: int, n_embd: 
     config = GPTConfig(**sizes, dropout=real(who, "dropout", dropout, low=0, high=1, high_open=True),
                        bias=flag(who, "bias", bias), tie_weights=flag(who, "tie_weights", tie_weights))
     seed = integer(who, "seed", seed, low=0)
+    dtype = float_dtype(who, dtype)
+    v, e = sizes["vocab_size"], sizes["n_embd"]
+    embeddings = (v if tie_weights else 2 * v) * e + sizes["block_size"] * e + 2 * e
+    parameter_budget(who, embeddings + sizes["n_layer"] * block_parameters(e), dtype)
     # dropout's generators (and the layers' own initial draws, replaced below) from another stream
-    model = GPT(config, rng=np.random.default_rng([seed, 1]), dtype=float_dtype(who, dtype))
+    model = GPT(config, rng=np.random.default_rng([seed, 1]), dtype=dtype)
     init_like_nanogpt(model, seed)
     return model
+
+
+def block_parameters(n_embd: int) -> int:
+    """The parameters of one Block with biases: two LayerNorms (2E each), attention
+    (4E^2 + 4E), the MLP (8E^2 + 5E)."""
+    return 12 * n_embd * n_embd + 13 * n_embd
 
 
 RESIDUAL_PROJECTIONS = ("attn.W_out", "mlp.2.W")   # the last matrix of each residual branch

@@ -21,7 +21,7 @@ from .relu import ReLU
 from .sequential import Sequential
 from .sigmoid import Sigmoid
 from .tanh import Tanh
-from .validate import choice, flag, integer, real
+from .validate import choice, flag, integer, parameter_budget, real
 
 ACTIVATIONS: dict[str, type[Layer]] = {"relu": ReLU, "tanh": Tanh, "gelu": GELU,
                                        "leaky_relu": LeakyReLU, "sigmoid": Sigmoid}
@@ -61,6 +61,8 @@ def mlp(n_inputs: int, hidden: list[int], n_outputs: int, *, activation: str = "
     dtype = float_dtype("mlp", dtype)
     seed = integer("mlp", "seed", seed, low=0)
     norm_layer = NORMS[norm]
+    widths = [n_inputs, *hidden, n_outputs]
+    parameter_budget("mlp", sum((a + 1) * b + 4 * b for a, b in zip(widths, widths[1:])), dtype)
     layers: list[Layer] = []
     mask_seeds = np.random.SeedSequence(seed).spawn(len(hidden))
     width = n_inputs
@@ -117,6 +119,9 @@ def cnn(in_shape: Sequence[int] = (1, 28, 28), n_classes: int = 10,
     if h >> len(widths) == 0 or w >> len(widths) == 0:
         raise ValueError(f"{who}: {len(widths)} poolings by 2 leave nothing of a {h}x{w} input; "
                          f"expected height and width >= {2 ** len(widths)}")
+    pixels = (h >> len(widths)) * (w >> len(widths))
+    convs = sum((a * 9 + 5) * b for a, b in zip([c, *widths], widths))    # W, b, BatchNorm2d
+    parameter_budget(who, convs + ([c, *widths][-1] * pixels + 1) * n_classes, dtype)
     layers: list[Layer] = []
     for i, width in enumerate(widths):
         layers.append(Conv2d(c, width, 3, padding=1, bias=not batchnorm, rng=seed + i, dtype=dtype))

@@ -125,6 +125,35 @@ def generator(who: str, rng: object, name: str = "rng") -> np.random.Generator:
     return np.random.default_rng(rng)  # type: ignore[arg-type]
 
 
+MAX_PARAMETER_BYTES = 2 ** 32
+"""The memory bound of the Python API's builders: the parameters of one layer or model
+(``Linear``, ``Conv2d``, ``Embedding``, ``mlp``, ``cnn``, ``gpt``, ...) and their gradients,
+``2 * count * itemsize`` bytes, may take at most this (4 GiB, about 500 million float32
+parameters; a GPT-2 small's 124 million take 1 GiB). A size beyond it is refused before
+anything is allocated, rather than a MemoryError (or the machine swapping) halfway through.
+Raise it, ``handprop.layers.validate.MAX_PARAMETER_BYTES = 2 ** 36``, to build larger."""
+
+
+def parameter_budget(who: str, count: int, dtype: np.dtype) -> int:
+    """``count`` parameters of ``dtype`` checked against ``MAX_PARAMETER_BYTES`` (with their
+    gradients) before they are allocated: a ValueError that says how much they would take.
+
+    >>> parameter_budget("Linear", 2 ** 38, np.dtype(np.float32))    # Linear(2**36, 4)
+    Traceback (most recent call last):
+    ValueError: Linear: 274,877,906,944 parameters of float32 and their gradients would take 2,048.0 GiB, over the 4.0 GiB bound (handprop.layers.validate.MAX_PARAMETER_BYTES); use smaller sizes
+    """
+    needed = 2 * int(count) * np.dtype(dtype).itemsize
+    if needed > MAX_PARAMETER_BYTES:
+        raise ValueError(f"{who}: {count:,} parameters of {np.dtype(dtype)} and their gradients "
+                         f"would take {_gib(needed)}, over the {_gib(MAX_PARAMETER_BYTES)} bound "
+                         f"(handprop.layers.validate.MAX_PARAMETER_BYTES); use smaller sizes")
+    return int(count)
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2 ** 30:,.1f} GiB"
+
+
 def mismatch(missing: Iterable[object], unexpected: Iterable[object]) -> str:
     """The message for two sets of names that should have matched:
     ``"missing W, b; unexpected gamma"``.
