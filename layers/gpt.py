@@ -119,25 +119,17 @@ class Block(Composite):
     def named_children(self) -> Iterator[tuple[str, Layer]]:
         yield from (("ln_1", self.ln_1), ("attn", self.attn), ("ln_2", self.ln_2), ("mlp", self.mlp))
 
-    def named_members(self) -> list[tuple[str, Layer]]:
-        return list(self.named_children())   # the name main's Composite walks, until i18's tree walk
-
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (N, T, E) -> out (N, T, E)."""
         h = x + self.attn.forward(self.ln_1.forward(x))
         self.cache = x.shape
-        return h + self._mlp(self.mlp.forward, self.ln_2.forward(h))
+        return h + self.mlp.forward(self.ln_2.forward(h))
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, T, E) -> dx (N, T, E); fills every child's grads."""
         self._saved()
-        dh = dout + self.ln_2.backward(self._mlp(self.mlp.backward, dout))
+        dh = dout + self.ln_2.backward(self.mlp.backward(dout))
         return dh + self.ln_1.backward(self.attn.backward(dh))
-
-    @staticmethod
-    def _mlp(step, a: np.ndarray) -> np.ndarray:
-        """The MLP's forward or backward on (N, T, E) as (N*T, E) rows: Linear takes 2-D input."""
-        return step(a.reshape(-1, a.shape[-1])).reshape(a.shape)
 
 
 @dataclass(frozen=True)
@@ -203,9 +195,6 @@ class GPT(Composite):
         named = [("wte", self.wte), ("wpe", self.wpe), ("drop", self.drop), ("h", self.h),
                  ("ln_f", self.ln_f), ("lm_head", self.lm_head)]
         yield from ((name, layer) for name, layer in named if layer is not None)
-
-    def named_members(self) -> list[tuple[str, Layer]]:
-        return list(self.named_children())   # the name main's Composite walks, until i18's tree walk
 
     def forward(self, ids: np.ndarray) -> np.ndarray:
         """ids (N, T) integers in [0, V), T <= block_size -> logits (N, T, V)."""
