@@ -78,7 +78,7 @@ class Loss:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
 
-    def check_dloss(self, dloss: object, like: np.ndarray) -> float | np.ndarray:
+    def check_dloss(self, dloss: Any, like: np.ndarray) -> float | np.ndarray:
         """The upstream gradient ``backward`` was given, checked against what ``forward``
         returned: a real scalar (a Python float back, so a float32 gradient stays float32) for
         a reduced loss; for ``reduction="none"`` an array of exactly the per-element losses'
@@ -95,7 +95,7 @@ class Loss:
             reduction = getattr(self, "reduction", "mean")
             raise TypeError(f"{self!r}: expected a real scalar dloss (the loss is a scalar "
                             f"with reduction={reduction!r}), got {_describe(dloss)}")
-        return float(dloss)  # type: ignore[arg-type]
+        return float(dloss)
 
     def _saved(self) -> Any:
         """The forward pass's cache, or a RuntimeError that says forward has not run."""
