@@ -100,7 +100,8 @@ def fit(model, loss_fn, optimizer: Steps, X, y, *, epochs: int, batch_size: int 
     -------
     dict of lists, one entry per epoch (like Keras' ``History.history``): ``epoch``, ``loss``,
     ``accuracy`` (running averages over the epoch's steps), ``val_loss`` and
-    ``val_accuracy`` (with ``validation``), ``seconds``. Accuracy is there only where it
+    ``val_accuracy`` (with ``validation``; NaN for the epochs of a resumed run that had
+    none), ``seconds``. Accuracy is there only where it
     means something (``Loss.count_correct``): class indices (arg-max) and binary logits
     (logit > 0 against a 0/1 target); a regression loss's history has no accuracy keys.
     With labels (N, T) every position is a decision, except those equal to the loss's
@@ -138,8 +139,7 @@ def fit(model, loss_fn, optimizer: Steps, X, y, *, epochs: int, batch_size: int 
                 logs["lr"] = scheduler.optimizer.lr  # the epoch's lr, before the schedule moves it
             logs["seconds"] = time.perf_counter() - started
             bar.finish(logs)
-        for key, value in logs.items():
-            history.setdefault(key, []).append(value)
+        record(history, logs)
         if scheduler is not None:
             scheduler.step()
         if checkpoint is not None:
@@ -147,6 +147,16 @@ def fit(model, loss_fn, optimizer: Steps, X, y, *, epochs: int, batch_size: int 
         if on_epoch_end is not None:
             on_epoch_end(logs)
     return history
+
+
+def record(history: dict[str, list], logs: dict) -> None:
+    """Append one epoch's figures to ``history``, every list kept one entry per epoch: a
+    figure the epoch lacks (validation switched off on a resume) is NaN, and one it adds
+    (validation switched on) is NaN for the epochs before, so the history of a resumed run
+    always holds ``epoch`` numbers per metric and its checkpoint resumes again."""
+    done = len(history.get("epoch", []))
+    for key in [*history, *(k for k in logs if k not in history)]:
+        history.setdefault(key, [math.nan] * done).append(logs.get(key, math.nan))
 
 
 def _save(checkpoint, model, optimizer, scheduler, epoch: int, history: dict,

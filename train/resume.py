@@ -59,7 +59,8 @@ def fit_state(checkpoint, extra: dict, rng: np.random.Generator) -> dict:
             isinstance(v, list) and len(v) == epoch and all(is_number(x) for x in v)
             for v in history.values()):
         raise ValueError(f"fit: {checkpoint}: expected its history to hold {epoch} numbers "
-                         f"per metric")
+                         f"per metric; its weights still load without the history: "
+                         f"checkpoint.load(path, model, optimizer)")
     try:
         type(rng.bit_generator)().state = state["rng"]  # a throwaway generator checks it
     except (TypeError, ValueError, KeyError, OverflowError) as err:
