@@ -19,7 +19,7 @@ from .data import batch_bounds, minibatches
 from .inputs import as_data, as_inputs, check_finite, check_fit_arguments, model_dtype
 from .metrics import Totals, count_correct, epoch_line, format_metrics
 from .protocols import SavesState, Steps
-from .resume import fit_state, is_number
+from .resume import fit_state, generators, is_number
 from .resume import resume as resume_from
 from .schedule import LRScheduler
 
@@ -77,8 +77,8 @@ def fit(model, loss_fn, optimizer: Steps, X, y, *, epochs: int, batch_size: int 
         Called with the epoch's metrics (a dict) after each epoch, after its checkpoint.
     checkpoint : path, optional
         Saved (atomically) at the end of every epoch: weights, running statistics, the
-        optimizer's and the schedule's state, the history so far and the shuffling
-        generator's state. Its folder is checked before the first epoch.
+        optimizer's and the schedule's state, the history so far, the shuffling generator's
+        state and that of every generator the model's layers own (Dropout's). Its folder is checked before the first epoch.
     resume : bool
         Continue from ``checkpoint`` if it exists: the run ends with weights bit-for-bit
         identical to a run that was never interrupted (same machine, same BLAS thread count).
@@ -162,8 +162,10 @@ def record(history: dict[str, list], logs: dict) -> None:
 def _save(checkpoint, model, optimizer, scheduler, epoch: int, history: dict,
           rng: np.random.Generator, checkpoint_extra: dict | None) -> None:
     """The end-of-epoch checkpoint: the model, the optimizer's state where it has one, and
-    fit's own entry (epoch, history, the shuffling generator, the schedule)."""
-    extra = {"epoch": epoch, "history": history, "rng": rng.bit_generator.state}
+    fit's own entry (epoch, history, the shuffling generator, the state of every generator
+    the model's layers own, the schedule)."""
+    extra = {"epoch": epoch, "history": history, "rng": rng.bit_generator.state,
+             "generators": {key: g.bit_generator.state for key, g in generators(model).items()}}
     if scheduler is not None:
         extra["scheduler"] = {"class": type(scheduler).__name__, "state": scheduler.state_dict()}
     save(checkpoint, model, optimizer if isinstance(optimizer, SavesState) else None,

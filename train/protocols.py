@@ -101,6 +101,34 @@ class Walks(Protocol):
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Any]]: ...
 
 
+@runtime_checkable
+class HasMembers(Protocol):
+    """A layer made of layers, before the tree walk (``Composite.named_members``)."""
+
+    def named_members(self) -> list[tuple[str, Any]]: ...
+
+
+def named_layers(model: object, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(path, layer) of the model and every layer inside it, depth-first, self first, each
+    layer once: ``Layer.named_modules`` where the model has it, else a walk of the members
+    of ``Sequential`` and ``Residual`` (``named_members``), with the paths of params keys."""
+    if isinstance(model, Walks):
+        yield from model.named_modules(prefix)
+        return
+    seen: set[int] = set()
+    stack = [(prefix, model)]
+    while stack:
+        path, layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        yield path, layer
+        if isinstance(layer, HasMembers):
+            members = [(f"{path}.{name}" if path else name, member)
+                       for name, member in layer.named_members()]
+            stack.extend(reversed(members))
+
+
 def reduction(loss_fn: object) -> str:
     """The loss's reduction; ``"mean"`` for a loss that does not say."""
     return loss_fn.reduction if isinstance(loss_fn, Reduces) else "mean"
