@@ -8,6 +8,7 @@ import numpy as np
 
 from .checkpoint import check, copy
 from .protocols import LoadsState, named_layers
+from .schedule import MAX_EPOCHS
 
 
 def resume(checkpoint, model, optimizer, rng: np.random.Generator, scheduler=None,
@@ -59,6 +60,9 @@ def fit_state(checkpoint, extra: dict, rng: np.random.Generator, model=None) -> 
     epoch, history = state.get("epoch"), state.get("history")
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
         raise ValueError(f"fit: {checkpoint}: expected its epoch to be an int >= 1, got {epoch!r}")
+    if epoch > MAX_EPOCHS:
+        raise ValueError(f"fit: {checkpoint}: expected its epoch to be <= {MAX_EPOCHS:.0e}, got "
+                         f"{_short(epoch)}")
     if not isinstance(history, dict) or not all(
             isinstance(v, list) and len(v) == epoch and all(is_number(x) for x in v)
             for v in history.values()):
@@ -112,6 +116,13 @@ def _generator_states(checkpoint, state: dict, model) -> dict:
             raise ValueError(f"fit: {checkpoint}: the state of the generator {key} does not "
                              f"load ({type(err).__name__}: {err})") from None
     return saved
+
+
+def _short(value) -> str:
+    """A value for a message: a huge int by its size, since printing it may itself fail."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an int of about {int(value.bit_length() * 0.30103) + 1} digits"
+    return repr(value)
 
 
 def is_number(value) -> bool:

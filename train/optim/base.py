@@ -17,6 +17,10 @@ import numpy as np
 from ...layers import validate
 from ...layers.flat import flat_layout, flatten_params
 
+MAX_STEPS = 10**15
+"""The bound of a step counter loaded from a state dict: far past any run, and exact as a float,
+so a damaged checkpoint's ``step=10**400`` is refused on loading, not an OverflowError later."""
+
 Check = Callable[[str, str, object], Any]
 """An option's check: ``check(who, name, value)`` returns the value normalized, or raises a
 TypeError (wrong type) or ValueError (out of range) naming ``who`` and ``name``."""
@@ -188,8 +192,7 @@ class Optimizer:
         if initial_lr is not None:
             initial_lr = self._check_lr(initial_lr, name="initial_lr")
         options = self._check_options(**{key: state[key] for key in self.option_names})
-        counters = {key: validate.integer(who, f"the counter {key}", state[key], low=0)
-                    for key in self.counters}
+        counters = {key: _counter(who, key, state[key]) for key in self.counters}
         arrays = {key: self._checked_arrays(key, state[key], self._in_use(key, options))
                   for key in self.state_names}
         self._lr, self.initial_lr = lr, initial_lr
@@ -225,6 +228,15 @@ class Optimizer:
                 raise AttributeError(PYTORCH_NAMES[name].format(cls=type(self).__name__)
                                      + ' (see "Coming from PyTorch" in the README)')
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+def _counter(who: str, key: str, value: object) -> int:
+    """A step counter from a state dict: an int in [0, MAX_STEPS]."""
+    number = validate.integer(who, f"the counter {key}", value, low=0)
+    if number > MAX_STEPS:
+        raise ValueError(f"{who}: expected the counter {key} <= {MAX_STEPS:.0e}, got an int of "
+                         f"{len(str(number)) if number.bit_length() < 10_000 else 'over 3000'} digits")
+    return number
 
 
 def _plain(value: object) -> object:
