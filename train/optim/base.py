@@ -89,6 +89,7 @@ class Optimizer:
     options: ClassVar[dict[str, Check]] = {}
     state_buffers: ClassVar[dict[str, str | None]] = {}
     counters: ClassVar[dict[str, str]] = {}
+    divides_by_root: ClassVar[bool] = False       # divides by sqrt(v) + eps (Adam, RMSprop)
     option_names: ClassVar[tuple[str, ...]] = ()  # derived: the keys of ``options``
     state_names: ClassVar[tuple[str, ...]] = ()   # derived: the keys of ``state_buffers``
 
@@ -98,6 +99,7 @@ class Optimizer:
 
     def __init__(self, model, lr: float, **options) -> None:
         checked = self._check_options(**options)
+        self._check_dtype(next((p.dtype for p in model.params.values()), np.dtype(np.float64)), checked)
         self.model = model
         self.lr = lr
         self.initial_lr: float | None = None
@@ -134,6 +136,25 @@ class Optimizer:
 
     def _check_together(self, options: dict) -> None:
         """A rule between settings (SGD: Nesterov needs momentum); a ValueError if broken."""
+
+    def _check_dtype(self, dtype: np.dtype, options: dict) -> None:
+        """A rule between the settings and the parameters' dtype, checked before the model is
+        touched. An optimizer that divides by ``sqrt(v) + eps`` (``divides_by_root``: Adam,
+        RMSprop) refuses float16, where eps=1e-8 rounds to 0 and a gradient below 2.4e-4
+        squares to 0, so one zero gradient makes every weight 0/0 = NaN; and an eps > 0 that
+        rounds to 0 in the dtype, for the same reason."""
+        if not self.divides_by_root:
+            return
+        who = type(self).__name__
+        if dtype == np.float16:
+            raise TypeError(f"{who}: float16 parameters are refused: eps={options['eps']:g} "
+                            f"rounds to {float(np.float16(options['eps'])):g} in float16 and a "
+                            f"gradient below 2.4e-4 squares to 0, so a zero or small gradient "
+                            f"makes every weight NaN (0/0); build the model in float32")
+        if options["eps"] > 0 and dtype.type(options["eps"]) == 0:
+            raise ValueError(f"{who}: eps={options['eps']:g} rounds to 0 in {dtype}, so a zero "
+                             f"gradient makes every weight NaN (0/0); use an eps >= "
+                             f"{float(np.finfo(dtype).smallest_normal):g}")
 
     def _in_use(self, key: str, options: dict) -> bool:
         """Whether state buffer ``key`` is kept under these settings."""
@@ -192,6 +213,7 @@ class Optimizer:
         if initial_lr is not None:
             initial_lr = self._check_lr(initial_lr, name="initial_lr")
         options = self._check_options(**{key: state[key] for key in self.option_names})
+        self._check_dtype(self.flat_params.dtype, options)
         counters = {key: _counter(who, key, state[key]) for key in self.counters}
         arrays = {key: self._checked_arrays(key, state[key], self._in_use(key, options))
                   for key in self.state_names}

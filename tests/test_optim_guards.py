@@ -1,0 +1,47 @@
+"""What an optimizer refuses instead of training wrongly: a dtype in which its eps means
+nothing (float16 for Adam, AdamW, RMSprop)."""
+import numpy as np
+import pytest
+
+from handprop.layers import Linear
+from handprop.train import SGD, Adam, AdamW, RMSprop
+
+
+@pytest.mark.parametrize("cls", [Adam, AdamW, RMSprop])
+def test_a_float16_model_is_refused_by_the_optimizers_that_divide_by_a_root(cls):
+    layer = Linear(2, 1, rng=0, dtype=np.float16)
+    with pytest.raises(TypeError, match=rf"{cls.__name__}: float16 parameters are refused: "
+                                        r"eps=1e-08 rounds to 0 in float16 .*build the model in float32"):
+        cls(layer)
+    assert layer.params["W"].flags.writeable  # refused before the model was flattened
+
+
+@pytest.mark.parametrize("cls", [Adam, AdamW, RMSprop])
+def test_an_eps_that_rounds_to_zero_in_the_model_dtype_is_refused(cls):
+    with pytest.raises(ValueError, match=rf"{cls.__name__}: eps=1e-50 rounds to 0 in float32"):
+        cls(Linear(2, 1, rng=0), eps=1e-50)
+    opt = cls(Linear(2, 1, rng=0))
+    state = opt.state_dict()
+    state["eps"] = 1e-50
+    with pytest.raises(ValueError, match=r"eps=1e-50 rounds to 0 in float32"):
+        opt.load_state_dict(state)
+    assert opt.eps == 1e-8
+
+
+@pytest.mark.parametrize("cls", [Adam, AdamW, RMSprop])
+def test_a_zero_gradient_step_of_a_float32_model_keeps_the_weights(cls):
+    layer = Linear(2, 1, rng=0)
+    opt = cls(layer, lr=0.01)
+    before = layer.params["W"].copy()
+    layer.grads["W"][...] = 0
+    layer.grads["b"][...] = 0
+    opt.step()
+    np.testing.assert_allclose(layer.params["W"], before * (1 - 0.01 * opt.weight_decay), rtol=1e-6)
+
+
+def test_sgd_trains_a_float16_model():
+    layer = Linear(2, 1, rng=0, dtype=np.float16)
+    opt = SGD(layer, lr=0.5)
+    layer.grads["W"][...] = 1
+    opt.step()
+    assert layer.params["W"].dtype == np.float16 and np.isfinite(layer.params["W"]).all()
