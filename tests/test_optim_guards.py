@@ -45,3 +45,36 @@ def test_sgd_trains_a_float16_model():
     layer.grads["W"][...] = 1
     opt.step()
     assert layer.params["W"].dtype == np.float16 and np.isfinite(layer.params["W"]).all()
+
+
+class ReplacingLinear(Linear):
+    """A Linear whose backward assigns a new gradient array instead of writing into it."""
+
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.grads["W"] = self.grads["W"].copy()
+        return dx
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam, RMSprop])
+def test_a_step_after_a_parameter_was_replaced_names_the_layer_and_the_parameter(cls):
+    from handprop.layers import mlp
+    model = mlp(2, [4], 3, seed=0)
+    opt = cls(model, lr=0.1)
+    model.layers[3].params["W"] = model.layers[3].params["W"].copy()  # a hand-written loop's mistake
+    with pytest.raises(ValueError, match=rf"{cls.__name__}: model.params\['3.W'\] of Linear\(4, 3\) "
+                                         r"\(layer '3'\) was replaced after the optimizer was built"):
+        opt.step()
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam, RMSprop])
+def test_a_backward_that_replaces_its_gradient_array_fails_on_the_first_step(cls):
+    from handprop.layers import ReLU, Sequential
+    model = Sequential(Linear(2, 4, rng=0), ReLU(), ReplacingLinear(4, 1, rng=1))
+    opt = cls(model, lr=0.1)
+    model.forward(np.ones((3, 2), np.float32))
+    model.backward(np.ones((3, 1), np.float32))
+    with pytest.raises(ValueError, match=rf"{cls.__name__}: model.grads\['2.W'\] of ReplacingLinear\(4, 1\) "
+                                         r"\(layer '2'\) is not the array the optimizer reads: its backward "
+                                         r"replaced it"):
+        opt.step()

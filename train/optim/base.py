@@ -16,6 +16,7 @@ import numpy as np
 
 from ...layers import validate
 from ...layers.flat import flat_layout, flatten_params
+from ..protocols import named_layers
 
 MAX_STEPS = 10**15
 """The bound of a step counter loaded from a state dict: far past any run, and exact as a float,
@@ -109,6 +110,26 @@ class Optimizer:
         self._scratch = np.empty_like(self.flat_params)
         self._scaled = np.empty_like(self.flat_params)
         self._apply(checked, {key: 0 for key in self.counters}, {})
+        # the arrays a step updates and reads, to see that they are still the model's
+        self._views = {name: (model.params[name], model.grads[name]) for name in self._layout}
+
+    def _check_views(self) -> None:
+        """Raise unless every entry of ``model.params`` and ``model.grads`` is still the view
+        of the flat buffers this optimizer steps: a replaced parameter would no longer be
+        updated, and a replaced gradient (a backward that assigned ``self.grads[k] = ...``
+        instead of writing into it) would no longer be seen. Identity checks only."""
+        params, grads = self.model.params, self.model.grads
+        for name, (p, g) in self._views.items():
+            if params.get(name) is not p:
+                raise ValueError(f"{type(self).__name__}: model.params[{name!r}] of {_owner(self.model, name)} "
+                                 f"was replaced after the optimizer was built, so a step would update "
+                                 f"an array the model no longer holds; write into it "
+                                 f"(params[...][...] = new) or build the optimizer again")
+            if grads.get(name) is not g:
+                raise ValueError(f"{type(self).__name__}: model.grads[{name!r}] of {_owner(self.model, name)} "
+                                 f"is not the array the optimizer reads: its backward replaced it "
+                                 f"(self.grads[k] = ...) instead of writing into it "
+                                 f"(self.grads[k][...] = ...), so the step would not see the gradient")
 
     # --- the learning rate -------------------------------------------------------------
     @property
@@ -250,6 +271,16 @@ class Optimizer:
                 raise AttributeError(PYTORCH_NAMES[name].format(cls=type(self).__name__)
                                      + ' (see "Coming from PyTorch" in the README)')
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+def _owner(model, name: str) -> str:
+    """The layer that holds parameter ``name`` ("1.layer.0.W": the layer at "1.layer.0"), by
+    its repr and path."""
+    path = name.rpartition(".")[0]
+    for at, layer in named_layers(model):
+        if at == path:
+            return f"{layer!r} (layer {path!r})" if path else repr(layer)
+    return f"the layer at {path!r}"
 
 
 def _counter(who: str, key: str, value: object) -> int:
