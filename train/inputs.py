@@ -4,6 +4,8 @@ and fit's other arguments, before anything touches the model."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -17,7 +19,9 @@ from .protocols import (
     BuiltForModel,
     BuiltOnOptimizer,
     HasTable,
+    IgnoresIndex,
     OnFlatBuffers,
+    SaysTargets,
     Walks,
     reduction,
     takes_ids,
@@ -132,6 +136,53 @@ def as_data(who: str, model, loss_fn, X, y, names: tuple[str, str] = ("X", "y")
     return X, whole_numbers(who, y_name, y, "class labels")
 
 
+def check_targets(who: str, model, loss_fn, X: np.ndarray, y: np.ndarray,
+                  names: tuple[str, str] = ("X", "y")) -> None:
+    """Check converted (X, y) against the model before anything changes state: the model's
+    output for the first sample, in eval mode (no running statistic moves, no dropout mask
+    is drawn, the loss is not called); for a loss that declares its ``targets``, the
+    targets' shape against that output's; and every class label against the model's number
+    of outputs, naming the first bad label's position in ``y`` as passed (not its place in a
+    shuffled batch)."""
+    x_name, y_name = names
+    was_training = getattr(model, "training", True)
+    model.train(False)
+    try:
+        with _named(who, x_name, X):
+            probe = model.forward(X[:1])
+    finally:
+        model.train(was_training)
+    if not isinstance(loss_fn, SaysTargets) or not isinstance(probe, np.ndarray) or probe.ndim < 1:
+        return
+    classes = loss_fn.targets == "classes"
+    want = probe.shape[1:-1] if classes else probe.shape[1:]
+    if y.shape[1:] != want:
+        what = "class labels" if classes else "targets"
+        hint = (f"; if they are the same values, use {y_name}.reshape{(len(y), *want)}"
+                if y.size == len(y) * math.prod(want) else "")
+        raise ValueError(f"{who}: {y_name} has shape {y.shape}, but the model's outputs "
+                         f"{(len(y), *probe.shape[1:])} need {what} of shape {(len(y), *want)}{hint}")
+    if not classes or y.dtype.kind not in "iu" or probe.ndim < 2:
+        return
+    bad = (y < 0) | (y >= probe.shape[-1])
+    if isinstance(loss_fn, IgnoresIndex):
+        bad &= y != loss_fn.ignore_index
+    if bad.any():
+        where = [int(i) for i in np.argwhere(bad)[0]]
+        raise ValueError(f"{who}: {y_name}{where} = {y[tuple(where)]} is not a class of the "
+                         f"model's {probe.shape[-1]} outputs (expected labels in [0, "
+                         f"{probe.shape[-1]}); {int(bad.sum())} such labels); checked before training")
+
+
+@contextmanager
+def _named(who: str, name: str, data: np.ndarray) -> Iterator[None]:
+    """A ValueError or TypeError from the model or the loss, prefixed with the data's name."""
+    try:
+        yield
+    except (ValueError, TypeError) as err:
+        raise type(err)(f"{who}: {name} of shape {data.shape}: {err}") from err
+
+
 class FitArguments(NamedTuple):
     """fit's arguments, checked and converted."""
 
@@ -152,12 +203,14 @@ def check_fit_arguments(model, loss_fn, optimizer, X, y, *, epochs, batch_size, 
         if "fit" in (checkpoint_extra or {}):
             raise ValueError("fit: checkpoint_extra cannot hold 'fit', fit's own entry")
     X, y = as_data("fit", model, loss_fn, X, y)
+    check_targets("fit", model, loss_fn, X, y)
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
             raise ValueError(f"fit: expected validation=(X_val, y_val), a pair, got "
                              f"{_describe(validation)}")
         validation = as_data("fit: validation", model, loss_fn, validation[0], validation[1],
                              names=("X_val", "y_val"))
+        check_targets("fit: validation", model, loss_fn, validation[0], validation[1], names=("X_val", "y_val"))
     epochs = validate.integer("fit", "epochs", epochs, low=1)
     if isinstance(optimizer, BuiltForModel) and optimizer.model is not model:
         raise ValueError(f"fit: the optimizer {optimizer!r} was built for another model; "

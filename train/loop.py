@@ -111,8 +111,11 @@ def fit(model, loss_fn, optimizer: Steps, X, y, *, epochs: int, batch_size: int 
     ------
     ValueError
         If X (or y, for values) holds NaN or infinity, naming the first such row, or a token
-        id is outside the model's table, naming its position: checked before anything
-        touches the model. Errors name the data as passed (``X``, ``y``, ``X_val``, ``y_val``).
+        id is outside the model's table, naming its position; if a class label is not one of
+        the model's outputs, naming its position in ``y``; if the model's output for the
+        first sample does not fit the targets' shape: all checked before anything changes
+        state (the model's output is computed once in eval mode), for the validation data
+        too. Errors name the data as passed (``X``, ``y``, ``X_val``, ``y_val``).
     FloatingPointError
         If the loss turns NaN or infinite; the step that produced it is not applied.
     """
