@@ -55,3 +55,9 @@ def test_targets_of_another_shape_than_the_outputs_are_found_before_epoch_1():
     with pytest.raises(ValueError, match=r"^fit: y has shape \(60,\), but the model's outputs \(60, 1\) "
                                          r"need targets of shape \(60, 1\)"):
         fit(model, MSELoss(), SGD(model, lr=0.1), X, Y.astype(float), epochs=1, progress=False)
+
+
+def test_a_checkpoint_name_whose_temporary_name_is_too_long_is_refused_before_epoch_1(assert_same_state, tmp_path):
+    long = tmp_path / ("n" * 245 + ".npz")
+    fit_untouched(assert_same_state, ValueError, r"its temporary file's name .* would be \d+ bytes, "
+                  r"more than the \d+ this folder allows", checkpoint=long)

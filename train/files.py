@@ -58,6 +58,7 @@ def writable_target(path: str | os.PathLike) -> Path:
     it cannot be one (a FIFO, a directory); FileNotFoundError or PermissionError naming the
     folder if it is missing or not writable. Checks only: nothing is created."""
     target = Path(os.path.realpath(path))
+    _check_name_length(path, target)
     old = _stat_or_none(target)
     if old is not None and not stat.S_ISREG(old.st_mode):
         kind = "a directory" if stat.S_ISDIR(old.st_mode) else \
@@ -69,6 +70,21 @@ def writable_target(path: str | os.PathLike) -> Path:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise PermissionError(f"{path}: the folder {folder} is not writable")
     return target
+
+
+def _check_name_length(path: str | os.PathLike, target: Path) -> None:
+    """A ValueError if the file's name, or its temporary file's (``_create_temporary``), is
+    longer than the folder's file system allows: said before a run, not at its first save."""
+    try:
+        limit = os.pathconf(target.parent, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no such folder (said next), or no pathconf
+        limit = 255
+    temporary = len(os.fsencode(f".{target.name}.{os.getpid()}-00000000.tmp"))
+    if temporary > limit:
+        raise ValueError(f"{path}: the name is too long: its temporary file's name (written "
+                         f"first, then renamed) would be {temporary} bytes, more than the "
+                         f"{limit} this folder allows; use a name of at most "
+                         f"{limit - (temporary - len(os.fsencode(target.name)))} bytes")
 
 
 def remove_stale_temporaries(target: Path) -> list[Path]:
