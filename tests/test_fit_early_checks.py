@@ -61,3 +61,13 @@ def test_a_checkpoint_name_whose_temporary_name_is_too_long_is_refused_before_ep
     long = tmp_path / ("n" * 245 + ".npz")
     fit_untouched(assert_same_state, ValueError, r"its temporary file's name .* would be \d+ bytes, "
                   r"more than the \d+ this folder allows", checkpoint=long)
+
+@pytest.mark.parametrize("extra,error,match", [
+    ({"weights": np.zeros(3)}, TypeError, r"^fit: checkpoint_extra must hold plain JSON data .*ndarray"),
+    ([1, 2], TypeError, r"^fit: expected checkpoint_extra as a dict of plain JSON data, got list"),
+    ({"fit": 1}, ValueError, r"checkpoint_extra cannot hold 'fit'"),
+])
+def test_checkpoint_extra_that_cannot_be_saved_is_refused_before_epoch_1(assert_same_state, tmp_path,
+                                                                          extra, error, match):
+    fit_untouched(assert_same_state, error, match, checkpoint=tmp_path / "c.npz", checkpoint_extra=extra)
+    assert not (tmp_path / "c.npz").exists()

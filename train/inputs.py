@@ -3,6 +3,7 @@ inputs to the model's dtype (or kept as integer token ids), targets as the loss 
 and fit's other arguments, before anything touches the model."""
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -200,8 +201,8 @@ def check_fit_arguments(model, loss_fn, optimizer, X, y, *, epochs, batch_size, 
     ValueError or TypeError naming the argument as the caller passed it."""
     if checkpoint is not None:
         writable_target(checkpoint)  # a missing folder is said now, not after the first epoch
-        if "fit" in (checkpoint_extra or {}):
-            raise ValueError("fit: checkpoint_extra cannot hold 'fit', fit's own entry")
+    if checkpoint_extra is not None:
+        _check_extra(checkpoint_extra)
     X, y = as_data("fit", model, loss_fn, X, y)
     check_targets("fit", model, loss_fn, X, y)
     if validation is not None:
@@ -227,6 +228,27 @@ def check_fit_arguments(model, loss_fn, optimizer, X, y, *, epochs, batch_size, 
         clip_grad_norm = checked_max_norm("fit", clip_grad_norm, "clip_grad_norm")
     steps = len(batch_bounds(len(X), batch_size))
     return FitArguments(X, y, validation, epochs, steps, clip_grad_norm)
+
+
+def _check_extra(extra: object) -> None:
+    """checkpoint_extra as every checkpoint will save it: a dict of plain JSON data, without
+    fit's own key; refused now rather than at the end of the first epoch."""
+    if not isinstance(extra, dict):
+        raise TypeError(f"fit: expected checkpoint_extra as a dict of plain JSON data, got "
+                        f"{type(extra).__name__}")
+    if "fit" in extra:
+        raise ValueError("fit: checkpoint_extra cannot hold 'fit', fit's own entry")
+    try:
+        json.dumps(extra, default=_plain_scalar)
+    except (TypeError, ValueError, RecursionError) as err:
+        raise TypeError(f"fit: checkpoint_extra must hold plain JSON data (numbers, strings, "
+                        f"lists, dicts), as every checkpoint saves it: {err}") from None
+
+
+def _plain_scalar(value: object) -> object:
+    if isinstance(value, np.generic):  # as checkpoint.save converts it
+        return value.item()
+    raise TypeError(f"{type(value).__name__} {value!r} is not JSON data")
 
 
 def _views_of(optimizer: OnFlatBuffers, model) -> bool:
