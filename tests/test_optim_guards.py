@@ -1,10 +1,11 @@
-"""What an optimizer refuses instead of training wrongly: a dtype in which its eps means
-nothing (float16 for Adam, AdamW, RMSprop)."""
+"""What an optimizer refuses instead of training wrongly or ending in Python's own message: a
+dtype in which its eps means nothing (float16 for Adam, AdamW, RMSprop), a replaced parameter
+or gradient array, an int past the largest float as a setting."""
 import numpy as np
 import pytest
 
 from handprop.layers import Linear
-from handprop.train import SGD, Adam, AdamW, RMSprop
+from handprop.train import SGD, Adam, AdamW, CosineAnnealingLR, RMSprop, StepLR, clip_grad_norm
 
 
 @pytest.mark.parametrize("cls", [Adam, AdamW, RMSprop])
@@ -78,3 +79,25 @@ def test_a_backward_that_replaces_its_gradient_array_fails_on_the_first_step(cls
                                          r"\(layer '2'\) is not the array the optimizer reads: its backward "
                                          r"replaced it"):
         opt.step()
+
+
+def _sgd():
+    return SGD(Linear(2, 1, rng=0), lr=0.1)
+
+
+@pytest.mark.parametrize("build,name", [
+    (lambda: SGD(Linear(2, 1, rng=0), lr=10**400), "SGD: expected a finite lr"),
+    (lambda: Adam(Linear(2, 1, rng=0), eps=10**400), "Adam: expected a finite eps"),
+    (lambda: Adam(Linear(2, 1, rng=0), betas=(0.9, 10**400)), r"Adam: expected a finite betas\[1\]"),
+    (lambda: RMSprop(Linear(2, 1, rng=0), alpha=-10**400), "RMSprop: expected a finite alpha"),
+    (lambda: setattr(_sgd(), "lr", 10**400), "SGD: expected a finite lr"),
+    (lambda: StepLR(_sgd(), step_size=2, gamma=10**400),
+     "StepLR: expected a finite gamma"),
+    (lambda: CosineAnnealingLR(_sgd(), T_max=2, eta_min=10**400),
+     "CosineAnnealingLR: expected a finite eta_min"),
+    (lambda: clip_grad_norm(Linear(2, 1, rng=0), 10**400),
+     "clip_grad_norm: expected a finite max_norm"),
+])
+def test_an_int_past_the_largest_float_is_a_value_error_naming_the_argument(build, name):
+    with pytest.raises(ValueError, match=rf"^{name}, got an int of about 401 digits, past the largest float"):
+        build()
