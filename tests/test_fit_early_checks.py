@@ -19,8 +19,8 @@ def fit_untouched(assert_same_state, error, match, *, y=Y, **kwargs):
     model = mlp(2, [8], 3, seed=0)
     before = {k: v.copy() for k, v in model.state_dict().items()}
     with pytest.raises(error, match=match):
-        fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), X, y, epochs=2, batch_size=16,
-            progress=False, **kwargs)
+        fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), X, y,
+            **{"epochs": 2, "batch_size": 16, "progress": False, **kwargs})
     assert_same_state(before, model.state_dict())
 
 
@@ -71,3 +71,28 @@ def test_checkpoint_extra_that_cannot_be_saved_is_refused_before_epoch_1(assert_
                                                                           extra, error, match):
     fit_untouched(assert_same_state, error, match, checkpoint=tmp_path / "c.npz", checkpoint_extra=extra)
     assert not (tmp_path / "c.npz").exists()
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    ({"batch_size": 0}, ValueError, r"^fit: expected batch_size >= 1, got 0"),
+    ({"batch_size": "8"}, TypeError, r"^fit: expected batch_size to be an int, got '8'"),
+    ({"seed": -1}, ValueError, r"^fit: expected seed >= 0, got -1"),
+    ({"seed": 1.5}, TypeError, r"^fit: expected seed to be an int, got 1.5"),
+    ({"shuffle": "no"}, TypeError, r"^fit: expected shuffle to be True or False, got 'no'"),
+    ({"progress": 1}, TypeError, r"^fit: expected progress to be True or False, got 1"),
+    ({"resume": "yes"}, TypeError, r"^fit: expected resume to be True or False, got 'yes'"),
+    ({"on_epoch_end": 3}, TypeError, r"^fit: expected on_epoch_end to be callable .*got int"),
+    ({"checkpoint": 3}, TypeError, r"^fit: expected checkpoint as a path \(str or os.PathLike\), got int"),
+])
+def test_fits_own_arguments_are_checked_by_type_and_range_naming_the_argument(assert_same_state, kwargs,
+                                                                                error, match):
+    fit_untouched(assert_same_state, error, match, **kwargs)
+
+
+def test_evaluate_and_predict_name_their_own_batch_size():
+    from handprop.train import evaluate, predict
+    model = mlp(2, [8], 3, seed=0)
+    with pytest.raises(ValueError, match=r"^evaluate: expected batch_size >= 1, got 0"):
+        evaluate(model, SoftmaxCrossEntropy(), X, Y, batch_size=0)
+    with pytest.raises(TypeError, match=r"^predict: expected batch_size to be an int, got 'a'"):
+        predict(model, X, batch_size="a")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
@@ -196,9 +197,16 @@ class FitArguments(NamedTuple):
 
 
 def check_fit_arguments(model, loss_fn, optimizer, X, y, *, epochs, batch_size, validation,
-                        checkpoint, scheduler, clip_grad_norm, checkpoint_extra) -> FitArguments:
+                        checkpoint, scheduler, clip_grad_norm, checkpoint_extra,
+                        **options) -> FitArguments:
     """Every check of fit's arguments, in one place, before anything touches the model: a
-    ValueError or TypeError naming the argument as the caller passed it."""
+    ValueError or TypeError naming the argument as the caller passed it. ``options`` are the
+    plain ones (``seed``, ``shuffle``, ``progress``, ``resume``, ``on_epoch_end``)."""
+    batch_size = checked_batch_size("fit", batch_size)
+    _check_options(options)
+    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(f"fit: expected checkpoint as a path (str or os.PathLike), got "
+                        f"{type(checkpoint).__name__}")
     if checkpoint is not None:
         writable_target(checkpoint)  # a missing folder is said now, not after the first epoch
     if checkpoint_extra is not None:
@@ -228,6 +236,22 @@ def check_fit_arguments(model, loss_fn, optimizer, X, y, *, epochs, batch_size, 
         clip_grad_norm = checked_max_norm("fit", clip_grad_norm, "clip_grad_norm")
     steps = len(batch_bounds(len(X), batch_size))
     return FitArguments(X, y, validation, epochs, steps, clip_grad_norm)
+
+
+def checked_batch_size(who: str, batch_size: object) -> int:
+    """A batch size: an int >= 1, named as the caller's argument."""
+    return validate.integer(who, "batch_size", batch_size, low=1)
+
+
+def _check_options(options: dict) -> None:
+    """fit's plain options: a seed numpy accepts (an int >= 0), flags that are True or False,
+    a callable ``on_epoch_end``."""
+    validate.integer("fit", "seed", options["seed"], low=0)
+    for name in ("shuffle", "progress", "resume"):
+        validate.flag("fit", name, options[name])
+    if options["on_epoch_end"] is not None and not callable(options["on_epoch_end"]):
+        raise TypeError(f"fit: expected on_epoch_end to be callable (it is called with the "
+                        f"epoch's metrics), got {type(options['on_epoch_end']).__name__}")
 
 
 def _check_extra(extra: object) -> None:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from .checkpoint import save
 from .clip import clip_grad_norm as clip_gradients
 from .data import batch_bounds, minibatches
-from .inputs import as_data, as_inputs, check_finite, check_fit_arguments, model_dtype
+from .inputs import as_data, as_inputs, check_finite, check_fit_arguments, checked_batch_size, model_dtype
 from .metrics import Totals, count_correct, epoch_line, format_metrics
 from .protocols import SavesState, Steps
 from .resume import fit_state, generators, is_number
@@ -121,7 +121,9 @@ def fit(model, loss_fn, optimizer: Steps, X, y, *, epochs: int, batch_size: int 
     """
     args = check_fit_arguments(model, loss_fn, optimizer, X, y, epochs=epochs, batch_size=batch_size,
                                validation=validation, checkpoint=checkpoint, scheduler=scheduler,
-                               clip_grad_norm=clip_grad_norm, checkpoint_extra=checkpoint_extra)
+                               clip_grad_norm=clip_grad_norm, checkpoint_extra=checkpoint_extra,
+                               seed=seed, shuffle=shuffle, progress=progress, resume=resume,
+                               on_epoch_end=on_epoch_end)
     rng = np.random.default_rng(seed)
     history: dict[str, list] = {}
     first = 1
@@ -262,6 +264,7 @@ def evaluate(model, loss_fn, X, y, batch_size: int = 1024) -> dict[str, float]:
 
     X and y are converted as ``fit`` converts them. The model is put back in the mode it was in.
     """
+    batch_size = checked_batch_size("evaluate", batch_size)
     return _evaluate(model, loss_fn, *as_data("evaluate", model, loss_fn, X, y), batch_size)
 
 
@@ -290,6 +293,7 @@ def predict(model, X, batch_size: int = 1024) -> np.ndarray:
     X is converted as ``fit`` converts it (token ids stay integers). The model is put back in
     the mode it was in.
     """
+    batch_size = checked_batch_size("predict", batch_size)
     X = as_inputs("predict", model, X)
     was_training = model.training
     model.eval()
