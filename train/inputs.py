@@ -173,7 +173,7 @@ def check_targets(who: str, model, loss_fn, X: np.ndarray, y: np.ndarray,
         where = [int(i) for i in np.argwhere(bad)[0]]
         raise ValueError(f"{who}: {y_name}{where} = {y[tuple(where)]} is not a class of the "
                          f"model's {probe.shape[-1]} outputs (expected labels in [0, "
-                         f"{probe.shape[-1]}); {int(bad.sum())} such labels); checked before training")
+                         f"{probe.shape[-1]}); {int(bad.sum())} such labels)")
 
 
 @contextmanager

@@ -16,7 +16,15 @@ from tqdm import tqdm
 from .checkpoint import save
 from .clip import clip_grad_norm as clip_gradients
 from .data import batch_bounds, minibatches
-from .inputs import as_data, as_inputs, check_finite, check_fit_arguments, checked_batch_size, model_dtype
+from .inputs import (
+    as_data,
+    as_inputs,
+    check_finite,
+    check_fit_arguments,
+    check_targets,
+    checked_batch_size,
+    model_dtype,
+)
 from .metrics import Totals, count_correct, epoch_line, format_metrics
 from .protocols import SavesState, Steps
 from .resume import fit_state, generators, is_number
@@ -265,7 +273,9 @@ def evaluate(model, loss_fn, X, y, batch_size: int = 1024) -> dict[str, float]:
     X and y are converted as ``fit`` converts them. The model is put back in the mode it was in.
     """
     batch_size = checked_batch_size("evaluate", batch_size)
-    return _evaluate(model, loss_fn, *as_data("evaluate", model, loss_fn, X, y), batch_size)
+    X, y = as_data("evaluate", model, loss_fn, X, y)
+    check_targets("evaluate", model, loss_fn, X, y)
+    return _evaluate(model, loss_fn, X, y, batch_size)
 
 
 def _evaluate(model, loss_fn, X: np.ndarray, y: np.ndarray, batch_size: int = 1024,
