@@ -21,18 +21,29 @@ from typing import Any, ClassVar
 
 from ..layers import validate
 from .optim import Optimizer
+from .optim.base import finite_real
 
 
 def _positive(who: str, name: str, value: object) -> float:
-    return validate.real(who, name, value, low=0, low_open=True)
+    return finite_real(who, name, value, low=0, low_open=True)
 
 
 def _at_least_0(who: str, name: str, value: object) -> float:
-    return validate.real(who, name, value, low=0)
+    return finite_real(who, name, value, low=0)
+
+
+MAX_EPOCHS = 10**12
+"""The bound of every count of epochs (or iterations) a schedule holds: far past any run, and
+exact as a float, so a count read from a damaged checkpoint (``last_epoch=10**400``) is
+refused when it is loaded instead of overflowing the lr's arithmetic later."""
 
 
 def _epoch(who: str, name: str, value: object, minimum: int = 1) -> int:
-    return validate.integer(who, name, value, low=minimum)
+    number = validate.integer(who, name, value, low=minimum)
+    if number > MAX_EPOCHS:
+        raise ValueError(f"{who}: expected {name} <= {MAX_EPOCHS:.0e}, got an int of "
+                         f"{len(str(number)) if number.bit_length() < 10_000 else 'over 3000'} digits")
+    return number
 
 
 class LRScheduler:
@@ -224,9 +235,9 @@ class LinearLR(LRScheduler):
                          total_iters=total_iters)
 
     def _check_options(self, *, start_factor, end_factor, total_iters) -> dict:
-        start = validate.real("LinearLR", "start_factor", start_factor, low=0, high=1,
+        start = finite_real("LinearLR", "start_factor", start_factor, low=0, high=1,
                               low_open=True)
-        end = validate.real("LinearLR", "end_factor", end_factor, low=0, high=1)
+        end = finite_real("LinearLR", "end_factor", end_factor, low=0, high=1)
         return {"start_factor": start, "end_factor": end,
                 "total_iters": _epoch("LinearLR", "total_iters", total_iters)}
 
