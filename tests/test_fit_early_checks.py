@@ -59,8 +59,9 @@ def test_targets_of_another_shape_than_the_outputs_are_found_before_epoch_1():
 
 def test_a_checkpoint_name_whose_temporary_name_is_too_long_is_refused_before_epoch_1(assert_same_state, tmp_path):
     long = tmp_path / ("n" * 245 + ".npz")
-    fit_untouched(assert_same_state, ValueError, r"its temporary file's name .* would be \d+ bytes, "
-                  r"more than the \d+ this folder allows", checkpoint=long)
+    fit_untouched(assert_same_state, ValueError, r"a temporary file named \.NAME\.PID-XXXXXXXX\.tmp of "
+                  r"\d+ bytes, more than the folder allows \(\d+\)", checkpoint=long)
+
 
 @pytest.mark.parametrize("extra,error,match", [
     ({"weights": np.zeros(3)}, TypeError, r"^fit: checkpoint_extra must hold plain JSON data .*ndarray"),
