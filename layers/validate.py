@@ -29,8 +29,12 @@ def real(who: str, name: str, value: object, *, low: float | None = None,
     TypeError: SGD: expected momentum as a real number, got True
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{who}: expected {name} as a real number, got {value!r}")
-    number = float(value)
+        raise TypeError(f"{who}: expected {name} as a real number, got {_shown(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an int past the largest float: lr=10**400
+        raise ValueError(f"{who}: expected a finite {name}, got {_shown(value)}, past the largest "
+                         f"float") from None
     if np.isnan(number) or (finite and not np.isfinite(number)):
         raise ValueError(f"{who}: expected a finite {name}, got {value!r}")
     below = low is not None and (number <= low if low_open else number < low)
@@ -53,10 +57,11 @@ def integer(who: str, name: str, value: object, *, low: int | None = None,
     ValueError: Linear: expected in_features >= 1, got 0
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{who}: expected {name} to be an int, got {value!r}")
+        raise TypeError(f"{who}: expected {name} to be an int, got {_shown(value)}")
     number = int(value)
     if (low is not None and number < low) or (high is not None and number > high):
-        raise ValueError(f"{who}: expected {name} {_interval(low, high, False, False)}, got {number}")
+        raise ValueError(f"{who}: expected {name} {_interval(low, high, False, False)}, "
+                         f"got {_shown(number)}")
     return number
 
 
@@ -173,6 +178,14 @@ def _interval(low: float | None, high: float | None, low_open: bool, high_open: 
     if low is not None:
         return f"{'>' if low_open else '>='} {low:g}"
     return f"{'<' if high_open else '<='} {high:g}"
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, except that an int too long to read (or, past 4,300 digits, for Python
+    to print) is shown by its size: ``an int of about 401 digits``."""
+    if isinstance(value, numbers.Integral) and abs(int(value)).bit_length() > 200:
+        return f"an int of about {int(abs(int(value)).bit_length() * 0.30103) + 1} digits"
+    return repr(value)
 
 
 def _listed(options: tuple) -> str:

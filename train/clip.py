@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..layers import validate
 from ..layers.flat_params import flat_buffers
-from .optim.base import finite_real
 
 
 def clip_grad_norm(model, max_norm: float) -> float:
@@ -36,4 +36,4 @@ def clip_grad_norm(model, max_norm: float) -> float:
 
 def checked_max_norm(who: str, max_norm: object, name: str = "max_norm") -> float:
     """A clipping threshold: a finite number > 0."""
-    return finite_real(who, name, max_norm, low=0, low_open=True)
+    return validate.real(who, name, max_norm, low=0, low_open=True)

@@ -234,7 +234,7 @@ def check_fit_arguments(model, loss_fn, optimizer, X, y, *, epochs, batch_size, 
                          f"build it on this one, e.g. CosineAnnealingLR(optimizer, T_max={epochs})")
     if clip_grad_norm is not None:
         clip_grad_norm = checked_max_norm("fit", clip_grad_norm, "clip_grad_norm")
-    steps = len(batch_bounds(len(X), batch_size))
+    steps = len(batch_bounds(len(X), batch_size, who="fit"))
     return FitArguments(X, y, validation, epochs, steps, clip_grad_norm)
 
 

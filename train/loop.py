@@ -236,7 +236,7 @@ def _train_epoch(model, loss_fn, optimizer: Steps, X, y, batch_size: int, rng, e
     """One pass over the data; the running mean loss (and accuracy) of its steps."""
     totals = Totals()
     with np.errstate(over="ignore", invalid="ignore"):  # a bad loss is reported below
-        for step, (xb, yb) in enumerate(minibatches(X, y, batch_size, rng), 1):
+        for step, (xb, yb) in enumerate(minibatches(X, y, batch_size, rng, who="fit"), 1):
             with naming("fit", "X", X):
                 logits = model.forward(xb)
             with naming("fit", "y", y):
@@ -286,7 +286,7 @@ def _evaluate(model, loss_fn, X: np.ndarray, y: np.ndarray, batch_size: int = 10
     model.eval()
     try:
         totals = Totals()
-        for xb, yb in minibatches(X, y, batch_size):
+        for xb, yb in minibatches(X, y, batch_size, who="evaluate"):
             with naming(who, names[0], X):
                 logits = model.forward(xb)
             with naming(who, names[1], y):
@@ -310,6 +310,6 @@ def predict(model, X, batch_size: int = 1024) -> np.ndarray:
     try:
         with naming("predict", "X", X):
             return np.concatenate([model.forward(X[start:stop])
-                                   for start, stop in batch_bounds(len(X), batch_size)])
+                                   for start, stop in batch_bounds(len(X), batch_size, who="predict")])
     finally:
         model.train(was_training)

@@ -21,15 +21,14 @@ from typing import Any, ClassVar
 
 from ..layers import validate
 from .optim import Optimizer
-from .optim.base import finite_real
 
 
 def _positive(who: str, name: str, value: object) -> float:
-    return finite_real(who, name, value, low=0, low_open=True)
+    return validate.real(who, name, value, low=0, low_open=True)
 
 
 def _at_least_0(who: str, name: str, value: object) -> float:
-    return finite_real(who, name, value, low=0)
+    return validate.real(who, name, value, low=0)
 
 
 MAX_EPOCHS = 10**12
@@ -235,9 +234,9 @@ class LinearLR(LRScheduler):
                          total_iters=total_iters)
 
     def _check_options(self, *, start_factor, end_factor, total_iters) -> dict:
-        start = finite_real("LinearLR", "start_factor", start_factor, low=0, high=1,
+        start = validate.real("LinearLR", "start_factor", start_factor, low=0, high=1,
                               low_open=True)
-        end = finite_real("LinearLR", "end_factor", end_factor, low=0, high=1)
+        end = validate.real("LinearLR", "end_factor", end_factor, low=0, high=1)
         return {"start_factor": start, "end_factor": end,
                 "total_iters": _epoch("LinearLR", "total_iters", total_iters)}
 

@@ -27,32 +27,21 @@ Check = Callable[[str, str, object], Any]
 TypeError (wrong type) or ValueError (out of range) naming ``who`` and ``name``."""
 
 
-def finite_real(who: str, name: str, value: object, **bounds: Any) -> float:
-    """``validate.real``, with an int too large for a float (``lr=10**400``) a ValueError
-    naming the argument rather than Python's OverflowError."""
-    try:
-        return validate.real(who, name, value, **bounds)
-    except OverflowError:
-        digits = int(value.bit_length() * 0.30103) + 1 if isinstance(value, int) else "many"
-        raise ValueError(f"{who}: expected a finite {name}, got an int of about {digits} "
-                         f"digits, past the largest float") from None
-
-
 def nonnegative(who: str, name: str, value: object) -> float:
     """A finite real number >= 0 (momentum, eps, weight_decay)."""
-    return finite_real(who, name, value, low=0)
+    return validate.real(who, name, value, low=0)
 
 
 def unit_interval(who: str, name: str, value: object) -> float:
     """A real number in [0, 1] (RMSprop's alpha)."""
-    return finite_real(who, name, value, low=0, high=1)
+    return validate.real(who, name, value, low=0, high=1)
 
 
 def decay_pair(who: str, name: str, value: object) -> tuple[float, float]:
     """Two decay rates, each in [0, 1) (Adam's betas)."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise TypeError(f"{who}: expected {name} as a pair ({name}[0], {name}[1]), got {value!r}")
-    first, second = (finite_real(who, f"{name}[{i}]", v, low=0, high=1, high_open=True)
+    first, second = (validate.real(who, f"{name}[{i}]", v, low=0, high=1, high_open=True)
                      for i, v in enumerate(value))
     return first, second
 
@@ -152,7 +141,7 @@ class Optimizer:
         self._lr = self._check_lr(value)
 
     def _check_lr(self, value: object, *, zero_ok: bool = False, name: str = "lr") -> float:
-        return finite_real(type(self).__name__, name, value, low=0, low_open=not zero_ok)
+        return validate.real(type(self).__name__, name, value, low=0, low_open=not zero_ok)
 
     def _schedule_lr(self, value: float) -> None:
         """Set lr from a schedule, which may take it to 0 (cosine annealing's last epoch)."""
