@@ -43,11 +43,13 @@ evaluated with the same draws every time: the checker replays the generators' st
 This package needs only numpy and the Layer contract: importing it loads no training code.
 ``python -m handprop.train.gradcheck`` checks every built-in layer, loss and model.
 
-Its modules, in the order a check runs: ``objective`` (the scalar differentiated), ``contract``
+Its modules, in the order a check runs: ``arguments`` (gradcheck's own arguments and the
+values it is given: a bad option, a NaN, an empty x are named before any evaluation), ``objective`` (the scalar differentiated), ``contract``
 (the problems found before differencing), ``differences`` (element-wise and directional
 checks), ``kinks`` (evidence at the elements the differences skip), ``diagnosis`` (what a failing row's mistake probably is), ``report`` (what is found
 and how it prints), ``check`` (``gradcheck`` itself) and ``members`` (the attribute walk).
 """
+from .arguments import check_arguments
 from .check import assert_gradcheck, gradcheck
 from .contract import check_contract
 from .diagnosis import FIT, diagnose
@@ -57,5 +59,5 @@ from .objective import Objective, layer_objective, loss_objective
 from .report import PROBLEM_KINDS, ROW_KINDS, GradcheckReport, Problem, Row, format_details, format_table
 
 __all__ = ["FIT", "KINK_GAP", "PROBLEM_KINDS", "ROW_KINDS", "SAME", "Differences", "GradcheckReport",
-           "Objective", "Problem", "Row", "assert_gradcheck", "check_contract", "diagnose",
+           "Objective", "Problem", "Row", "assert_gradcheck", "check_arguments", "check_contract", "diagnose",
            "format_details", "format_table", "gradcheck", "layer_objective", "loss_objective"]

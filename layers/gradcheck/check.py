@@ -1,27 +1,25 @@
 """The check itself: ``gradcheck`` and ``assert_gradcheck``, gluing the other modules."""
 from __future__ import annotations
 
-import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from . import cost
+from .arguments import check_arguments
 from .contract import check_contract
+from .cost import choose_mode, evaluation_seconds
 from .diagnosis import repeated_ids_hint
 from .differences import Differences, check_directions, check_elements
 from .objective import Objective, is_ids, layer_objective, loss_objective
 from .report import GradcheckReport, Problem, Row
 
-# A check expected to take longer than this (in seconds) shows its progress on stderr and
-# suggests the fast mode.
-PROGRESS_AFTER = 5.0
 SQUARE_WARNING = ("equal sizes hide broadcasting and transposes: check again with distinct sizes")
 
 
 def gradcheck(subject: Any, x: np.ndarray | Sequence[np.ndarray], targets: np.ndarray | None = None, *,
-              seed: int = 0, step: float = 1e-6, tol: float = 1e-7, fast: bool = False,
+              seed: int = 0, step: float = 1e-6, tol: float = 1e-7, fast: bool | None = None,
               directions: int = 3, not_differentiated: Sequence[int] = (),
               progress: bool | None = None) -> GradcheckReport:
     """Compare a layer's or a loss's analytic gradients with central differences.
@@ -44,14 +42,18 @@ def gradcheck(subject: Any, x: np.ndarray | Sequence[np.ndarray], targets: np.nd
         Perturbation size of the central differences.
     tol : float
         Largest relative error that passes.
-    fast : bool
+    fast : bool, optional
         Check each tensor along ``directions`` random unit directions instead of element by
         element: the cost no longer grows with the tensor's size. A single wrong element
-        among many can then go unseen; use the full check to find one.
+        among many can then go unseen; use the full check to find one. By default (None) every
+        element is checked unless that is estimated to take over 10 minutes
+        (``cost.FAST_AFTER``): then the fast mode runs and a warning in the report says so.
+        False checks every element however long it takes.
     not_differentiated : sequence of int
         Positions of float inputs to pass through like token ids (a mask, a constant).
     progress : bool, optional
-        Show progress on stderr; by default only for a check expected to take over 5 s.
+        Show the estimated cost and the progress on stderr; by default only for a check
+        expected to take over 5 s (``cost.PROGRESS_AFTER``).
 
     Returns
     -------
@@ -59,31 +61,34 @@ def gradcheck(subject: Any, x: np.ndarray | Sequence[np.ndarray], targets: np.nd
         ``ok``, ``rows`` (one per tensor, with ``kind`` and ``hint`` when failed),
         ``problems`` (broken contracts, each with ``kind`` and ``message``) and ``warnings``.
     """
+    inputs = check_arguments(subject, x, targets, seed=seed, step=step, tol=tol, fast=fast,
+                             directions=directions, not_differentiated=not_differentiated,
+                             progress=progress)
     name = repr(subject)
-    several = isinstance(x, (tuple, list)) and len(x) > 1  # one input: backward returns dx
-    inputs = tuple(x) if isinstance(x, (tuple, list)) else (x,)
-    _require_float64(subject, inputs, name, targets is None)
+    several = len(inputs) > 1  # one input: backward returns dx
     # not default_rng(seed): dout would equal a user's x = default_rng(0).standard_normal(shape),
     # making x.T @ dout symmetric and a transposed dW invisible
     rng = np.random.default_rng([seed, 11])
     objective = (layer_objective(subject, inputs, rng, several=several,
                                  not_differentiated=tuple(not_differentiated))
                  if targets is None else loss_objective(subject, inputs[0], targets, rng))
+    tensors = {**objective.checked_inputs(), **getattr(objective.subject, "params", {})}
+    each = evaluation_seconds(objective)  # before the long work: its estimate comes first
+    fast, switched = choose_mode(name, tensors, fast, directions, each)
     report = GradcheckReport(name, tol=tol, fast=fast)
-    report.warnings += _square_warnings(objective)
-    started = time.perf_counter()
+    square = _square_warnings(objective)
+    report.warnings += square + ([switched] if switched else [])
+    show = cost.progress(name, tensors, fast, directions, each, progress, switched)
     found = check_contract(objective, report.problems)
     if found is None:  # stochastic or a wrong dtype: differences would only mislead
         return report
     base, analytic = found
     floor = np.finfo(np.float64).eps * objective.magnitude(base) / step / tol
     differences = Differences(objective, base, step, tol, floor, tuple(objective.x.shape))
-    tensors = {**objective.checked_inputs(), **getattr(objective.subject, "params", {})}
     if not tensors:
         report.problems.append(Problem("unchecked", (
             "nothing to check: every input is integer (token ids) or marked not differentiated, "
             "and there are no params; pass float64 inputs to check their gradients")))
-    show = _progress(objective, tensors, fast, directions, time.perf_counter() - started, progress)
     for key, tensor in tensors.items():
         if key not in analytic:  # a dtype or shape problem says why
             continue
@@ -98,7 +103,7 @@ def gradcheck(subject: Any, x: np.ndarray | Sequence[np.ndarray], targets: np.nd
             report.problems.append(Problem("unchecked", (
                 f"every {what} of {key} ({row.skipped}) crossed a kink, so nothing was verified; "
                 f"move the input off the kinks (ReLU at exactly 0: use a random x)")))
-    if report.warnings:
+    if square:
         for row in report.rows:
             if not row.ok and row.kind == "mismatch" and row.hint:
                 row.hint += f" The input has equal sizes ({SQUARE_WARNING})."
@@ -116,22 +121,6 @@ def assert_gradcheck(subject: Any, x: np.ndarray | Sequence[np.ndarray],
     if not report.ok:
         raise AssertionError(report.summary() + "\n" + str(report))
     return report
-
-
-def _require_float64(subject: Any, inputs: tuple, name: str, is_layer: bool) -> None:
-    how = "build it with dtype=np.float64 and pass x.astype(np.float64)"
-    for x in inputs:
-        if isinstance(x, np.ndarray) and (x.dtype == np.float64 or (is_layer and is_ids(x))):
-            continue
-        got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
-        raise TypeError(f"gradcheck {name}: differences need float64 to resolve errors far "
-                        f"below 1e-7, got an input of {got}; {how} (integer token ids are "
-                        f"passed through as they are)")
-    for key, p in getattr(subject, "params", {}).items():
-        if getattr(p, "dtype", None) != np.float64:
-            raise TypeError(f"gradcheck {name}: differences need float64 to resolve errors far "
-                            f"below 1e-7, but parameter {key} is {getattr(p, 'dtype', type(p).__name__)}; "
-                            f"{how}")
 
 
 def _square_warnings(objective: Objective) -> list[str]:
@@ -153,25 +142,3 @@ def _name_repeated_ids(objective: Objective, key: str, row: Row) -> None:
     hint = repeated_ids_hint(key, row.analytic, row.numeric, ids[0], row.rel_err)
     if hint:
         row.kind, row.hint = "accumulate", hint
-
-
-def _progress(objective: Objective, tensors: dict, fast: bool, directions: int, spent: float,
-              wanted: bool | None) -> Any:
-    """A function that reports each tensor done on stderr, or None when the check is short."""
-    evaluations = sum(2 * (directions if fast else t.size) for t in tensors.values())
-    # the contract check ran about six forwards and two backwards
-    expected = evaluations * spent / 8
-    if wanted is False or (wanted is None and expected < PROGRESS_AFTER):
-        return None
-    name = repr(objective.subject)
-    advice = "" if fast else (f"; fast=True (--fast) checks {directions} random directions per "
-                              f"tensor instead, in about {2 * directions * len(tensors) * spent / 8:.1f} s")
-    print(f"gradcheck {name}: {evaluations} evaluations, about {expected:.0f} s{advice}",
-          file=sys.stderr, flush=True)
-    done = [0]
-
-    def show(key: str, tensor: np.ndarray) -> None:
-        done[0] += 2 * (directions if fast else tensor.size)
-        print(f"gradcheck {name}: {key} {tensor.shape} done ({done[0]}/{evaluations} evaluations)",
-              file=sys.stderr, flush=True)
-    return show

@@ -5,6 +5,7 @@ Each finder runs forward or backward the way the differences will and appends a 
 """
 from __future__ import annotations
 
+import numbers
 import re
 from typing import Any
 
@@ -97,6 +98,14 @@ def _check_forward(objective: Objective, problems: list[Problem]) -> Any:
                 f"value that feeds two branches must survive the first: write the result to a "
                 f"new array (y = x * m, not x *= m)")))
     what = " and ".join(objective.names)
+    if out is None or not isinstance(out, (np.ndarray, numbers.Real)):
+        # before the comparison below, which would call a None "stochastic"
+        expected = "a number (the loss)" if objective.is_loss else "a float64 ndarray"
+        problems.append(Problem("dtype", (
+            f"forward returned {'None' if out is None else describe(out)}; expected {expected} "
+            f"(a forward that ends without a return statement returns None), so nothing was "
+            f"differenced")))
+        return None
     if differs(out, objective.forward()):
         replayed = f" (it replayed {len(objective.replays)} generator(s))" if objective.replays else ""
         problems.append(Problem("stochastic", (
