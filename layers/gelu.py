@@ -36,17 +36,16 @@ def normal_cdf(x: np.ndarray) -> np.ndarray:
         return ndtr(x)
     s = np.clip(x, LOW, HIGH)
     s *= STEPS                                   # exact: a power of two
-    k = np.floor(s)
-    t = np.subtract(s, k, out=s)                 # exact: the interval's fraction
+    scratch = np.floor(s)                        # the interval k, then each coefficient
     with np.errstate(invalid="ignore"):          # NaN: any row; t keeps it NaN
-        row = k.astype(np.intp)
+        row = scratch.astype(np.int32)
     row -= round(LOW * STEPS)
-    c0, c1, c2, c3 = (np.take(c, row, mode="clip") for c in _CUBIC_TABLE)
-    out = np.multiply(c3, t, out=c3)
-    for c in (c2, c1, c0):                       # Horner: ((c3 t + c2) t + c1) t + c0
-        out += c
-        if c is not c0:
-            out *= t
+    t = np.subtract(s, scratch, out=s)           # exact: the interval's fraction
+    c0, c1, c2, c3 = _CUBIC_TABLE
+    out = np.take(c3, row, mode="clip")          # Horner: ((c3 t + c2) t + c1) t + c0
+    for c in (c2, c1, c0):
+        out *= t
+        out += np.take(c, row, mode="clip", out=scratch)
     return out
 
 
