@@ -45,7 +45,9 @@ def uniform_model(V=4):
 
 
 def test_a_names_model_stops_at_its_end_token_and_prints_no_boundary():
-    assert sample(chain_model(), NAMES, num=3, length=50) == ["abc"] * 3
+    model = chain_model()
+    assert sample(model, NAMES, num=3, length=50) == ["abc"] * 3
+    assert model.contexts == [1, 2, 3, 4]                               # no step after the end
     assert sample(chain_model(), NAMES, num=2, length=2) == ["ab"] * 2     # capped
     assert sample(chain_model(), NAMES, num=1, start="bc", length=9) == ["bc"]
 
