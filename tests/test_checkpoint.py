@@ -215,6 +215,18 @@ def test_resume_without_a_file_starts_over(tmp_path, assert_same_run):
         run_fit(resume=True)
 
 
+@pytest.mark.parametrize("epochs", [2, 1])
+def test_resuming_a_finished_run_says_so_and_trains_nothing(tmp_path, assert_same_run, epochs):
+    path = tmp_path / "run.npz"
+    finished = run_fit(path, epochs=2)
+    saved = path.read_bytes()
+    with pytest.warns(UserWarning, match=rf"fit: the run in {path} is finished: it holds 2 epochs and "
+                                         rf"epochs={epochs}, so there is nothing to train"):
+        resumed = run_fit(path, resume=True, epochs=epochs)
+    assert_same_run(resumed, finished)  # the saved weights and the whole history, no epoch more
+    assert path.read_bytes() == saved
+
+
 def test_ctrl_c_keeps_the_last_epoch_and_exits_cleanly(tmp_path):
     path = tmp_path / "cli.npz"
     env = os.environ

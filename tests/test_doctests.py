@@ -13,7 +13,8 @@ import handprop.train
 def modules():
     for package in (handprop.layers, handprop.losses, handprop.train):
         yield package.__name__
-        for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+        # walk_packages: the modules inside subpackages too (handprop.train.optim.sgd)
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
             if not info.name.endswith("__main__"):
                 yield info.name
 

@@ -102,9 +102,9 @@ def test_bad_schedule_or_clipping_arguments():
     X, y = spiral(10, 3)
     with pytest.raises(ValueError, match=r"fit: the scheduler StepLR\(.*\) was built on another optimizer"):
         fit(model, SoftmaxCrossEntropy(), opt, X, y, epochs=1, scheduler=StepLR(other, 2))
-    with pytest.raises(ValueError, match=r"fit: expected a finite clip_grad_norm > 0, got 0"):
+    with pytest.raises(ValueError, match=r"fit: expected clip_grad_norm > 0, got 0"):
         fit(model, SoftmaxCrossEntropy(), opt, X, y, epochs=1, clip_grad_norm=0)
-    with pytest.raises(TypeError, match=r"fit: expected clip_grad_norm as a number"):
+    with pytest.raises(TypeError, match=r"fit: expected clip_grad_norm as a real number"):
         fit(model, SoftmaxCrossEntropy(), opt, X, y, epochs=1, clip_grad_norm="1")
 
 

@@ -155,7 +155,7 @@ def test_cli_checks_every_builtin_layer(capsys):
 
 
 def test_cli_fails_when_a_layer_is_wrong(monkeypatch, capsys):
-    import handprop.train.gradcheck as registry
+    import handprop.train.gradcheck.dense as registry
     monkeypatch.setattr(registry, "Tanh", OneElementOffTanh)
     assert main(["--layer", "Tanh"]) == 1
     assert "FAILED: Tanh" in capsys.readouterr().out

@@ -146,6 +146,34 @@ def test_fit_checks_its_arguments():
         fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), X, y, epochs=0)
 
 
+def test_length_errors_name_the_arguments_as_the_caller_passed_them():
+    X, y = small_problem()
+    model = mlp(2, [8], 3)
+    with pytest.raises(ValueError, match=r"^fit: validation: X_val has 180 samples but y_val has 9$"):
+        fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), X, y, epochs=1, validation=(X, y[:9]))
+    with pytest.raises(ValueError, match=r"^evaluate: X has 180 samples but y has none \(a scalar\)$"):
+        evaluate(model, SoftmaxCrossEntropy(), X, 3)
+    with pytest.raises(ValueError, match=r"^fit: validation: expected whole-number class labels y_val, "
+                                         r"got 0.5 at y_val\[1, 0\]"):
+        fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), X, y, epochs=1,
+            validation=(X[:2], [[0.0], [0.5]]))
+
+
+def test_shape_errors_from_a_batch_name_the_data_the_caller_passed():
+    X, y = small_problem()
+    model = mlp(2, [8], 3)
+    wide = np.hstack([X, X[:, :1]])
+    with pytest.raises(ValueError, match=r"^fit: X of shape \(180, 3\): Linear\(2, 8.*got \(64, 3\)"):
+        fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), wide, y, epochs=1, progress=False)
+    with pytest.raises(ValueError, match=r"^fit: validation: X_val of shape \(180, 3\): Linear\(2, 8"):
+        fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), X, y, epochs=1, progress=False,
+            validation=(wide, y))
+    with pytest.raises(ValueError, match=r"^evaluate: y of shape \(180,\): SoftmaxCrossEntropy"):
+        evaluate(model, SoftmaxCrossEntropy(), X, y + 3)  # labels past the 3 classes
+    with pytest.raises(ValueError, match=r"^predict: X of shape \(180, 3\): Linear\(2, 8"):
+        predict(model, wide)
+
+
 def test_progress_bars_and_silence(capsys):
     X, y = small_problem()
     model = mlp(2, [8], 3)
@@ -153,7 +181,7 @@ def test_progress_bars_and_silence(capsys):
     assert capsys.readouterr() == ("", "")
     fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), X, y, epochs=2, validation=(X, y))
     err = capsys.readouterr().err
-    assert "epoch 1/2" in err and "epoch 2/2" in err and "val_accuracy=" in err
+    assert "epoch 1/2" in err and "epoch 2/2" in err and "val_acc=" in err
 
 
 def test_spiral():
@@ -228,8 +256,8 @@ def test_fit_meets_a_script_halfway():
 @pytest.mark.parametrize("X,y,error,message", [
     ([], [], ValueError, r"fit: expected at least one sample in X, got an array of shape \(0,\)"),
     (np.zeros((4, 2)), [0, 1, 2.5, 1], ValueError,
-     r"fit: expected whole-number class labels y, got 2.5 at position 2 \(1 such labels\); labels are never truncated"),
-    (np.zeros((4, 2)), [0, 1, np.nan, 1], ValueError, r"got nan at position 2"),
+     r"fit: expected whole-number class labels y, got 2.5 at y\[2\] \(1 such values\); they are never truncated"),
+    (np.zeros((4, 2)), [0, 1, np.nan, 1], ValueError, r"got nan at y\[2\]"),
     (np.zeros((4, 2)), ["a", "b", "c", "d"], TypeError, r"expected integer class labels y, got dtype <U1"),
     ([["a", "b"]], [0], TypeError, r"fit: expected real-valued inputs X, got an array of dtype <U1"),
     (np.zeros((4, 2)), [0, 1], ValueError, r"fit: X has 4 samples but y has 2"),

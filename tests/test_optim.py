@@ -140,15 +140,15 @@ def test_dtype_is_kept_and_grads_are_left_alone(cls, dtype):
 @pytest.mark.parametrize("cls,kwargs,error,message", [
     (Adam, {"betas": (0.9, 1.0)}, ValueError, r"Adam: expected betas\[1\] in \[0, 1\), got 1.0"),
     (Adam, {"betas": 0.9}, TypeError, r"Adam: expected betas as a pair"),
-    (Adam, {"betas": (0.9, "x")}, TypeError, r"Adam: expected betas\[1\] as a number, got 'x'"),
+    (Adam, {"betas": (0.9, "x")}, TypeError, r"Adam: expected betas\[1\] as a real number, got 'x'"),
     (Adam, {"eps": -1.0}, ValueError, r"Adam: expected eps >= 0, got -1.0"),
     (AdamW, {"weight_decay": float("nan")}, ValueError, r"AdamW: expected a finite weight_decay"),
     (Adam, {"amsgrad": 1}, TypeError, r"Adam: expected amsgrad to be True or False, got 1"),
     (RMSprop, {"alpha": 1.5}, ValueError, r"RMSprop: expected alpha in \[0, 1\], got 1.5"),
     (RMSprop, {"momentum": -0.1}, ValueError, r"RMSprop: expected momentum >= 0"),
     (RMSprop, {"centered": "yes"}, TypeError, r"RMSprop: expected centered to be True or False"),
-    (RMSprop, {"lr": 0}, ValueError, r"RMSprop: expected a finite learning rate lr > 0, got 0"),
-    (Adam, {"lr": "0.1"}, TypeError, r"Adam: expected the learning rate lr as a number"),
+    (RMSprop, {"lr": 0}, ValueError, r"RMSprop: expected lr > 0, got 0"),
+    (Adam, {"lr": "0.1"}, TypeError, r"Adam: expected lr as a real number"),
 ])
 def test_bad_settings_are_named(cls, kwargs, error, message):
     model = Problem()
@@ -167,12 +167,12 @@ def test_options_after_lr_are_keyword_only():
     (lambda s: s.pop("exp_avg"), ValueError, r"Adam: the state does not match a Adam's: missing exp_avg"),
     (lambda s: s.update(extra=1), ValueError, r"unexpected extra"),
     (lambda s: s.update(lr=-0.1), ValueError, r"lr >= 0, got -0.1"),
-    (lambda s: s.update(lr="fast"), TypeError, r"lr as a number, got 'fast'"),
+    (lambda s: s.update(lr="fast"), TypeError, r"lr as a real number, got 'fast'"),
     (lambda s: s.update(initial_lr=0.0), ValueError, r"lr > 0, got 0.0"),
     (lambda s: s.update(betas=[0.9, 1.5]), ValueError, r"betas\[1\] in \[0, 1\)"),
     (lambda s: s.update(amsgrad="no"), TypeError, r"amsgrad to be True or False"),
-    (lambda s: s.update(step=-1), ValueError, r"the counter step as a whole number >= 0, got -1"),
-    (lambda s: s.update(step=2.5), ValueError, r"the counter step"),
+    (lambda s: s.update(step=-1), ValueError, r"the counter step >= 0, got -1"),
+    (lambda s: s.update(step=2.5), TypeError, r"the counter step to be an int"),
     (lambda s: s["exp_avg"].pop("b"), ValueError, r"expected exp_avg for \['W', 'b'\] .* got \['W'\]"),
     (lambda s: s.update(amsgrad=True), ValueError, r"expected max_exp_avg_sq for \['W', 'b'\] \(the settings use it\)"),
     (lambda s: s["exp_avg_sq"].update(W=np.zeros((3, 2))), ValueError, r"exp_avg_sq/W has shape \(3, 2\), the parameter \(2, 3\)"),
@@ -229,3 +229,16 @@ def test_a_version_1_checkpoint_still_loads_its_sgd_state(tmp_path):
     assert load(tmp_path / "v1.npz", model, opt) == {"epoch": 3}
     assert (opt.lr, opt.momentum, opt.nesterov, opt.weight_decay, opt.initial_lr) == (0.05, 0.9, True, 0.001, None)
     assert np.all(opt.flat_state["momentum_buffers"] == 0.25) and np.all(opt.flat_params == 0.5)
+
+
+@pytest.mark.parametrize("name,says", [("zero_grad", r"overwrites model.grads"),
+                                       ("parameters", r"built on the model.*optimizer.flat_params")])
+@pytest.mark.parametrize("cls", [SGD, Adam, RMSprop])
+def test_pytorch_names_say_the_handprop_way(cls, name, says):
+    opt = cls(Problem(), lr=0.1)
+    with pytest.raises(AttributeError, match=rf"^{cls.__name__} has no {name}.*{says}.*"
+                                             rf"see \"Coming from PyTorch\" in the README"):
+        getattr(opt, name)()
+    assert not hasattr(opt, name)  # a duck-typing probe still sees no such method
+    with pytest.raises(AttributeError, match=rf"'{cls.__name__}' object has no attribute 'momentun'$"):
+        opt.momentun  # noqa: B018  (any other name: Python's own message)

@@ -104,7 +104,7 @@ def test_momentum_buffers_are_state():
 
 
 def test_a_learning_rate_of_the_wrong_type_is_a_type_error():
-    with pytest.raises(TypeError, match=r"SGD: expected the learning rate lr as a number, got '0.1'"):
+    with pytest.raises(TypeError, match=r"SGD: expected lr as a real number, got '0.1'"):
         SGD(Params([1.0]), lr="0.1")
     opt = SGD(Params([1.0]), lr=0.1)
     with pytest.raises(TypeError, match=r"got '0.1'"):
@@ -117,9 +117,9 @@ def test_options_after_lr_are_keyword_only():
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"lr": 0.0}, r"SGD: expected a finite learning rate lr > 0, got 0.0"),
+    ({"lr": 0.0}, r"SGD: expected lr > 0, got 0.0"),
     ({"lr": -1}, r"lr > 0, got -1"),
-    ({"lr": float("inf")}, r"lr > 0, got inf"),
+    ({"lr": float("inf")}, r"a finite lr, got inf"),
     ({"lr": 0.1, "momentum": -0.5}, r"SGD: expected momentum >= 0, got -0.5"),
     ({"lr": 0.1, "nesterov": True}, r"SGD: Nesterov momentum needs momentum > 0"),
     ({"lr": 0.1, "weight_decay": -1e-4}, r"SGD: expected weight_decay >= 0"),

@@ -30,6 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .files import atomic_write
+from .protocols import LoadsState
 
 FORMAT, VERSION = "handprop-checkpoint", 2
 
@@ -99,7 +100,7 @@ def check(path: str | os.PathLike, model, optimizer=None, *,
     what the model can hold before its data is read, and no entry is inflated past its
     declared size. Every problem is a ValueError naming the file."""
     path = Path(path)
-    if optimizer is not None and not hasattr(optimizer, "load_state_dict"):
+    if optimizer is not None and not isinstance(optimizer, LoadsState):
         raise TypeError(f"checkpoint.load: {optimizer!r} has no load_state_dict; pass "
                         f"optimizer=None to load the model alone")
     with _open(path) as archive:
@@ -107,9 +108,8 @@ def check(path: str | os.PathLike, model, optimizer=None, *,
         meta = _read_meta(archive, entries, path)
         entries = _current_names(meta, entries, path)
         model_state = _read_model_state(archive, entries, model, path)
-        optimizer_state = None
-        if optimizer is not None:
-            optimizer_state = _read_optimizer_state(archive, entries, meta, model, optimizer, path)
+        optimizer_state = (None if optimizer is None else
+                           _read_optimizer_state(archive, entries, meta, model, optimizer, path))
     if check_extra is not None:
         check_extra(meta["extra"])
     return Checked(path, meta, model_state, optimizer_state)
@@ -276,9 +276,7 @@ def _read_data(archive: zipfile.ZipFile, info: zipfile.ZipInfo, declared: Declar
 
 def _declared_header_skip(stream) -> None:
     version = np.lib.format.read_magic(stream)
-    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-        np.lib.format.read_array_header_2_0
-    read(stream)
+    (np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)(stream)
 
 
 def _read_meta(archive: zipfile.ZipFile, entries: dict, path: Path) -> dict:

@@ -1,4 +1,4 @@
-"""Learning-rate schedules with torch.optim.lr_scheduler's semantics, and gradient clipping.
+"""Learning-rate schedules with torch.optim.lr_scheduler's semantics.
 
 A schedule is built on an optimizer and stepped once per epoch, after the epoch's training::
 
@@ -19,11 +19,20 @@ import math
 from bisect import bisect_right
 from typing import Any, ClassVar
 
-import numpy as np
+from ..layers import validate
+from .optim import Optimizer
 
-from ..layers.base import check_size
-from ..layers.flat import flat_buffers
-from .optim import Optimizer, _at_least, _number, _positive
+
+def _positive(who: str, name: str, value: object) -> float:
+    return validate.real(who, name, value, low=0, low_open=True)
+
+
+def _at_least_0(who: str, name: str, value: object) -> float:
+    return validate.real(who, name, value, low=0)
+
+
+def _epoch(who: str, name: str, value: object, minimum: int = 1) -> int:
+    return validate.integer(who, name, value, low=minimum)
 
 
 class LRScheduler:
@@ -97,14 +106,13 @@ class LRScheduler:
         missing = [key for key in required if key not in state]
         unexpected = sorted(map(str, state.keys() - set(required)))
         if missing or unexpected:
-            what = [f"missing {', '.join(missing)}"] if missing else []
-            what += [f"unexpected {', '.join(unexpected)}"] if unexpected else []
-            raise ValueError(f"{who}: the state does not match a {who}'s: {'; '.join(what)}")
+            raise ValueError(f"{who}: the state does not match a {who}'s: "
+                             f"{validate.mismatch(missing, unexpected)}")
         checked = self._check_options(**{key: state[key] for key in self.option_names})
         # -1: a schedule of a SequentialLR whose turn has not come
-        checked["last_epoch"] = check_size(who, "last_epoch", state["last_epoch"], minimum=-1)
+        checked["last_epoch"] = _epoch(who, "last_epoch", state["last_epoch"], minimum=-1)
         checked["base_lr"] = _positive(who, "base_lr", state["base_lr"])
-        checked["last_lr"] = _at_least(who, "last_lr", state["last_lr"])
+        checked["last_lr"] = _at_least_0(who, "last_lr", state["last_lr"])
         return checked
 
     def _apply(self, checked: dict) -> None:
@@ -134,7 +142,7 @@ class StepLR(LRScheduler):
         super().__init__(optimizer, step_size=step_size, gamma=gamma)
 
     def _check_options(self, *, step_size, gamma) -> dict:
-        return {"step_size": check_size("StepLR", "step_size", step_size),
+        return {"step_size": _epoch("StepLR", "step_size", step_size),
                 "gamma": _positive("StepLR", "gamma", gamma)}
 
     def get_lr(self) -> float:
@@ -173,8 +181,8 @@ class CosineAnnealingLR(LRScheduler):
         super().__init__(optimizer, T_max=T_max, eta_min=eta_min)
 
     def _check_options(self, *, T_max, eta_min) -> dict:
-        return {"T_max": check_size("CosineAnnealingLR", "T_max", T_max),
-                "eta_min": _at_least("CosineAnnealingLR", "eta_min", eta_min)}
+        return {"T_max": _epoch("CosineAnnealingLR", "T_max", T_max),
+                "eta_min": _at_least_0("CosineAnnealingLR", "eta_min", eta_min)}
 
     def get_lr(self) -> float:
         t, T, lr, eta_min = self.last_epoch, self.T_max, self.optimizer.lr, self.eta_min
@@ -216,14 +224,11 @@ class LinearLR(LRScheduler):
                          total_iters=total_iters)
 
     def _check_options(self, *, start_factor, end_factor, total_iters) -> dict:
-        start = _number("LinearLR", "start_factor", start_factor)
-        end = _number("LinearLR", "end_factor", end_factor)
-        if not 0 < start <= 1:
-            raise ValueError(f"LinearLR: expected start_factor in (0, 1], got {start!r}")
-        if not 0 <= end <= 1:
-            raise ValueError(f"LinearLR: expected end_factor in [0, 1], got {end!r}")
+        start = validate.real("LinearLR", "start_factor", start_factor, low=0, high=1,
+                              low_open=True)
+        end = validate.real("LinearLR", "end_factor", end_factor, low=0, high=1)
         return {"start_factor": start, "end_factor": end,
-                "total_iters": check_size("LinearLR", "total_iters", total_iters)}
+                "total_iters": _epoch("LinearLR", "total_iters", total_iters)}
 
     def get_lr(self) -> float:
         t, lr = self.last_epoch, self.optimizer.lr
@@ -281,7 +286,7 @@ class SequentialLR(LRScheduler):
         if not isinstance(milestones, (list, tuple)) or len(milestones) != len(self.schedulers) - 1:
             raise ValueError(f"SequentialLR: expected {len(self.schedulers) - 1} milestones (one "
                              f"fewer than the schedules), got {milestones!r}")
-        checked = [check_size("SequentialLR", "each milestone", m) for m in milestones]
+        checked = [_epoch("SequentialLR", "each milestone", m) for m in milestones]
         if any(a >= b for a, b in zip(checked, checked[1:])):
             raise ValueError(f"SequentialLR: expected increasing milestones, got {checked}")
         return checked
@@ -312,12 +317,10 @@ class SequentialLR(LRScheduler):
         missing = [key for key in required if key not in state]
         unexpected = sorted(map(str, state.keys() - set(required)))
         if missing or unexpected:
-            what = [f"missing {', '.join(missing)}"] if missing else []
-            what += [f"unexpected {', '.join(unexpected)}"] if unexpected else []
             raise ValueError(f"SequentialLR: the state does not match a SequentialLR's: "
-                             f"{'; '.join(what)}")
-        last_epoch = check_size("SequentialLR", "last_epoch", state["last_epoch"], minimum=0)
-        last_lr = _at_least("SequentialLR", "last_lr", state["last_lr"])
+                             f"{validate.mismatch(missing, unexpected)}")
+        last_epoch = _epoch("SequentialLR", "last_epoch", state["last_epoch"], minimum=0)
+        last_lr = _at_least_0("SequentialLR", "last_lr", state["last_lr"])
         milestones = state["milestones"]
         if not isinstance(milestones, (list, tuple)) or list(milestones) != self.milestones:
             raise ValueError(f"SequentialLR: the state's milestones {state['milestones']!r} "
@@ -333,34 +336,3 @@ class SequentialLR(LRScheduler):
 
     def __repr__(self) -> str:
         return f"SequentialLR([{', '.join(map(repr, self.schedulers))}], milestones={self.milestones})"
-
-
-def clip_grad_norm(model, max_norm: float) -> float:
-    """Scale the model's gradients in place so that their global L2 norm is at most
-    ``max_norm``; return the norm before clipping. ``torch.nn.utils.clip_grad_norm_``::
-
-        total = sqrt(sum of g * g over every gradient entry)
-        g     = g * min(1, max_norm / (total + 1e-6))
-
-    (the 1e-6 keeps the factor finite for a zero gradient, and makes a clipped norm a hair
-    below max_norm). For a model an optimizer has flattened, the norm is one call over the
-    flat gradient buffer. A NaN or infinite norm is returned as it is, with the gradients
-    scaled by NaN (PyTorch's default): ``fit`` stops at the loss it produces.
-    """
-    max_norm = checked_max_norm("clip_grad_norm", max_norm)
-    flat = flat_buffers(model)
-    grads = [flat[1]] if flat is not None else list({id(g): g for g in model.grads.values()}.values())
-    if len(grads) == 1:
-        total = float(np.linalg.norm(grads[0].reshape(-1)))
-    else:  # the norm of the per-array norms, as PyTorch computes it
-        total = float(np.linalg.norm([np.linalg.norm(g.reshape(-1)) for g in grads]))
-    coef = max_norm / (total + 1e-6)
-    if not coef >= 1:  # also NaN: PyTorch multiplies by the clamped coefficient regardless
-        for g in grads:
-            g *= coef
-    return total
-
-
-def checked_max_norm(who: str, max_norm: object, name: str = "max_norm") -> float:
-    """A clipping threshold: a finite number > 0."""
-    return _positive(who, name, max_norm)

@@ -165,3 +165,58 @@ def test_sigterm_during_a_download_leaves_no_temporary_file(server, tmp_path):
     assert proc.returncode == 143, err
     assert err.strip() == "terminated (SIGTERM); nothing was saved (--checkpoint PATH keeps each finished epoch)"
     assert os.listdir(directory) == []
+
+
+def answering(code, **headers):
+    def answer(handler):
+        handler.send_response(code)
+        for key, value in headers.items():
+            handler.send_header(key, value)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+    return answer
+
+
+def hanging_up(handler):
+    handler.close_connection = True  # no status line at all: the server closes the connection
+
+
+def closed_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens there once the socket is closed
+
+
+@pytest.mark.parametrize("failure,words", [
+    ("refused", "could not connect"),
+    ("404", "the server answered HTTP 404"),
+    ("closed", "the connection was closed before the file arrived"),
+    ("redirect loop", "a redirect that was not followed (HTTP 302)"),
+    ("redirect to file://", "a redirect that was not followed (HTTP 302)"),
+])
+def test_every_network_failure_names_the_url(server, tmp_path, failure, words):
+    url, routes = server
+    if failure == "refused":
+        url = f"http://127.0.0.1:{closed_port()}/"
+    routes[NAME] = {"404": answering(404), "closed": hanging_up,
+                    "redirect loop": answering(302, Location=f"{url}{NAME}"),
+                    "redirect to file://": answering(302, Location="file:///etc/passwd")}.get(failure)
+    with pytest.raises(OSError) as err:
+        fetch(url, tmp_path)
+    assert str(err.value).startswith(f"download: {url}{NAME}: {words}"), str(err.value)
+    assert os.listdir(tmp_path / "d") == []
+
+
+@pytest.mark.parametrize("call,error,message", [
+    (lambda d: download("cifar", d), ValueError, "download: expected dataset as one of 'mnist', 'fashion-mnist'"),
+    (lambda d: download("mnist", d, timeout=0), ValueError, "download: expected timeout > 0, got 0"),
+    (lambda d: download("mnist", d, deadline=True), TypeError, "download: expected deadline as a real number"),
+    (lambda d: data.download_file("http://127.0.0.1:9/x", d / "x", "0" * 64, max_bytes=-1), ValueError,
+     "download_file: expected max_bytes >= 0, got -1"),
+    (lambda d: data.load_idx(d / "x", max_bytes=1.5), TypeError, "load_idx: expected max_bytes to be an int"),
+])
+def test_download_arguments_are_checked_before_anything_is_fetched(call, error, message, tmp_path):
+    with pytest.raises(error, match=message):
+        call(tmp_path)
+    assert os.listdir(tmp_path) == []

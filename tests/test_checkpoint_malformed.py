@@ -58,7 +58,7 @@ def deep(meta):
     (lambda m: m | {"optimizer": {"state": m["optimizer"]["state"]}}, r"optimizer is not \{\"class\""),
     (lambda m: m | {"optimizer": {"class": "SGD"}}, r"optimizer is not"),
     (lambda m: m | {"optimizer": {"class": "SGD", "state": m["optimizer"]["state"] | {"lr": "fast"}}},
-     r"does not load into SGD.*expected the learning rate lr as a number, got 'fast'"),
+     r"does not load into SGD.*expected lr as a real number, got 'fast'"),
     (lambda m: m | {"optimizer": {"class": "SGD", "state": m["optimizer"]["state"] | {"momentum": None}}},
      r"the optimizer state does not load into SGD"),
     (lambda m: m | {"optimizer": {"class": "SGD", "state": m["optimizer"]["state"] | {"momentum_buffers": 3}}},

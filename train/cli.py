@@ -1,0 +1,308 @@
+"""python -m handprop.train: train a model from the registry (an MLP, a small CNN) on a data set
+from the registry (spiral, moons, MNIST, Fashion-MNIST) and print a greppable summary line.
+
+A new model is one entry of ``MODELS`` (a builder, its defaults, the flags it refuses); a new
+data set is one entry of ``DATASETS`` (a loader, its default epochs, its number of classes);
+both live in ``cli_registry``. Resuming and interrupting a run (``--checkpoint``, ``--resume``,
+Ctrl-C, SIGTERM) live in ``cli_checkpoints``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import sys
+import time
+from collections.abc import Callable
+from importlib.metadata import version
+
+import numpy as np
+
+from ..layers import validate
+from ..layers.models import ACTIVATIONS
+from ..losses import SoftmaxCrossEntropy
+from .cli_checkpoints import (
+    Resumed,
+    Terminated,
+    check_checkpoint_path,
+    finished_message,
+    interrupted_message,
+    recorded_settings,
+    resuming_message,
+    sigterm_as_interrupt,
+)
+from .cli_registry import DATASETS, DEFAULT_HIDDEN, MODELS, Dataset, listed
+from .data import default_data_dir
+from .loop import evaluate, fit, format_metrics
+from .optim import SGD, Adam, AdamW, RMSprop
+from .plot import INSTALL_HINT, plot_history
+from .schedule import CosineAnnealingLR, LinearLR, SequentialLR, StepLR
+
+PROG = "python -m handprop.train"
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
+DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-2}
+
+# Sane maxima of the sizes a flag or a data file can ask for: beyond them is a slip, and a
+# usage error (exit 2) rather than an allocation of many GiB.
+MAX_WIDTH, MAX_LAYERS, MAX_EPOCHS, MAX_BATCH, MAX_CLASSES = 1 << 16, 64, 10**6, 1 << 20, 10**4
+
+
+
+
+def bounded(kind, minimum: float, inclusive: bool, maximum: float = math.inf):
+    """An argparse type: a finite ``kind`` > minimum (>= with ``inclusive``), <= maximum.
+    The checks are ``validate.real``'s; the messages quote the text the user typed."""
+    def parse(text):
+        value = kind(text)
+        try:
+            validate.real("flag", "value", value, low=minimum, low_open=not inclusive)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a finite number {'>=' if inclusive else '>'} {minimum}, got {text}") from None
+        try:
+            validate.real("flag", "value", value, high=maximum, finite=False)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected at most {maximum}, got {text}") from None
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in "invalid int value"
+    return parse
+
+
+positive_int, positive_float = bounded(int, 0, False), bounded(float, 0, False)
+non_negative_int, non_negative_float = bounded(int, 0, True), bounded(float, 0, True)
+
+
+def probability(text):
+    """An argparse type: a dropout probability, 0 <= P < 1 (P = 1 would drop everything)."""
+    value = float(text)  # not a number: argparse's "invalid probability value"
+    try:
+        return validate.real("--dropout", "P", value, low=0, high=1, high_open=True)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability 0 <= P < 1, got {text}") from None
+
+
+def widths(text):
+    """An argparse type: comma-separated hidden widths, each >= 1; none left empty."""
+    pieces = [piece.strip() for piece in text.split(",")] if text.strip() else []
+    if "" in pieces:
+        raise argparse.ArgumentTypeError(f"expected comma-separated widths like 100,100, got "
+                                         f"{text!r}: width {pieces.index('') + 1} is empty")
+    try:
+        sizes = [int(w) for w in pieces]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated widths like 100,100, got {text!r}") from None
+    if any(w < 1 for w in sizes):
+        raise argparse.ArgumentTypeError(f"expected widths >= 1, got {text!r}")
+    if any(w > MAX_WIDTH for w in sizes) or len(sizes) > MAX_LAYERS:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_LAYERS} widths of at most "
+                                         f"{MAX_WIDTH} each, got {text!r}")
+    return sizes
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=(
+        "Train a model (an MLP or a small CNN) with SGD, Adam, AdamW or RMSprop and print a "
+        "summary line of key=value pairs."))
+    p.add_argument("--model", choices=list(MODELS), default="mlp", help=listed(MODELS))
+    p.add_argument("--hidden", type=widths, default=list(DEFAULT_HIDDEN), help="hidden widths (default 100,100)")
+    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
+    p.add_argument("--norm", choices=["batch", "layer", "none"], default="batch",
+                   help="BatchNorm1d, LayerNorm or nothing after each hidden Linear (default batch)")
+    p.add_argument("--no-batchnorm", dest="norm", action="store_const", const="none",
+                   help="the same as --norm none")
+    p.add_argument("--dropout", type=probability, default=0.0, metavar="P",
+                   help="Dropout(P) after each hidden activation, 0 <= P < 1 (default 0: none)")
+    p.add_argument("--dataset", choices=list(DATASETS), default="spiral", help=listed(DATASETS))
+    p.add_argument("--data-dir", help="where the MNIST-format files are (default: the cache, "
+                   "~/.cache/handprop/DATASET)")
+    p.add_argument("--download", action="store_true", help="fetch the dataset's files first, "
+                   "checking their published SHA-256")
+    p.add_argument("--base-url", help="download from this address instead of the published one")
+    p.add_argument("--checkpoint", metavar="PATH", help="save a checkpoint here after every epoch")
+    p.add_argument("--resume", action="store_true", help="continue from --checkpoint if it "
+                   "exists, with the settings it was saved with (--epochs sets a new total)")
+    p.add_argument("--overwrite", action="store_true", help="let a run without --resume "
+                   "replace an existing --checkpoint")
+    p.add_argument("--epochs", type=bounded(int, 0, False, MAX_EPOCHS), help="passes over the "
+                   "data in all (default 30 for spiral and moons, 10 for MNIST-format data)")
+    p.add_argument("--batch-size", type=bounded(int, 0, False, MAX_BATCH), default=64)
+    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd",
+                   help="sgd (momentum 0.9 by default), adam, adamw or rmsprop (default sgd)")
+    p.add_argument("--lr", type=positive_float, help="learning rate (default 0.1 for sgd, "
+                   "0.01 for sgd with --model cnn, 0.001 for adam and adamw, 0.01 for rmsprop)")
+    p.add_argument("--momentum", type=non_negative_float,
+                   help="momentum of sgd (default 0.9) or rmsprop (default 0)")
+    p.add_argument("--nesterov", action="store_true")
+    p.add_argument("--weight-decay", type=non_negative_float,
+                   help="L2 penalty (decoupled for adamw); default 0, 0.01 for adamw")
+    p.add_argument("--schedule", choices=["none", "step", "cosine"], default="none",
+                   help="lr schedule after the warm-up: step (x0.1 every third of the epochs) "
+                   "or cosine (to 0 at the last epoch)")
+    p.add_argument("--warmup", type=non_negative_int, default=0, metavar="EPOCHS",
+                   help="raise the lr linearly over the first EPOCHS epochs")
+    p.add_argument("--clip-grad-norm", type=positive_float, metavar="X",
+                   help="clip the gradients' global L2 norm to X before every step")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seeds the data, the weights and the shuffling")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--plot", metavar="PATH", help="write a PNG of the loss and accuracy per "
+                   "epoch here (needs matplotlib: pip install \"handprop[plot]\")")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars; one plain line per epoch")
+    p.add_argument("--version", action="version", version=f"handprop {version('handprop')}")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    cli = parser()
+    args = cli.parse_args(argv)
+    with sigterm_as_interrupt():
+        try:
+            return run(cli, args, argv)
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated)
+            print(f"\n{interrupted_message(args.checkpoint, stop)}", file=sys.stderr)
+            return 143 if isinstance(stop, Terminated) else 130
+
+
+def run(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None) -> int:
+    """Check the flags, load the data, build the model, train, print the summary line; the
+    exit code: 0 done, 1 a failure on the way (data, divergence, a file), 2 a usage error."""
+    resumed = check_flags(cli, args, argv)
+    if resumed is not None and resumed.done is not None and resumed.done >= args.epochs:
+        print(finished_message(args.checkpoint, resumed.done, args.epochs), flush=True)
+        return 0  # a finished run: training on would restart its schedule
+    if resumed is not None:
+        print(resuming_message(args.checkpoint, resumed, args.epochs), file=sys.stderr)
+    try:
+        X, y, X_val, y_val = DATASETS[args.dataset].load(args, np.dtype(args.dtype), MODELS[args.model].images)
+        n_classes = class_count(args, y, y_val)
+    except FileNotFoundError as err:
+        hint = "" if args.download else f"; add --download to fetch {args.dataset}"
+        return failure(f"{err}{hint}", 2)
+    except (ValueError, OSError) as err:  # a damaged file, a failed download, bad labels
+        return failure(err)
+    model = MODELS[args.model].build(args, X.shape[1:], n_classes)
+    print(model, flush=True)
+    loss_fn = SoftmaxCrossEntropy()
+    optimizer = build_optimizer(model, args)
+    scheduler = build_schedule(optimizer, args.schedule, args.warmup, args.epochs)
+    plain_lines = (lambda logs: print(format_metrics(logs), flush=True)) if args.no_progress else None
+    started = time.perf_counter()
+    try:
+        history = fit(model, loss_fn, optimizer, X, y, epochs=args.epochs, batch_size=args.batch_size,
+                      validation=(X_val, y_val), seed=args.seed, progress=not args.no_progress,
+                      on_epoch_end=plain_lines, checkpoint=args.checkpoint, resume=args.resume,
+                      scheduler=scheduler, clip_grad_norm=args.clip_grad_norm,
+                      checkpoint_extra={"cli": recorded_settings(args)})
+    except (FloatingPointError, ValueError, OSError) as err:  # a diverging run, a bad checkpoint
+        return failure(err)
+    seconds = time.perf_counter() - started
+    train_scores = evaluate(model, loss_fn, X, y)
+    print(f"val_accuracy={history['val_accuracy'][-1]:.3f} val_loss={history['val_loss'][-1]:.3f} "
+          f"train_accuracy={train_scores['accuracy']:.3f} train_loss={train_scores['loss']:.3f} "
+          f"epochs={len(history['epoch'])} seconds={seconds:.1f}")
+    if args.plot:
+        try:
+            plot_history(history, args.plot)
+        except OSError as err:
+            return failure(f"--plot: {err}")
+        print(f"plot: {args.plot}")
+    return 0
+
+
+def failure(err: object, code: int = 1) -> int:
+    print(f"{PROG}: error: {err}", file=sys.stderr)
+    return code
+
+
+def check_flags(cli: argparse.ArgumentParser, args: argparse.Namespace,
+                argv: list[str] | None) -> Resumed | None:
+    """Every usage error (exit 2) before any data is read; the defaults filled in. Returns
+    what --resume found in the checkpoint (None when not resuming one)."""
+    if args.resume and not args.checkpoint:
+        cli.error("--resume needs --checkpoint PATH")
+    # first: --resume may take the dataset and the rest from the file
+    resumed = check_checkpoint_path(cli, args, argv, parser) if args.checkpoint else None
+    if args.momentum is not None and args.optimizer not in ("sgd", "rmsprop"):
+        cli.error(f"--momentum goes with --optimizer sgd or rmsprop, not {args.optimizer}")
+    if args.nesterov and args.optimizer != "sgd":
+        cli.error(f"--nesterov goes with --optimizer sgd, not {args.optimizer}")
+    if args.nesterov and args.momentum == 0:
+        cli.error("--nesterov needs --momentum > 0")
+    fill_optimizer_defaults(args)
+    model, dataset = MODELS[args.model], DATASETS[args.dataset]
+    if not dataset.files and (args.download or args.data_dir):
+        cli.error(f"--download and --data-dir go with --dataset {sets_that(lambda d: d.files)}")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:  # say so before training
+        cli.error(f"--plot: {INSTALL_HINT}")
+    if model.images and not dataset.images:
+        cli.error(f"--model {args.model} needs images: add --dataset {sets_that(lambda d: d.images)}")
+    refused = [flag for flag, given in model.refuses if given(args)]
+    if refused:
+        cli.error(f"{', '.join(refused)} go with --model mlp; {model.why}")
+    args.epochs = args.epochs or dataset.epochs
+    if resumed and resumed.done and resumed.total and resumed.done < args.epochs != resumed.total \
+            and args.schedule != "none":  # the schedule's state holds the old total: it would restart
+        cli.error(f"--epochs {args.epochs} with --resume would stretch a {args.schedule} schedule "
+                  f"laid out for the {resumed.total} epochs {args.checkpoint} was started with; "
+                  f"a new total goes with --schedule none, or start a new run with --overwrite")
+    if args.warmup and args.schedule != "none" and args.warmup >= args.epochs:
+        cli.error(f"--warmup {args.warmup} leaves no epochs of the {args.schedule} schedule "
+                  f"(--epochs {args.epochs})")
+    return resumed
+
+
+def sets_that(holds: Callable[[Dataset], bool]) -> str:
+    """The data sets that have what a flag needs: "mnist or fashion-mnist"."""
+    return " or ".join(name for name, entry in DATASETS.items() if holds(entry))
+
+
+def build_optimizer(model, args):
+    """The optimizer the flags ask for; an option left out takes that optimizer's default."""
+    fill_optimizer_defaults(args)
+    options = {"weight_decay": args.weight_decay}
+    if args.optimizer == "sgd":
+        options.update(momentum=args.momentum, nesterov=args.nesterov)
+    elif args.optimizer == "rmsprop":
+        options["momentum"] = args.momentum
+    return OPTIMIZERS[args.optimizer](model, args.lr, **options)
+
+
+def build_schedule(optimizer, schedule: str, warmup: int, epochs: int):
+    """None, or a warm-up from lr / (warmup + 1) up to lr, followed by the step or cosine
+    schedule over the remaining epochs."""
+    rest = epochs - warmup
+    main = {"none": lambda: None,
+            "step": lambda: StepLR(optimizer, step_size=max(1, rest // 3), gamma=0.1),
+            "cosine": lambda: CosineAnnealingLR(optimizer, T_max=rest)}[schedule]
+    if not warmup:
+        return main()
+    ramp = LinearLR(optimizer, start_factor=1 / (warmup + 1), total_iters=warmup)
+    after = main()
+    return ramp if after is None else SequentialLR(optimizer, [ramp, after], milestones=[warmup])
+
+
+def fill_optimizer_defaults(args) -> None:
+    """The chosen optimizer's own defaults (and the model's, where it has its own) for the
+    options left out, so that a checkpoint records the values the run used and a resume can
+    see a flag that contradicts them."""
+    if args.lr is None:
+        args.lr = MODELS[args.model].lr.get(args.optimizer, DEFAULT_LR[args.optimizer])
+    if args.momentum is None and args.optimizer in ("sgd", "rmsprop"):
+        args.momentum = 0.9 if args.optimizer == "sgd" else 0.0
+    if args.weight_decay is None:
+        args.weight_decay = 1e-2 if args.optimizer == "adamw" else 0.0
+
+
+def class_count(args, y: np.ndarray, y_val: np.ndarray) -> int:
+    """The number of classes: the dataset's, or one more than the largest label; every label
+    checked against it before any layer is built."""
+    known = DATASETS[args.dataset].classes
+    limit = known or MAX_CLASSES
+    where = (args.data_dir or default_data_dir(args.dataset)) if known else args.dataset
+    for labels, split in ((y, "train"), (y_val, "test")):
+        bad = (labels < 0) | (labels >= limit)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{where}: the {split} labels hold {labels[i]} at position {i}, "
+                             f"outside 0..{limit - 1}"
+                             + (f", the classes of {args.dataset}" if known else ""))
+    return known or int(max(y.max(), y_val.max())) + 1

@@ -1,0 +1,165 @@
+"""The command line's checkpoints: the settings a run records, ``--resume`` taking them back
+(with the number of epochs: ``--epochs`` given on resume sets a new total), a finished run
+said to be finished, and what Ctrl-C or SIGTERM leaves behind."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+from .checkpoint import read_extra
+from .files import writable_target
+
+# The settings a checkpoint of this command records ("cli" in its extra), which --resume
+# takes from it; a flag given with --resume that contradicts one of them is a usage error,
+# except --epochs, which sets a new total.
+RECORDED = ("dataset", "model", "hidden", "activation", "norm", "dropout", "dtype", "seed", "batch_size",
+            "optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule", "warmup",
+            "clip_grad_norm", "epochs")
+NEW_TOTAL = ("epochs",)
+
+
+class Resumed(NamedTuple):
+    """What --resume found: the epochs the checkpoint has finished (None if it holds none, and
+    fit will say so), the total it recorded (None for a checkpoint from before totals were
+    recorded) and the settings it took from it, as ``key=value`` text."""
+    done: int | None
+    total: int | None
+    taken: str
+
+
+def recorded_settings(args: argparse.Namespace) -> dict:
+    """The settings a checkpoint keeps for --resume (momentum only for an optimizer that
+    has it)."""
+    return {key: getattr(args, key) for key in RECORDED if getattr(args, key) is not None}
+
+
+def check_checkpoint_path(cli: argparse.ArgumentParser, args: argparse.Namespace,
+                          argv: list[str] | None,
+                          parser: Callable[[], argparse.ArgumentParser]) -> Resumed | None:
+    """Before any data is read: the checkpoint's folder is there and writable, an existing
+    checkpoint is replaced only with --overwrite, and --resume takes the saved settings
+    (a flag given that contradicts them is a usage error naming it). Returns what a resume
+    found (None when not resuming a checkpoint); ``parser`` makes a fresh parser of the
+    command's flags."""
+    path = args.checkpoint
+    try:
+        writable_target(path)
+    except (OSError, ValueError) as err:
+        cli.error(f"--checkpoint {path}: {err}")
+    exists = os.path.exists(path)
+    if exists and not args.resume and not args.overwrite:
+        cli.error(f"--checkpoint {path} already exists; add --resume to continue from it, or "
+                  f"--overwrite to start over and replace it")
+    if not (exists and args.resume):
+        return None
+    try:
+        extra = read_extra(path)
+    except (OSError, ValueError) as err:
+        cli.error(f"--resume: {err}")
+    fit_state = extra.get("fit")
+    done = fit_state.get("epoch") if isinstance(fit_state, dict) else None
+    done = done if isinstance(done, int) and not isinstance(done, bool) and done >= 1 else None
+    saved = extra.get("cli")
+    if not isinstance(saved, dict):
+        return Resumed(done, None, "")  # written by fit from a script, or by hand: fit says what it can resume
+    given = given_flags(parser, argv)
+    clashes = [f"--{k.replace('_', '-')} {flag_text(given[k])} (saved: {flag_text(saved[k])})"
+               for k in RECORDED if k in given and k in saved and given[k] != saved[k]
+               and k not in NEW_TOTAL]
+    if clashes:
+        cli.error(f"--resume continues {path} with the settings it was saved with, and these "
+                  f"flags contradict them: {', '.join(clashes)}; leave them out, or start a "
+                  f"new run with --overwrite")
+    taken = [key for key in RECORDED if key in saved and key not in given]
+    for key, value in saved_settings(cli, parser, path, saved, taken).items():
+        setattr(args, key, value)
+    total = saved.get("epochs") if isinstance(saved.get("epochs"), int) else None
+    return Resumed(done, total, " ".join(f"{key}={flag_text(saved[key])}" for key in taken))
+
+
+def resuming_message(path: str, resumed: Resumed, epochs: int) -> str:
+    """What a resume says it is doing: where it starts, how many epochs remain, and the
+    settings it took from the checkpoint."""
+    start = "" if resumed.done is None else \
+        f" at epoch {resumed.done + 1} of {epochs} ({epochs - resumed.done} to go)"
+    taken = f" with the settings it was saved with: {resumed.taken}" if resumed.taken else ""
+    return f"resuming {path}{start}{taken}"
+
+
+def finished_message(path: str, done: int, epochs: int) -> str:
+    """What a resume of a run that has trained all its epochs says instead of training more."""
+    return (f"{path} has finished: {done} of {epochs} epochs trained, nothing left to do; "
+            f"add --epochs N (N > {done}) with --resume to train on to a new total")
+
+
+def saved_settings(cli: argparse.ArgumentParser, parser: Callable[[], argparse.ArgumentParser],
+                   path: str, saved: dict, keys: list[str]) -> dict:
+    """The settings a checkpoint recorded, parsed as the flags they stand for: a file's
+    settings are held to the flags' types, choices and maxima."""
+    argv = []
+    for key in keys:
+        flag, value = "--" + key.replace("_", "-"), saved[key]
+        argv += ([flag] if value else []) if isinstance(value, bool) else [f"{flag}={flag_text(value)}"]
+    refusal = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(refusal):
+            parsed = parser().parse_args(argv)
+    except SystemExit:
+        reason = refusal.getvalue().strip().splitlines()[-1].split("error: ", 1)[-1]
+        cli.error(f"--resume: {path} records settings this command refuses: {reason}")
+    return {key: getattr(parsed, key) for key in keys}
+
+
+def given_flags(parser: Callable[[], argparse.ArgumentParser], argv: list[str] | None) -> dict:
+    """The flags given on the command line (not defaulted), by their argparse name."""
+    quiet = parser()
+    for action in quiet._actions:
+        action.default = argparse.SUPPRESS
+    return vars(quiet.parse_args(argv))
+
+
+def flag_text(value) -> str:
+    """A setting as it would be typed: 100,100 for a list, on/off for a switch."""
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return {True: "on", False: "off"}.get(value, str(value)) if isinstance(value, bool) else str(value)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, ``docker stop``), raised where the program is, as Ctrl-C is: every
+    save and download in progress cleans up after itself on the way out."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises Terminated (in the main thread, where signals land)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated()
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def interrupted_message(checkpoint: str | None, stop: BaseException | None = None) -> str:
+    """What Ctrl-C or SIGTERM leaves behind: the last completed epoch's checkpoint, if any."""
+    what = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+    if checkpoint is None:
+        return f"{what}; nothing was saved (--checkpoint PATH keeps each finished epoch)"
+    try:
+        epoch = read_extra(checkpoint)["fit"]["epoch"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{what} before the first epoch finished; no checkpoint at {checkpoint}"
+    return f"{what}; {checkpoint} keeps epoch {epoch}: add --resume to continue from it"

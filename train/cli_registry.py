@@ -1,0 +1,109 @@
+"""The command line's registries: ``MODELS`` (``--model NAME``) and ``DATASETS``
+(``--dataset NAME``).
+
+A new model is one entry of ``MODELS``: a builder taking the parsed flags, the shape of one
+sample and the number of classes, with its own defaults and the flags it refuses. A new data
+set is one entry of ``DATASETS``: a loader returning (X, y, X_val, y_val), with its default
+number of epochs and, where known, its number of classes. (Text sets and their models join
+here as entries.)
+"""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+
+from ..layers import Layer, cnn, mlp
+from .data import DATASETS as DOWNLOADS
+from .data import default_data_dir, download, load_mnist, moons, spiral
+
+DEFAULT_HIDDEN = [100, 100]
+
+
+@dataclass(frozen=True)
+class Model:
+    """One ``--model``: ``build(args, sample_shape, n_classes)`` returns the model for the parsed
+    flags and the shape of one sample; ``lr`` holds its own default learning rate per optimizer
+    where the optimizer's default does not suit it; ``refuses`` the flags it has no use for,
+    as (flag text, given(args)) pairs, and ``why`` says why."""
+    build: Callable[[argparse.Namespace, tuple[int, ...], int], Layer]
+    help: str
+    images: bool = False   # takes (N, C, H, W) images rather than flat vectors
+    lr: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    refuses: tuple[tuple[str, Callable[[argparse.Namespace], bool]], ...] = ()
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One ``--dataset``: ``load(args, dtype, images)`` returns (X, y, X_val, y_val), images as
+    (N, C, H, W) when ``images`` asks for them; ``epochs`` is the default of ``--epochs``;
+    ``files`` says that it is read from ``--data-dir`` and fetched by ``--download``."""
+    load: Callable[[argparse.Namespace, np.dtype, bool], tuple[np.ndarray, ...]]
+    help: str
+    epochs: int
+    images: bool = False
+    files: bool = False
+    classes: int | None = None   # None: one more than the largest label
+
+
+def build_mlp(args: argparse.Namespace, shape: tuple[int, ...], n_classes: int) -> Layer:
+    return mlp(shape[0], args.hidden, n_classes, activation=args.activation,
+               norm=None if args.norm == "none" else args.norm, dropout=args.dropout,
+               seed=args.seed, dtype=np.dtype(args.dtype))
+
+
+def build_cnn(args: argparse.Namespace, shape: tuple[int, ...], n_classes: int) -> Layer:
+    return cnn(shape, n_classes, activation=args.activation, batchnorm=args.norm != "none",
+               seed=args.seed, dtype=np.dtype(args.dtype))
+
+
+MODELS: dict[str, Model] = {
+    "mlp": Model(build_mlp, "Linear, norm, activation, dropout per hidden layer (default)"),
+    "cnn": Model(build_cnn, "two Conv2d-BatchNorm2d-activation-MaxPool2d blocks (16, 32 channels), "
+                 "then Linear; needs images (--dataset mnist or fashion-mnist)", images=True,
+                 # 0.1 makes the CNN diverge with SGD, as it does in PyTorch
+                 lr=MappingProxyType({"sgd": 0.01}),
+                 refuses=(("--norm layer", lambda a: a.norm == "layer"),
+                          ("--dropout", lambda a: a.dropout > 0),
+                          ("--hidden", lambda a: a.hidden != DEFAULT_HIDDEN)),
+                 why="the cnn has BatchNorm2d (or none, with --norm none) and fixed widths"),
+}
+
+
+def load_spiral(args: argparse.Namespace, dtype: np.dtype, images: bool) -> tuple[np.ndarray, ...]:
+    return (*spiral(1000, 3, noise=0.2, seed=args.seed, dtype=dtype),
+            *spiral(300, 3, noise=0.2, seed=args.seed + 1, dtype=dtype))
+
+
+def load_moons(args: argparse.Namespace, dtype: np.dtype, images: bool) -> tuple[np.ndarray, ...]:
+    return (*moons(1000, noise=0.2, seed=args.seed, dtype=dtype),
+            *moons(300, noise=0.2, seed=args.seed + 1, dtype=dtype))
+
+
+def load_idx_files(args: argparse.Namespace, dtype: np.dtype, images: bool) -> tuple[np.ndarray, ...]:
+    """MNIST-format files from --data-dir (fetched first with --download); the test split
+    validates."""
+    directory = args.data_dir or default_data_dir(args.dataset)
+    if args.download:
+        download(args.dataset, directory, base_url=args.base_url, progress=not args.no_progress)
+    X, y, X_val, y_val = load_mnist(directory, flatten=not images)
+    return X.astype(dtype, copy=False), y, X_val.astype(dtype, copy=False), y_val
+
+
+DATASETS: dict[str, Dataset] = {
+    "spiral": Dataset(load_spiral, "3 spiral arms, 1000 points each (made on the fly; default)", 30),
+    "moons": Dataset(load_moons, "2 half-moons, 1000 points (made on the fly)", 30),
+    **{name: Dataset(load_idx_files, f"{name}'s MNIST-format files", 10, images=True, files=True,
+                     classes=DOWNLOADS[name]["classes"]) for name in ("mnist", "fashion-mnist")},
+}
+IMAGE_SETS = " or ".join(name for name, entry in DATASETS.items() if entry.images)
+FILE_SETS = " or ".join(name for name, entry in DATASETS.items() if entry.files)
+
+
+def listed(registry: Mapping[str, Model] | Mapping[str, Dataset]) -> str:
+    """Each entry's name and help, for the flag's own help."""
+    return "; ".join(f"{name}: {entry.help}" for name, entry in registry.items())

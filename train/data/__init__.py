@@ -1,0 +1,21 @@
+"""Data for training, one concern per module:
+
+- ``toy``: problems made on the fly: ``spiral``, ``moons`` (classification), ``noisy_curve``
+  (regression);
+- ``batches``: ``batch_bounds`` and ``minibatches``;
+- ``idx``: IDX files (``load_idx``) and the four files of MNIST or Fashion-MNIST (``load_mnist``);
+- ``download``: the table of published data sets (``DATASETS``: files, URL, SHA-256, sizes) and
+  the verified, bounded ``download`` of one (``download_file`` for any single file);
+- ``text`` (to come): character-level text sets (names, tiny Shakespeare): a vocabulary,
+  encode/decode, windows and splits, their files added to ``DATASETS``.
+
+Everything is importable from ``handprop.train.data`` itself.
+"""
+from .batches import batch_bounds, minibatches
+from .download import DATASETS, MAX_DOWNLOAD_BYTES, default_data_dir, download, download_file
+from .idx import DEFLATE_MAX_RATIO, IDX_TYPES, MAX_IDX_BYTES, MNIST_FILES, load_idx, load_mnist
+from .toy import moons, noisy_curve, spiral
+
+__all__ = ["batch_bounds", "minibatches", "DATASETS", "MAX_DOWNLOAD_BYTES", "default_data_dir",
+           "download", "download_file", "DEFLATE_MAX_RATIO", "IDX_TYPES", "MAX_IDX_BYTES",
+           "MNIST_FILES", "load_idx", "load_mnist", "moons", "noisy_curve", "spiral"]

@@ -1,0 +1,120 @@
+"""Adam and AdamW: ``torch.optim.Adam`` and ``torch.optim.AdamW``."""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from ...layers import validate
+from .base import Optimizer, decay_pair, nonnegative
+from .inplace import addcmul, lerp
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba, 2015), ``torch.optim.Adam``.
+
+    With g the gradient and t the step count (1 at the first step), in place::
+
+        g     = g + weight_decay * p                  (L2 penalty; AdamW decouples it)
+        m     = beta1 * m + (1 - beta1) * g           (first moment, exp_avg)
+        v     = beta2 * v + (1 - beta2) * g * g       (second moment, exp_avg_sq)
+        vmax  = max(vmax, v);  v_used = vmax if amsgrad else v
+        p     = p - lr / (1 - beta1**t) * m / (sqrt(v_used) / sqrt(1 - beta2**t) + eps)
+
+    m and v start at 0, so after t steps of a constant gradient g, m = (1 - beta1**t) * g and
+    v = (1 - beta2**t) * g * g: dividing by those factors (the bias correction,
+    docs/optimizers.md) makes the first steps as large as the later ones, about lr.
+
+    Parameters
+    ----------
+    model : Layer
+        Its ``params`` are updated from its ``grads``; both become views of flat buffers.
+    lr : float
+        Learning rate, > 0.
+    betas : (float, float)
+        Decay rates of the two moment estimates, each in [0, 1).
+    eps : float
+        Added to the denominator, >= 0.
+    weight_decay : float
+        L2 penalty, >= 0, added to the gradient.
+    amsgrad : bool
+        Divide by the largest second moment so far (Reddi et al., 2018).
+
+    The state (``flat_state`` / ``state_dict``): ``exp_avg``, ``exp_avg_sq``,
+    ``max_exp_avg_sq`` (with amsgrad) and the step count ``step``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from handprop.layers import Linear
+    >>> layer = Linear(2, 1, rng=0, dtype=np.float64)
+    >>> opt = Adam(layer, lr=0.01)
+    >>> before = layer.params["W"].copy()
+    >>> layer.grads["W"][...] = 5.0
+    >>> opt.step()                            # the first step is lr * g / |g|, whatever |g|
+    >>> np.round(layer.params["W"] - before, 12)
+    array([[-0.01],
+           [-0.01]])
+    """
+
+    options = {"betas": decay_pair, "eps": nonnegative, "weight_decay": nonnegative,
+               "amsgrad": validate.flag}
+    state_buffers = {"exp_avg": None, "exp_avg_sq": None, "max_exp_avg_sq": "amsgrad"}
+    counters = {"step": "step_count"}
+    decoupled: ClassVar[bool] = False
+    betas: tuple[float, float]
+    eps: float
+    weight_decay: float
+    amsgrad: bool
+    step_count: int
+
+    def __init__(self, model, lr: float = 1e-3, *, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False) -> None:
+        super().__init__(model, lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad)
+
+    def step(self) -> None:
+        """One update of every parameter from its current gradient (formulas above)."""
+        p, g, scratch, scaled = self.flat_params, self.flat_grads, self._scratch, self._scaled
+        m, v = self.flat_state["exp_avg"], self.flat_state["exp_avg_sq"]
+        beta1, beta2 = self.betas
+        self.step_count += 1
+        t = float(self.step_count)
+        if self.weight_decay:
+            if self.decoupled:
+                p *= 1 - self.lr * self.weight_decay                  # AdamW: p shrinks apart
+            else:  # built aside: grads stay as backward left them
+                np.multiply(p, self.weight_decay, out=scratch)
+                g = np.add(g, scratch, out=scratch)                   # g + weight_decay * p
+        lerp(m, g, 1 - beta1, scaled)                                 # m = b1 m + (1 - b1) g
+        v *= beta2
+        addcmul(v, g, g, 1 - beta2, scaled)                           # v = b2 v + (1 - b2) g g
+        if self.amsgrad:
+            v = np.maximum(self.flat_state["max_exp_avg_sq"], v,
+                           out=self.flat_state["max_exp_avg_sq"])
+        step_size = self.lr / (1 - beta1 ** t)
+        denom = np.sqrt(v, out=scaled)
+        denom /= (1 - beta2 ** t) ** 0.5
+        denom += self.eps                                             # sqrt(v / (1 - b2^t)) + eps
+        update = np.multiply(m, -step_size, out=scratch)              # g is not needed any more
+        update /= denom
+        p += update                                                   # p - step_size * m / denom
+
+
+class AdamW(Adam):
+    """AdamW (Loshchilov and Hutter, 2019), ``torch.optim.AdamW``: Adam whose weight decay is
+    decoupled from the gradient. Before Adam's update (without the L2 term)::
+
+        p = p * (1 - lr * weight_decay)
+
+    so the decay does not pass through the moment estimates and the per-coordinate scaling:
+    every weight shrinks by the same fraction. Parameters are Adam's, with
+    ``weight_decay=1e-2`` by default.
+    """
+
+    decoupled: ClassVar[bool] = True
+
+    def __init__(self, model, lr: float = 1e-3, *, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
+        super().__init__(model, lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad)

@@ -1,0 +1,89 @@
+"""Resuming a run of ``fit`` from its checkpoint: all or nothing, checked first."""
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+
+from .checkpoint import check, copy
+from .protocols import LoadsState
+
+
+def resume(checkpoint, model, optimizer, rng: np.random.Generator, scheduler=None,
+           epochs: int | None = None) -> tuple[int, dict]:
+    """Load ``checkpoint`` into the model, optimizer, schedule and shuffling generator; return
+    the first epoch still to run and the history so far. All or nothing: fit's own state is
+    checked with the rest of the file before anything is loaded, and the schedule (loaded
+    first, since its load checks it) is put back if the optimizer's load fails after it.
+    A run that already holds ``epochs`` epochs is said to be finished (a warning)."""
+    if checkpoint is None:
+        raise ValueError("fit: resume=True needs checkpoint=PATH to resume from")
+    if not os.path.exists(checkpoint):
+        warnings.warn(f"fit: no checkpoint at {checkpoint} to resume from; starting at "
+                      f"epoch 1", stacklevel=3)
+        return 1, {}
+    found: dict = {}
+    loads = optimizer if isinstance(optimizer, LoadsState) else None
+    checked = check(checkpoint, model, loads,
+                    check_extra=lambda extra: found.update(fit_state(checkpoint, extra, rng)))
+    before = None if scheduler is None else scheduler.state_dict()
+    _load_scheduler(checkpoint, scheduler, found.get("scheduler"))
+    try:
+        copy(checked, model, loads)
+    except Exception:
+        if scheduler is not None and before is not None:
+            scheduler.load_state_dict(before)
+        raise
+    rng.bit_generator.state = found["rng"]
+    done = found["epoch"]
+    if epochs is not None and done >= epochs:
+        warnings.warn(f"fit: the run in {checkpoint} is finished: it holds {done} epochs and "
+                      f"epochs={epochs}, so there is nothing to train; its history is returned "
+                      f"as it is (to train further, pass a larger epochs=)", stacklevel=3)
+    return done + 1, found["history"]
+
+
+def fit_state(checkpoint, extra: dict, rng: np.random.Generator) -> dict:
+    """The ``"fit"`` entry of a checkpoint's extra, checked: epoch, history and a generator
+    state that ``rng`` accepts. A ValueError naming the file otherwise."""
+    state = extra.get("fit")
+    if not isinstance(state, dict):
+        raise ValueError(f"fit: {checkpoint} holds no training state to resume from (it was "
+                         f"written by checkpoint.save, not by fit): load it with "
+                         f"checkpoint.load(path, model, optimizer) and call fit without resume")
+    epoch, history = state.get("epoch"), state.get("history")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+        raise ValueError(f"fit: {checkpoint}: expected its epoch to be an int >= 1, got {epoch!r}")
+    if not isinstance(history, dict) or not all(
+            isinstance(v, list) and len(v) == epoch and all(is_number(x) for x in v)
+            for v in history.values()):
+        raise ValueError(f"fit: {checkpoint}: expected its history to hold {epoch} numbers "
+                         f"per metric")
+    try:
+        type(rng.bit_generator)().state = state["rng"]  # a throwaway generator checks it
+    except (TypeError, ValueError, KeyError, OverflowError) as err:
+        raise ValueError(f"fit: {checkpoint}: its shuffling generator state does not load "
+                         f"({type(err).__name__}: {err})") from None
+    return {**state, "epoch": epoch, "history": history}
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _load_scheduler(checkpoint, scheduler, saved: dict | None) -> None:
+    """The checkpoint's schedule state into ``scheduler``; both or neither must be there."""
+    mine = None if scheduler is None else type(scheduler).__name__
+    theirs = None if saved is None else saved.get("class")
+    if mine != theirs:
+        raise ValueError(f"fit: {checkpoint} was saved with "
+                         f"{'a ' + theirs + ' schedule' if theirs else 'no schedule'}, but this "
+                         f"run has {'a ' + mine if mine else 'none'}; resume with the same "
+                         f"schedule")
+    if scheduler is not None and saved is not None:
+        try:
+            scheduler.load_state_dict(saved["state"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{checkpoint}: the schedule's state does not load into "
+                             f"{scheduler!r}: {err}") from None
