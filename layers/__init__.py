@@ -14,7 +14,7 @@ from .layernorm import LayerNorm
 from .leaky_relu import LeakyReLU
 from .linear import Linear
 from .lstm import LSTM, reorder_gates
-from .models import cnn, mlp
+from .models import char_lm, cnn, mlp
 from .pool import AvgPool2d, MaxPool2d
 from .relu import ReLU
 from .rnn import RNN
@@ -25,4 +25,4 @@ from .tanh import Tanh
 
 __all__ = ["Layer", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Embedding", "Flatten", "GELU",
            "GRU", "LSTM", "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d", "RNN", "ReLU", "Residual",
-           "Sequential", "Sigmoid", "Softmax", "Tanh", "cnn", "flatten_params", "mlp", "reorder_gates"]
+           "Sequential", "Sigmoid", "Softmax", "Tanh", "char_lm", "cnn", "flatten_params", "mlp", "reorder_gates"]

@@ -3,8 +3,8 @@ bigram tables whose next-character distribution is known exactly."""
 import numpy as np
 import pytest
 
-from handprop.layers import Layer
-from handprop.train.data_text import Vocabulary
+from handprop.layers import Layer, char_lm
+from handprop.train.data.text import Vocabulary
 from handprop.train.sample import next_distribution, sample
 
 
@@ -124,3 +124,81 @@ def test_a_model_whose_logits_do_not_fit_the_vocabulary_is_refused():
 def test_bad_options_are_refused(option, value):
     with pytest.raises(ValueError, match=f"sample: expected {option}"):
         sample(chain_model(), NAMES, **{option: value})
+
+
+# --- python -m handprop.train.sample on checkpoints of python -m handprop.train ---------------
+
+@pytest.fixture(scope="module")
+def names_checkpoint(tmp_path_factory):
+    """A tiny LSTM trained for one epoch on made-up names by the command line."""
+    from handprop.train.cli import main as train
+    folder = tmp_path_factory.mktemp("names")
+    rng = np.random.default_rng(0)
+    names = ["".join(rng.choice(list("abcde"), rng.integers(2, 7))) for _ in range(60)]
+    (folder / "names.txt").write_text("\n".join(names))
+    path = str(folder / "lstm.npz")
+    assert train(["--dataset", "names", "--model", "lstm", "--data-dir", str(folder), "--epochs", "1",
+                  "--embedding-dim", "4", "--hidden-size", "8", "--no-progress", "--checkpoint", path]) == 0
+    return path
+
+
+def run_sample(capsys, *flags):
+    from handprop.train.sample import main
+    code = main(list(flags))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_the_command_prints_num_names_of_the_vocabulary_the_same_for_the_same_seed(names_checkpoint, capsys):
+    code, out, _ = run_sample(capsys, "--checkpoint", names_checkpoint, "--num", "8", "--seed", "3")
+    names = out.split("\n")[:-1]
+    assert code == 0 and len(names) == 8 and set("".join(names)) <= set("abcde")
+    assert run_sample(capsys, "--checkpoint", names_checkpoint, "--num", "8", "--seed", "3")[1] == out
+    assert run_sample(capsys, "--checkpoint", names_checkpoint, "--num", "8", "--seed", "4")[1] != out
+    code, out, _ = run_sample(capsys, "--checkpoint", names_checkpoint, "--num", "5", "--length", "3",
+                              "--start", "ab", "--top-k", "2", "--temperature", "0.5")
+    assert code == 0 and all(n.startswith("ab") and len(n) <= 5 for n in out.split("\n")[:-1])
+
+
+def test_sample_loads_the_model_with_its_recorded_settings(names_checkpoint):
+    from handprop.train.sample import load_model
+    model, vocab = load_model(names_checkpoint)
+    assert repr(model) == "Sequential(Embedding(6, 4), LSTM(4, 8), Linear(8, 6))"
+    assert vocab == Vocabulary("abcde", boundary=".")
+    untrained = char_lm(6, embedding_dim=4, hidden_size=8)         # the weights it started from
+    assert not np.array_equal(model.params["1.W_hh"], untrained.params["1.W_hh"])
+    assert sample(model, vocab, num=3, seed=1) == sample(model, vocab, num=3, seed=1)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--num", "0"], "argument --num: expected a finite number > 0"),
+    (["--temperature", "-1"], "argument --temperature"),
+    (["--top-k", "0"], "argument --top-k"),
+    (["--start", "xyz"], "--start 'xyz': 'x' at position 0 of the text is not in the vocabulary"),
+    (["--length", "ten"], "argument --length: invalid int value"),
+])
+def test_bad_flags_are_usage_errors(names_checkpoint, capsys, flags, message):
+    with pytest.raises(SystemExit) as exc:
+        run_sample(capsys, "--checkpoint", names_checkpoint, *flags)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_a_language_models_checkpoint_is_a_one_line_error(tmp_path, capsys):
+    from handprop.train.cli import main as train
+    mlp_path, junk = str(tmp_path / "mlp.npz"), tmp_path / "junk.npz"
+    assert train(["--hidden", "4", "--epochs", "1", "--no-progress", "--checkpoint", mlp_path]) == 0
+    junk.write_bytes(b"not a checkpoint")
+    capsys.readouterr()
+    for path, message in ((mlp_path, "not a language model's checkpoint (it records no vocabulary"),
+                          (str(junk), "not a readable checkpoint"),
+                          (str(tmp_path / "none.npz"), "none.npz: no such file")):
+        code, out, err = run_sample(capsys, "--checkpoint", path)
+        assert code == 1 and out == "" and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_python_m_handprop_train_sample_runs(names_checkpoint):
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-m", "handprop.train.sample", "--checkpoint",
+                           names_checkpoint, "--num", "2"], capture_output=True, text=True)
+    assert done.returncode == 0 and len(done.stdout.split("\n")) == 3, done.stderr

@@ -4,7 +4,7 @@ here is made by the test itself."""
 import numpy as np
 import pytest
 
-from handprop.train.data_text import (
+from handprop.train.data.text import (
     IGNORE_INDEX,
     Vocabulary,
     encode_names,

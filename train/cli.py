@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from .cli_checkpoints import (
     sigterm_as_interrupt,
 )
 from .cli_registry import DATASETS, DEFAULT_HIDDEN, MODELS, Dataset, listed
+from .cli_text import TextSet, check_vocabulary, text_summary
 from .data import default_data_dir
 from .loop import evaluate, fit, format_metrics
 from .optim import SGD, Adam, AdamW, RMSprop
@@ -41,6 +43,7 @@ from .schedule import CosineAnnealingLR, LinearLR, SequentialLR, StepLR
 PROG = "python -m handprop.train"
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-2}
+COMMAND_DEFAULTS = {"optimizer": "sgd", "schedule": "none", "batch_size": 64}  # a model's own go first
 
 # Sane maxima of the sizes a flag or a data file can ask for: beyond them is a slip, and a
 # usage error (exit 2) rather than an allocation of many GiB.
@@ -112,6 +115,10 @@ def parser() -> argparse.ArgumentParser:
                    help="the same as --norm none")
     p.add_argument("--dropout", type=probability, default=0.0, metavar="P",
                    help="Dropout(P) after each hidden activation, 0 <= P < 1 (default 0: none)")
+    p.add_argument("--embedding-dim", type=bounded(int, 0, False, MAX_WIDTH), default=64,
+                   help="a language model's vector per character (default 64)")
+    p.add_argument("--hidden-size", type=bounded(int, 0, False, MAX_WIDTH), default=128,
+                   help="a language model's recurrent state (default 128)")
     p.add_argument("--dataset", choices=list(DATASETS), default="spiral", help=listed(DATASETS))
     p.add_argument("--data-dir", help="where the MNIST-format files are (default: the cache, "
                    "~/.cache/handprop/DATASET)")
@@ -125,9 +132,10 @@ def parser() -> argparse.ArgumentParser:
                    "replace an existing --checkpoint")
     p.add_argument("--epochs", type=bounded(int, 0, False, MAX_EPOCHS), help="passes over the "
                    "data in all (default 30 for spiral and moons, 10 for MNIST-format data)")
-    p.add_argument("--batch-size", type=bounded(int, 0, False, MAX_BATCH), default=64)
-    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd",
-                   help="sgd (momentum 0.9 by default), adam, adamw or rmsprop (default sgd)")
+    p.add_argument("--batch-size", type=bounded(int, 0, False, MAX_BATCH),
+                   help="samples per step (default 64; 32 for a language model)")
+    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), help="sgd (momentum 0.9 by "
+                   "default), adam, adamw or rmsprop (default sgd; adam for a language model)")
     p.add_argument("--lr", type=positive_float, help="learning rate (default 0.1 for sgd, "
                    "0.01 for sgd with --model cnn, 0.001 for adam and adamw, 0.01 for rmsprop)")
     p.add_argument("--momentum", type=non_negative_float,
@@ -135,9 +143,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--nesterov", action="store_true")
     p.add_argument("--weight-decay", type=non_negative_float,
                    help="L2 penalty (decoupled for adamw); default 0, 0.01 for adamw")
-    p.add_argument("--schedule", choices=["none", "step", "cosine"], default="none",
+    p.add_argument("--schedule", choices=["none", "step", "cosine"],
                    help="lr schedule after the warm-up: step (x0.1 every third of the epochs) "
-                   "or cosine (to 0 at the last epoch)")
+                   "or cosine (to 0 at the last epoch); default none, cosine for a language model")
     p.add_argument("--warmup", type=non_negative_int, default=0, metavar="EPOCHS",
                    help="raise the lr linearly over the first EPOCHS epochs")
     p.add_argument("--clip-grad-norm", type=positive_float, metavar="X",
@@ -172,13 +180,18 @@ def run(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] 
     if resumed is not None:
         print(resuming_message(args.checkpoint, resumed, args.epochs), file=sys.stderr)
     try:
-        X, y, X_val, y_val = DATASETS[args.dataset].load(args, np.dtype(args.dtype), MODELS[args.model].images)
-        n_classes = class_count(args, y, y_val)
+        loaded = DATASETS[args.dataset].load(args, np.dtype(args.dtype), MODELS[args.model].images)
+        X, y, X_val, y_val = loaded[:4]
+        text = loaded if isinstance(loaded, TextSet) else None
+        n_classes = len(text.vocab) if text else class_count(args, y, y_val)
+        if text and args.resume and os.path.exists(args.checkpoint):
+            check_vocabulary(args.checkpoint, text.vocab)
     except FileNotFoundError as err:
         hint = "" if args.download else f"; add --download to fetch {args.dataset}"
         return failure(f"{err}{hint}", 2)
     except (ValueError, OSError) as err:  # a damaged file, a failed download, bad labels
         return failure(err)
+    settings = recorded_settings(args) | ({"vocab": text.vocab.to_dict()} if text else {})
     model = MODELS[args.model].build(args, X.shape[1:], n_classes)
     print(model, flush=True)
     loss_fn = SoftmaxCrossEntropy()
@@ -191,14 +204,17 @@ def run(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] 
                       validation=(X_val, y_val), seed=args.seed, progress=not args.no_progress,
                       on_epoch_end=plain_lines, checkpoint=args.checkpoint, resume=args.resume,
                       scheduler=scheduler, clip_grad_norm=args.clip_grad_norm,
-                      checkpoint_extra={"cli": recorded_settings(args)})
+                      checkpoint_extra={"cli": settings})
     except (FloatingPointError, ValueError, OSError) as err:  # a diverging run, a bad checkpoint
         return failure(err)
     seconds = time.perf_counter() - started
-    train_scores = evaluate(model, loss_fn, X, y)
-    print(f"val_accuracy={history['val_accuracy'][-1]:.3f} val_loss={history['val_loss'][-1]:.3f} "
-          f"train_accuracy={train_scores['accuracy']:.3f} train_loss={train_scores['loss']:.3f} "
-          f"epochs={len(history['epoch'])} seconds={seconds:.1f}")
+    if text:
+        print(text_summary(model, text, len(history["epoch"]), seconds))
+    else:
+        train_scores = evaluate(model, loss_fn, X, y)
+        print(f"val_accuracy={history['val_accuracy'][-1]:.3f} val_loss={history['val_loss'][-1]:.3f} "
+              f"train_accuracy={train_scores['accuracy']:.3f} train_loss={train_scores['loss']:.3f} "
+              f"epochs={len(history['epoch'])} seconds={seconds:.1f}")
     if args.plot:
         try:
             plot_history(history, args.plot)
@@ -221,6 +237,7 @@ def check_flags(cli: argparse.ArgumentParser, args: argparse.Namespace,
         cli.error("--resume needs --checkpoint PATH")
     # first: --resume may take the dataset and the rest from the file
     resumed = check_checkpoint_path(cli, args, argv, parser) if args.checkpoint else None
+    fill_model_defaults(args)
     if args.momentum is not None and args.optimizer not in ("sgd", "rmsprop"):
         cli.error(f"--momentum goes with --optimizer sgd or rmsprop, not {args.optimizer}")
     if args.nesterov and args.optimizer != "sgd":
@@ -235,6 +252,10 @@ def check_flags(cli: argparse.ArgumentParser, args: argparse.Namespace,
         cli.error(f"--plot: {INSTALL_HINT}")
     if model.images and not dataset.images:
         cli.error(f"--model {args.model} needs images: add --dataset {sets_that(lambda d: d.images)}")
+    if model.ids != dataset.text:
+        cli.error(f"--model {args.model} needs text: add --dataset {sets_that(lambda d: d.text)}"
+                  if model.ids else f"--dataset {args.dataset} is text, for a language model: "
+                  f"--model {' or '.join(name for name, m in MODELS.items() if m.ids)}")
     refused = [flag for flag, given in model.refuses if given(args)]
     if refused:
         cli.error(f"{', '.join(refused)} go with --model mlp; {model.why}")
@@ -280,10 +301,19 @@ def build_schedule(optimizer, schedule: str, warmup: int, epochs: int):
     return ramp if after is None else SequentialLR(optimizer, [ramp, after], milestones=[warmup])
 
 
+def fill_model_defaults(args) -> None:
+    """The model's own defaults (a language model's Adam, cosine schedule and batch size), then
+    the command's, for the flags left out and not taken from a resumed checkpoint."""
+    for key, value in {**COMMAND_DEFAULTS, **MODELS[args.model].defaults}.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
 def fill_optimizer_defaults(args) -> None:
     """The chosen optimizer's own defaults (and the model's, where it has its own) for the
     options left out, so that a checkpoint records the values the run used and a resume can
     see a flag that contradicts them."""
+    fill_model_defaults(args)
     if args.lr is None:
         args.lr = MODELS[args.model].lr.get(args.optimizer, DEFAULT_LR[args.optimizer])
     if args.momentum is None and args.optimizer in ("sgd", "rmsprop"):

@@ -4,8 +4,8 @@
 A new model is one entry of ``MODELS``: a builder taking the parsed flags, the shape of one
 sample and the number of classes, with its own defaults and the flags it refuses. A new data
 set is one entry of ``DATASETS``: a loader returning (X, y, X_val, y_val), with its default
-number of epochs and, where known, its number of classes. (Text sets and their models join
-here as entries.)
+number of epochs and, where known, its number of classes. A language model (``ids``) trains on a text set (``text``), whose loader
+also returns the test split and the vocabulary (``cli_text``).
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from types import MappingProxyType
 import numpy as np
 
 from ..layers import Layer, cnn, mlp
+from .cli_text import char_lm_builder, load_names_set
 from .data import DATASETS as DOWNLOADS
 from .data import default_data_dir, download, load_mnist, moons, spiral
 
@@ -27,12 +28,16 @@ DEFAULT_HIDDEN = [100, 100]
 class Model:
     """One ``--model``: ``build(args, sample_shape, n_classes)`` returns the model for the parsed
     flags and the shape of one sample; ``lr`` holds its own default learning rate per optimizer
-    where the optimizer's default does not suit it; ``refuses`` the flags it has no use for,
+    where the optimizer's default does not suit it; ``defaults`` its own defaults of other
+    flags (``optimizer``, ``schedule``, ``batch_size``) where the command's do not suit it;
+    ``refuses`` the flags it has no use for,
     as (flag text, given(args)) pairs, and ``why`` says why."""
     build: Callable[[argparse.Namespace, tuple[int, ...], int], Layer]
     help: str
     images: bool = False   # takes (N, C, H, W) images rather than flat vectors
+    ids: bool = False      # a language model: takes token ids (N, T), needs a text set
     lr: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    defaults: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
     refuses: tuple[tuple[str, Callable[[argparse.Namespace], bool]], ...] = ()
     why: str = ""
 
@@ -48,6 +53,7 @@ class Dataset:
     images: bool = False
     files: bool = False
     classes: int | None = None   # None: one more than the largest label
+    text: bool = False           # token ids for a language model; load returns a cli_text.TextSet
 
 
 def build_mlp(args: argparse.Namespace, shape: tuple[int, ...], n_classes: int) -> Layer:
@@ -71,6 +77,17 @@ MODELS: dict[str, Model] = {
                           ("--dropout", lambda a: a.dropout > 0),
                           ("--hidden", lambda a: a.hidden != DEFAULT_HIDDEN)),
                  why="the cnn has BatchNorm2d (or none, with --norm none) and fixed widths"),
+    **{cell: Model(char_lm_builder(cell), f"a character-level language model: Embedding, "
+                   f"{cell.upper()}, Linear; needs text (--dataset names)", ids=True,
+                   lr=MappingProxyType({"adam": 2e-3, "adamw": 2e-3}),
+                   defaults=MappingProxyType({"optimizer": "adam", "schedule": "cosine",
+                                              "batch_size": 32}),
+                   refuses=(("--norm", lambda a: a.norm != "batch"),
+                            ("--dropout", lambda a: a.dropout > 0),
+                            ("--hidden", lambda a: a.hidden != DEFAULT_HIDDEN),
+                            ("--activation", lambda a: a.activation != "relu")),
+                   why="a language model's sizes are --embedding-dim and --hidden-size")
+       for cell in ("lstm", "rnn", "gru")},
 }
 
 
@@ -99,6 +116,8 @@ DATASETS: dict[str, Dataset] = {
     "moons": Dataset(load_moons, "2 half-moons, 1000 points (made on the fly)", 30),
     **{name: Dataset(load_idx_files, f"{name}'s MNIST-format files", 10, images=True, files=True,
                      classes=DOWNLOADS[name]["classes"]) for name in ("mnist", "fashion-mnist")},
+    "names": Dataset(load_names_set, "makemore's 32,033 names, one sequence per name, split "
+                     "80/10/10 (for --model lstm, rnn or gru)", 4, files=True, text=True),
 }
 IMAGE_SETS = " or ".join(name for name, entry in DATASETS.items() if entry.images)
 FILE_SETS = " or ".join(name for name, entry in DATASETS.items() if entry.files)

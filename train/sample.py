@@ -12,13 +12,17 @@ samples, and sample i does not depend on how many others are drawn beside it.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import os
 import sys
 from collections.abc import Sequence
 
 import numpy as np
 
-from ..layers import validate
-from .data_text import Vocabulary
+from ..layers import Layer, validate
+from .checkpoint import load, read_extra
+from .data.text import Vocabulary
 
 PROG = "python -m handprop.train.sample"
 
@@ -165,24 +169,57 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def load_model(path: str | os.PathLike) -> tuple[Layer, Vocabulary]:
+    """The language model a checkpoint of ``python -m handprop.train`` holds, rebuilt from the
+    settings it recorded (the registry's builder, its sizes, its vocabulary) and loaded; a
+    ValueError naming the file for anything that is not such a checkpoint."""
+    from .cli import parser as train_parser
+    from .cli_checkpoints import RECORDED, flag_text
+    from .cli_registry import MODELS
+    saved = read_extra(path).get("cli")
+    if not isinstance(saved, dict) or "vocab" not in saved:
+        raise ValueError(f"{path}: not a language model's checkpoint (it records no vocabulary; "
+                         f"train one with python -m handprop.train --dataset names "
+                         f"--model lstm --checkpoint PATH)")
+    vocab = Vocabulary.from_dict(saved["vocab"], who=f"{path}: its recorded vocabulary")
+    flags = [f"--{key.replace('_', '-')}={flag_text(saved[key])}" for key in RECORDED
+             if key in saved and not isinstance(saved[key], bool)]
+    refusal = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(refusal):
+            args = train_parser().parse_args(flags)
+    except SystemExit:
+        reason = refusal.getvalue().strip().splitlines()[-1].split("error: ", 1)[-1]
+        raise ValueError(f"{path}: records settings python -m handprop.train refuses: {reason}") from None
+    if not MODELS[args.model].ids:
+        raise ValueError(f"{path}: a checkpoint of --model {args.model}, not of a language model")
+    model = MODELS[args.model].build(args, (), len(vocab))
+    load(path, model)
+    return model, vocab
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     cli = parser()
     args = cli.parse_args(argv)
-    from .cli_registry import load_language_model   # the registry knows how to rebuild it
     try:
-        model, vocab = load_language_model(args.checkpoint)
-    except FileNotFoundError as err:
+        model, vocab = load_model(args.checkpoint)
+    except FileNotFoundError:
+        print(f"{PROG}: error: --checkpoint {args.checkpoint}: no such file", file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as err:   # missing, unreadable, not a language model's
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1
-    except (ValueError, OSError, TypeError) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 1
+    try:
+        vocab.encode(args.start)
+    except ValueError as err:
+        cli.error(f"--start {args.start!r}: {str(err).split(': ', 1)[-1]}")
     length = args.length or (30 if vocab.boundary is not None else 500)
     try:
         texts = sample(model, vocab, num=args.num, length=length, start=args.start,
                        temperature=args.temperature, top_k=args.top_k, seed=args.seed)
-    except ValueError as err:   # --start holds a character outside the vocabulary
-        cli.error(f"--start: {err}")
+    except ValueError as err:   # a model whose logits do not fit its vocabulary
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 1
     print("\n".join(texts) if vocab.boundary is not None else "\n\n".join(texts))
     return 0
 

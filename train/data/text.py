@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..layers import validate
+from ...layers import validate
 
 IGNORE_INDEX = -100              # a target position left out of the loss (SoftmaxCrossEntropy's default)
 BOUNDARY = "."                   # makemore's start/end token of a name, at id 0
