@@ -38,12 +38,14 @@ def test_a_position_sees_only_the_ids_up_to_it():
     assert not np.allclose(a[:, 5:], b[:, 5:])
 
 
-def test_the_seed_sets_the_weights():
-    first, again, other = char_lm(7, seed=3), char_lm(7, seed=3), char_lm(7, seed=4)
-    for name, value in first.params.items():
-        np.testing.assert_array_equal(value, again.params[name])
-    assert not np.array_equal(first.params["1.W_ih"], other.params["1.W_ih"])
-    assert not np.array_equal(first.params["0.W"][:, :7], first.params["2.W"][:7])  # layers differ
+def test_layer_i_draws_its_weights_from_seed_plus_i():
+    model = char_lm(7, cell="rnn", embedding_dim=5, hidden_size=6, seed=3)
+    for name, value in Embedding(7, 5, rng=3).params.items():
+        np.testing.assert_array_equal(model.params[f"0.{name}"], value)
+    for name, value in RNN(5, 6, rng=4).params.items():
+        np.testing.assert_array_equal(model.params[f"1.{name}"], value)
+    for name, value in Linear(6, 7, rng=5).params.items():
+        np.testing.assert_array_equal(model.params[f"2.{name}"], value)
 
 
 @pytest.mark.parametrize("options, error, message", [
