@@ -21,6 +21,7 @@ from .leaky_relu import LeakyReLU
 from .linear import Linear
 from .lstm import LSTM
 from .pool import MaxPool2d
+from .recurrent import Recurrent
 from .relu import ReLU
 from .rnn import RNN
 from .sequential import Sequential
@@ -130,7 +131,7 @@ def cnn(in_shape: Sequence[int] = (1, 28, 28), n_classes: int = 10,
     return Sequential(*layers)
 
 
-RECURRENT: dict[str, type[Layer]] = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+RECURRENT: dict[str, type[Recurrent]] = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
 
 def char_lm(vocab_size: int, *, cell: str = "lstm", embedding_dim: int = 64,

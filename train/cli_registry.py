@@ -47,7 +47,7 @@ class Dataset:
     """One ``--dataset``: ``load(args, dtype, images)`` returns (X, y, X_val, y_val), images as
     (N, C, H, W) when ``images`` asks for them; ``epochs`` is the default of ``--epochs``;
     ``files`` says that it is read from ``--data-dir`` and fetched by ``--download``."""
-    load: Callable[[argparse.Namespace, np.dtype, bool], tuple[np.ndarray, ...]]
+    load: Callable[[argparse.Namespace, np.dtype, bool], tuple]  # of arrays; a TextSet also has the vocabulary
     help: str
     epochs: int
     images: bool = False

@@ -18,7 +18,7 @@ from ..losses import SoftmaxCrossEntropy
 from .checkpoint import read_extra
 from .data import default_data_dir, download
 from .data.batches import batch_bounds
-from .data.text import Vocabulary, load_names
+from .data.text import IGNORE_INDEX, Vocabulary, load_names
 
 
 class TextSet(NamedTuple):
@@ -72,7 +72,7 @@ def loss_per_token(model: Layer, X: np.ndarray, y: np.ndarray, batch_size: int =
                     for start, stop in batch_bounds(len(X), batch_size))
     finally:
         model.train(was_training)
-    return float(total) / max(int(np.count_nonzero(y != loss_fn.ignore_index)), 1)
+    return float(total) / max(int(np.count_nonzero(y != IGNORE_INDEX)), 1)
 
 
 def text_summary(model: Layer, data: TextSet, epochs: int, seconds: float) -> str:
