@@ -70,6 +70,8 @@ def test_samples_hold_only_the_vocabularys_characters_and_continue_the_start():
 def test_the_start_must_be_in_the_vocabulary():
     with pytest.raises(ValueError, match="'Q' at position 1"):
         sample(chain_model(), NAMES, start="aQ")
+    with pytest.raises(ValueError, match="start 'a.' holds the start/end token '.'"):
+        sample(chain_model(), NAMES, start="a.")
 
 
 def test_top_k_1_always_picks_the_most_likely_id():
@@ -174,7 +176,8 @@ def test_sample_loads_the_model_with_its_recorded_settings(names_checkpoint):
     (["--num", "0"], "argument --num: expected a finite number > 0"),
     (["--temperature", "-1"], "argument --temperature"),
     (["--top-k", "0"], "argument --top-k"),
-    (["--start", "xyz"], "--start 'xyz': 'x' at position 0 of the text is not in the vocabulary"),
+    (["--start", "xaz"], "--start 'xaz': 'x', 'z' not in the model's vocabulary 'abcde'"),
+    (["--start", "a.b"], "--start 'a.b': '.' not in the model's vocabulary"),
     (["--length", "ten"], "argument --length: invalid int value"),
 ])
 def test_bad_flags_are_usage_errors(names_checkpoint, capsys, flags, message):

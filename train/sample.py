@@ -21,7 +21,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..layers import Layer, validate
+from ..layers.models import RECURRENT
 from .checkpoint import load, read_extra
+from .cli import bounded, non_negative_int, positive_float, positive_int
+from .cli import parser as train_parser
+from .cli_checkpoints import RECORDED, flag_text
+from .cli_registry import MODELS
 from .data.text import Vocabulary
 
 PROG = "python -m handprop.train.sample"
@@ -87,6 +92,8 @@ def first_ids(vocab: Vocabulary, start: str) -> np.ndarray:
     """The ids a sample begins from: the start/end token (if any) and ``start``'s ids; for a
     vocabulary without that token and an empty ``start``, a newline (or the first token)."""
     ids = vocab.encode(start)
+    if vocab.boundary is not None and vocab.boundary in start:
+        raise ValueError(f"sample: start {start!r} holds the start/end token {vocab.boundary!r}")
     if vocab.boundary_id is not None:
         return np.concatenate([[vocab.boundary_id], ids]).astype(np.int64)
     if len(ids):
@@ -147,7 +154,6 @@ def draw(probs: np.ndarray, rng: np.random.Generator) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from .cli import bounded, non_negative_int, positive_float, positive_int
     p = argparse.ArgumentParser(prog=PROG, description=(
         "Print new text from the checkpoint of a character-level language model trained with "
         "python -m handprop.train (one sample per line)."))
@@ -173,9 +179,6 @@ def load_model(path: str | os.PathLike) -> tuple[Layer, Vocabulary]:
     """The language model a checkpoint of ``python -m handprop.train`` holds, rebuilt from the
     settings it recorded (the registry's builder, its sizes, its vocabulary) and loaded; a
     ValueError naming the file for anything that is not such a checkpoint."""
-    from .cli import parser as train_parser
-    from .cli_checkpoints import RECORDED, flag_text
-    from .cli_registry import MODELS
     saved = read_extra(path).get("cli")
     if not isinstance(saved, dict) or "vocab" not in saved:
         raise ValueError(f"{path}: not a language model's checkpoint (it records no vocabulary; "
@@ -193,6 +196,12 @@ def load_model(path: str | os.PathLike) -> tuple[Layer, Vocabulary]:
         raise ValueError(f"{path}: records settings python -m handprop.train refuses: {reason}") from None
     if not MODELS[args.model].ids:
         raise ValueError(f"{path}: a checkpoint of --model {args.model}, not of a language model")
+    gates = RECURRENT[args.model].gates
+    E, H, V = args.embedding_dim, args.hidden_size, len(vocab)
+    size = (V * E + gates * H * (E + H + 2) + H * V + V) * np.dtype(args.dtype).itemsize
+    if size > os.stat(path).st_size:  # built before loading: never allocate what the file cannot hold
+        raise ValueError(f"{path}: its settings describe {size} bytes of weights, more than the "
+                         f"file holds; not a checkpoint this command wrote")
     model = MODELS[args.model].build(args, (), len(vocab))
     load(path, model)
     return model, vocab
@@ -209,10 +218,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as err:   # missing, unreadable, not a language model's
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1
-    try:
-        vocab.encode(args.start)
-    except ValueError as err:
-        cli.error(f"--start {args.start!r}: {str(err).split(': ', 1)[-1]}")
+    unknown = sorted(set(args.start) - set(vocab.tokens) | ({vocab.boundary} & set(args.start)))
+    if unknown:
+        cli.error(f"--start {args.start!r}: {', '.join(map(repr, unknown))} not in the model's "
+                  f"vocabulary {''.join(t for t in vocab.tokens if t != vocab.boundary)!r}")
     length = args.length or (30 if vocab.boundary is not None else 500)
     try:
         texts = sample(model, vocab, num=args.num, length=length, start=args.start,
