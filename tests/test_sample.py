@@ -191,9 +191,17 @@ def test_a_file_that_is_not_a_language_models_checkpoint_is_a_one_line_error(tmp
     mlp_path, junk = str(tmp_path / "mlp.npz"), tmp_path / "junk.npz"
     assert train(["--hidden", "4", "--epochs", "1", "--no-progress", "--checkpoint", mlp_path]) == 0
     junk.write_bytes(b"not a checkpoint")
+    from handprop.train.checkpoint import save
+    settings = {"model": "lstm", "embedding_dim": 4, "hidden_size": 8,
+                "vocab": {"chars": "abcde", "boundary": "."}}
+    huge, other = str(tmp_path / "huge.npz"), str(tmp_path / "other.npz")
+    save(huge, char_lm(6, embedding_dim=4, hidden_size=8), cli={**settings, "hidden_size": 60000})
+    save(other, char_lm(6, embedding_dim=4, hidden_size=8), cli={**settings, "vocab": {"chars": "ab", "boundary": "."}})
     capsys.readouterr()
     for path, message in ((mlp_path, "not a language model's checkpoint (it records no vocabulary"),
                           (str(junk), "not a readable checkpoint"),
+                          (huge, "its settings describe 57607200120 bytes of weights, more than the file holds"),
+                          (other, "other.npz"),
                           (str(tmp_path / "none.npz"), "none.npz: no such file")):
         code, out, err = run_sample(capsys, "--checkpoint", path)
         assert code == 1 and out == "" and message in err and len(err.strip().splitlines()) == 1
