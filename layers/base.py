@@ -13,9 +13,25 @@ as PyTorch's modules do.
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
+
+from .validate import float_dtype, integer, mismatch
+
+__all__ = ["Layer", "StateKeys", "batch_sum", "check_features", "check_grad", "check_input",
+           "check_size", "float_dtype", "non_default"]   # float_dtype: validate's, re-exported
+
+
+# PyTorch's names that a layer does not have, and what to use instead (README: "Coming from PyTorch")
+PYTORCH_NAMES = {
+    "parameters": "there is no parameters(): layer.params is a dict of name -> array (and "
+                  "layer.grads of their gradients), and an optimizer takes the model itself, "
+                  "SGD(model, lr=0.1)",
+    "zero_grad": "there is no zero_grad(): backward overwrites layer.grads (it writes into them, "
+                 "never adds to them), so there is nothing to zero before a backward pass",
+}
 
 
 class StateKeys(NamedTuple):
@@ -27,12 +43,21 @@ class StateKeys(NamedTuple):
 
 
 class Layer:
-    """Base class of every layer: subclass it, fill ``params``/``grads``, write the pair."""
+    """Base class of every layer: subclass it, fill ``params``/``grads``, write the pair.
+
+    ``params`` maps a name to the array the layer computes with. Building an optimizer (or
+    ``fit_lbfgs``, or ``flatten_params``) moves every parameter into one flat buffer and makes
+    the arrays held before read-only: an array fetched as ``W = layer.params["W"]`` before
+    then keeps its old values, and writing into it raises numpy's ``ValueError: assignment
+    destination is read-only`` (numpy lets no library change that message). Fetch the array
+    again from ``layer.params`` after building the optimizer.
+    """
 
     params: dict[str, np.ndarray]
     grads: dict[str, np.ndarray]
     buffers: dict[str, np.ndarray]
     cache: Any                # what forward keeps for backward: an array, a NamedTuple, ...
+    takes_ids: ClassVar[bool] = False   # True for a layer whose input is integer token ids
 
     def __init__(self) -> None:
         self.training = True
@@ -63,8 +88,51 @@ class Layer:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
 
+    def named_children(self) -> Iterator[tuple[str, "Layer"]]:
+        """(name, layer) for each layer directly inside this one: none for a plain layer;
+        ``"0"``, ``"1"``, ... for a Sequential; ``"layer"`` for a Residual. A layer made of
+        layers overrides this, and everything else that walks the tree (``train``/``eval``,
+        ``named_modules``, ``flatten_params``, ``fit_lbfgs``) follows it."""
+        return iter(())
+
+    def children(self) -> Iterator["Layer"]:
+        """The layers directly inside this one (``named_children`` without the names)."""
+        for _, child in self.named_children():
+            yield child
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Layer"]]:
+        """(path, layer) for this layer and every layer inside it, depth first, this one first
+        (its path is ``prefix``); a layer reached twice (one object used twice) is given once.
+        Paths join names with ``"."`` as ``params`` keys do (``"1.layer.0"``).
+
+        >>> from handprop.layers import Linear, ReLU, Residual, Sequential
+        >>> model = Sequential(Linear(2, 4, rng=0), Residual(Sequential(Linear(4, 4, rng=1), ReLU())))
+        >>> [path for path, _ in model.named_modules()]
+        ['', '0', '1', '1.layer', '1.layer.0', '1.layer.1']
+        """
+        seen: set[int] = set()
+        stack: list[tuple[str, Layer]] = [(prefix, self)]
+        while stack:
+            path, layer = stack.pop()
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            yield path, layer
+            inner = [(f"{path}.{name}" if path else name, child)
+                     for name, child in layer.named_children()]
+            stack.extend(reversed(inner))
+
+    def modules(self) -> Iterator["Layer"]:
+        """This layer and every layer inside it, once each (``named_modules`` without paths)."""
+        for _, layer in self.named_modules():
+            yield layer
+
     def train(self, mode: bool = True) -> "Layer":
+        """Training mode (``mode=True``) or evaluation mode for this layer and every layer
+        inside it; returns the layer."""
         self.training = bool(mode)
+        for child in self.children():
+            child.train(mode)
         return self
 
     def eval(self) -> "Layer":
@@ -81,13 +149,17 @@ class Layer:
         """
         return {name: array.copy() for name, array in self._state_arrays().items()}
 
-    def load_state_dict(self, state: dict[str, np.ndarray], strict: bool = True) -> StateKeys:
-        """Copy ``state`` (from ``state_dict``) into the layer's own arrays, in place.
+    def load_state_dict(self, state: Mapping[str, np.ndarray], strict: bool = True) -> StateKeys:
+        """Copy ``state`` (from ``state_dict``; any mapping of name -> array, such as the
+        ``NpzFile`` that ``np.load`` returns for a file saved with ``np.savez``) into the
+        layer's own arrays, in place.
 
         Every name, shape and dtype kind is checked before anything is copied, so on an error
         the layer is unchanged. With ``strict=False`` missing and unexpected names are allowed
         and returned, as PyTorch returns them; a shape that differs is always an error.
         """
+        if isinstance(state, Mapping):
+            state = {name: state[name] for name in state}   # an NpzFile reads each array once
         keys = self.check_state_dict(state, strict)
         own = self._state_arrays()
         for name, value in state.items():
@@ -95,22 +167,20 @@ class Layer:
                 own[name][...] = value
         return keys
 
-    def check_state_dict(self, state: dict[str, np.ndarray], strict: bool = True, *,
+    def check_state_dict(self, state: Mapping[str, np.ndarray], strict: bool = True, *,
                          source: str = "the state dict") -> StateKeys:
         """The checks of ``load_state_dict``, changing nothing: a ValueError or TypeError that
         names the first entry that does not fit, or the missing and unexpected names.
         ``source`` names where the state came from in those messages (a file, say)."""
-        if not isinstance(state, dict):
-            raise TypeError(f"{self!r}: expected a state dict of name -> array, got "
+        if not isinstance(state, Mapping):
+            raise TypeError(f"{self!r}: expected a state dict (a mapping of name -> array), got "
                             f"{type(state).__name__}")
         own = self._state_arrays()
         missing = sorted(own.keys() - state.keys())
-        unexpected = sorted(state.keys() - own.keys())
+        unexpected = sorted(state.keys() - own.keys(), key=str)
         if strict and (missing or unexpected):
-            what = [f"missing {', '.join(missing)}"] if missing else []
-            what += [f"unexpected {', '.join(map(str, unexpected))}"] if unexpected else []
             raise ValueError(f"{self!r}: {source} does not match the model's params and "
-                             f"buffers: {'; '.join(what)} (strict=False loads the rest)")
+                             f"buffers: {mismatch(missing, unexpected)} (strict=False loads the rest)")
         for name, target in own.items():
             if name not in state:
                 continue
@@ -145,6 +215,16 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
+
+    if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute name
+        def __getattr__(self, name: str) -> Any:
+            """Only reached for a name the layer lacks: PyTorch's names get the handprop way."""
+            hint = PYTORCH_NAMES.get(name)
+            if hint is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}",
+                                     name=name, obj=self)
+            raise AttributeError(f"{type(self).__name__}: {hint} (see 'Coming from PyTorch' "
+                                 f"in the README)", name=name, obj=self)
 
     def _saved(self):
         """The forward pass's cache, or a RuntimeError that says forward has not run."""
@@ -192,6 +272,19 @@ def check_input(who: object, x: object, num_features: int | None = None,
     return x
 
 
+def check_features(who: object, x: object, num_features: int,
+                   dtype: np.dtype | None = None) -> np.ndarray:
+    """Check that ``x`` is a float array of shape (..., num_features), at least 2-D (batch
+    first), and of ``dtype``."""
+    check_input(who, x, None, dtype)
+    assert isinstance(x, np.ndarray)
+    if x.ndim < 2 or x.shape[-1] != num_features:
+        hint = "; for one sample use x[None, :]" if x.shape == (num_features,) else ""
+        raise ValueError(f"{who!r}: expected input of shape (..., {num_features}), "
+                         f"got {x.shape}{hint}")
+    return x
+
+
 def check_grad(who: object, dout: object, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """Check that the upstream gradient has the output's shape and dtype."""
     if not isinstance(dout, np.ndarray):
@@ -207,12 +300,9 @@ def check_grad(who: object, dout: object, shape: tuple[int, ...], dtype: np.dtyp
 
 
 def check_size(who: str, name: str, value: object, minimum: int = 1) -> int:
-    """A constructor argument that must be a whole number >= minimum."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{who}: expected {name} to be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{who}: expected {name} >= {minimum}, got {value}")
-    return int(value)
+    """A constructor argument that must be a whole number >= minimum: ``validate.integer``
+    with a lower bound (kept under this name for the modules that import it)."""
+    return integer(who, name, value, low=minimum)
 
 
 def non_default(**options: tuple[Any, Any]) -> str:
@@ -227,13 +317,3 @@ def non_default(**options: tuple[Any, Any]) -> str:
             shown.append(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value!r}")
     return ", ".join(shown)
 
-
-def float_dtype(who: str, dtype: Any) -> np.dtype:
-    """A constructor's dtype argument, which must name a floating-point type."""
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"{who}: expected a floating-point dtype, got {dtype!r}") from None
-    if dt.kind != "f":
-        raise TypeError(f"{who}: expected a floating-point dtype, got {dt}")
-    return dt

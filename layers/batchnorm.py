@@ -1,6 +1,6 @@
 """BatchNorm1d: normalize each feature over the batch, then scale and shift.
 
-Derivation: docs/derivations.md#batchnorm1d. ``BatchNorm1d.backward`` is the fused closed form;
+Derivation: docs/derivations/normalization.md#batchnorm1d. ``BatchNorm1d.backward`` is the fused closed form;
 ``staged_backward`` walks the same graph gate by gate and is kept for reading and for the tests.
 """
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .base import Layer, batch_sum, check_grad, check_input, check_size, float_dtype, non_default
+from .validate import real
 
 
 class Saved(NamedTuple):
@@ -64,11 +65,9 @@ class BatchNorm1d(Layer):
                  dtype=np.float32) -> None:
         super().__init__()
         self.num_features = check_size("BatchNorm1d", "num_features", num_features)
-        if not eps > 0:
-            raise ValueError(f"BatchNorm1d: expected eps > 0, got {eps}")
-        if not 0 <= momentum <= 1:
-            raise ValueError(f"BatchNorm1d: expected momentum in [0, 1], got {momentum}")
-        self.eps, self.momentum = float(eps), float(momentum)
+        who = type(self).__name__
+        self.eps = real(who, "eps", eps, low=0, low_open=True)
+        self.momentum = real(who, "momentum", momentum, low=0, high=1)
         self.dtype = float_dtype("BatchNorm1d", dtype)
         d = self.num_features
         self.params = {"gamma": np.ones(d, self.dtype), "beta": np.zeros(d, self.dtype)}

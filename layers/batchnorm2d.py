@@ -1,5 +1,5 @@
 """BatchNorm2d: BatchNorm1d over the (N, H, W) axes of NCHW images, one set of statistics per
-channel. Derivation: docs/derivations.md#batchnorm2d.
+channel. Derivation: docs/derivations/normalization.md#batchnorm2d.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Conv2d: a 2-D convolution (PyTorch's, a cross-correlation) of NCHW images.
 
-Derivation: docs/derivations.md#conv2d. ``Conv2d`` does the work as matrix products over
+Derivation: docs/derivations/convolution.md#conv2d. ``Conv2d`` does the work as matrix products over
 im2col columns; ``staged_forward`` and ``staged_backward`` loop over output positions and read
 as the definition, kept for reading and for the tests, which hold the two equal.
 """

@@ -1,13 +1,13 @@
 """Dropout: zero each element with probability p while training. Derivation:
-docs/derivations.md#dropout."""
+docs/derivations/dense.md#dropout."""
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import numpy as np
 
 from .base import Layer, check_grad, check_input, non_default
+from .validate import real
 
 
 class Saved(NamedTuple):
@@ -57,12 +57,8 @@ class Dropout(Layer):
 
     def __init__(self, p: float = 0.5, *, rng: int | np.random.Generator | None = None) -> None:
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, numbers.Real):
-            raise TypeError(f"Dropout: expected p to be a number, got {p!r}")
-        if not 0 <= p <= 1:
-            raise ValueError(f"Dropout: expected p, the probability of an element being "
-                             f"zeroed, in [0, 1], got {p}")
-        self.p: float = float(p)
+        # p is the probability of an element being zeroed
+        self.p: float = real("Dropout", "p", p, low=0, high=1)
         self.rng: np.random.Generator = np.random.default_rng(rng)
 
     def forward(self, x: np.ndarray) -> np.ndarray:

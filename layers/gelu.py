@@ -1,4 +1,4 @@
-"""GELU: out = x * Phi(x), Phi the standard normal CDF. Derivation: docs/derivations.md#gelu."""
+"""GELU: out = x * Phi(x), Phi the standard normal CDF. Derivation: docs/derivations/dense.md#gelu."""
 from __future__ import annotations
 
 import math

@@ -1,6 +1,6 @@
 """LayerNorm: normalize each sample over its features, then scale and shift.
 
-Derivation: docs/derivations.md#layernorm, BatchNorm's graph along the other axis.
+Derivation: docs/derivations/normalization.md#layernorm, BatchNorm's graph along the other axis.
 ``LayerNorm.backward`` is the fused closed form; ``staged_backward`` walks the same graph gate
 by gate and is kept for reading and for the tests.
 """
@@ -11,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .base import Layer, batch_sum, check_grad, check_input, check_size, float_dtype, non_default
+from .validate import real
 
 
 class Saved(NamedTuple):
@@ -75,9 +76,7 @@ class LayerNorm(Layer):
                                  f"{normalized_shape!r}")
             normalized_shape = normalized_shape[0]
         self.normalized_shape = (check_size("LayerNorm", "normalized_shape", normalized_shape),)
-        if not eps > 0:
-            raise ValueError(f"LayerNorm: expected eps > 0, got {eps}")
-        self.eps = float(eps)
+        self.eps = real("LayerNorm", "eps", eps, low=0, low_open=True)
         self.dtype = float_dtype("LayerNorm", dtype)
         d = self.normalized_shape[0]
         if elementwise_affine:

@@ -1,12 +1,11 @@
 """LeakyReLU: out = x where x > 0, negative_slope * x elsewhere. Derivation:
-docs/derivations.md#leakyrelu."""
+docs/derivations/dense.md#leakyrelu."""
 from __future__ import annotations
-
-import numbers
 
 import numpy as np
 
 from .base import Layer, check_grad, check_input, non_default
+from .validate import real
 
 
 class LeakyReLU(Layer):
@@ -32,12 +31,7 @@ class LeakyReLU(Layer):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
-            raise TypeError(f"LeakyReLU: expected negative_slope to be a number, "
-                            f"got {negative_slope!r}")
-        if not np.isfinite(negative_slope):
-            raise ValueError(f"LeakyReLU: expected a finite negative_slope, got {negative_slope}")
-        self.negative_slope: float = float(negative_slope)
+        self.negative_slope: float = real("LeakyReLU", "negative_slope", negative_slope)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (...) -> out (...), same shape and dtype."""

@@ -1,23 +1,26 @@
-"""Linear: an affine map, out = x @ W + b. Derivation: docs/derivations.md#linear."""
+"""Linear: an affine map, out = x @ W + b. Derivation: docs/derivations/dense.md#linear."""
 from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer, batch_sum, check_grad, check_input, check_size, float_dtype, non_default
+from .base import Layer, batch_sum, check_features, check_grad, check_size, float_dtype, non_default
 
 
 class Linear(Layer):
-    """Fully connected layer, ``out = x @ W + b``.
+    """Fully connected layer, ``out = x @ W + b``, on the last axis.
 
-    Shapes: x (N, in), W (in, out), b (out,), out (N, out). W is stored (in, out), the
-    transpose of PyTorch's, so that the forward pass reads as written.
+    Shapes: x (..., in), W (in, out), b (out,), out (..., out): (N, in) -> (N, out), or
+    (N, T, in) -> (N, T, out) for a sequence. W is stored (in, out), the transpose of
+    PyTorch's, so that the forward pass reads as written.
 
-    Local derivatives, with dout = dL/dout of shape (N, out)::
+    Every leading position is one row: with x viewed as (M, in), M = prod(...) (a view, no
+    copy, for a contiguous x), the local derivatives, with dout = dL/dout viewed as (M, out),
+    are::
 
-        dx = dout @ W.T          (N, in)
-        dW = x.T @ dout          (in, out)
-        db = dout.sum(axis=0)    (out,)   b was broadcast over the N rows, so its
-                                          gradient sums over them
+        dx = dout @ W.T          (M, in), then back to (..., in)
+        dW = x.T @ dout          (in, out)   sums over all M rows: W was used at every one
+        db = dout.sum(axis=0)    (out,)      b was broadcast over the M rows, so its
+                                             gradient sums over them
 
     Initialisation is PyTorch's: W and b uniform in [-k, k] with k = 1/sqrt(in).
 
@@ -59,27 +62,36 @@ class Linear(Layer):
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """x (N, in) -> out (N, out)."""
-        check_input(self, x, self.in_features, self.dtype)
-        self.cache = x
-        out = x @ self.params["W"]
+        """x (..., in) -> out (..., out)."""
+        check_features(self, x, self.in_features, self.dtype)
+        self.cache = x                                    # (..., in): backward needs only x
+        rows = as_rows(x)                                 # (M, in)
+        out = rows @ self.params["W"]                     # (M, out): one BLAS call
         if "b" in self.params:
             out += self.params["b"]
-        return out
+        return out if x.ndim == 2 else out.reshape(*x.shape[:-1], self.out_features)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """dout (N, out) -> dx (N, in); fills grads["W"] (in, out) and grads["b"] (out,)."""
+        """dout (..., out) -> dx (..., in); fills grads["W"] (in, out) and grads["b"] (out,)."""
         self.param_backward(dout)
-        return dout @ self.params["W"].T
+        dx = as_rows(dout) @ self.params["W"].T          # (M, in)
+        return dx if dout.ndim == 2 else dx.reshape(*dout.shape[:-1], self.in_features)
 
     def param_backward(self, dout: np.ndarray) -> None:
         """dW and db only: the first layer of a model needs no gradient for its data."""
-        x = self._saved()
-        check_grad(self, dout, (x.shape[0], self.out_features), self.dtype)
-        np.matmul(x.T, dout, out=self.grads["W"])
+        x = self._saved()                                 # (..., in)
+        check_grad(self, dout, (*x.shape[:-1], self.out_features), self.dtype)
+        rows, drows = as_rows(x), as_rows(dout)           # (M, in), (M, out)
+        np.matmul(rows.T, drows, out=self.grads["W"])     # sums over all M rows
         if "b" in self.params:
-            batch_sum(dout, out=self.grads["b"])
+            batch_sum(drows, out=self.grads["b"])
 
     def extra_repr(self) -> str:
         options = non_default(bias=("b" in self.params, True), dtype=(self.dtype, np.float32))
         return ", ".join(filter(None, [f"{self.in_features}, {self.out_features}", options]))
+
+
+def as_rows(a: np.ndarray) -> np.ndarray:
+    """(..., D) -> (M, D), M = prod(...): a 2-D array itself (however strided), else a
+    reshape, which is a view, not a copy, for a contiguous array."""
+    return a if a.ndim == 2 else a.reshape(-1, a.shape[-1])

@@ -2,8 +2,7 @@
 registry all build, in one place."""
 from __future__ import annotations
 
-import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -27,11 +26,11 @@ from .rnn import RNN
 from .sequential import Sequential
 from .sigmoid import Sigmoid
 from .tanh import Tanh
-from .validate import choice, integer
+from .validate import choice, flag, integer, real
 
 ACTIVATIONS: dict[str, type[Layer]] = {"relu": ReLU, "tanh": Tanh, "gelu": GELU,
                                        "leaky_relu": LeakyReLU, "sigmoid": Sigmoid}
-NORMS: dict[str | None, type[Layer] | None] = {"batch": BatchNorm1d, "layer": LayerNorm, None: None}
+NORMS: dict[str | None, Callable[..., Layer] | None] = {"batch": BatchNorm1d, "layer": LayerNorm, None: None}
 
 
 def mlp(n_inputs: int, hidden: list[int], n_outputs: int, *, activation: str = "relu",
@@ -59,12 +58,11 @@ def mlp(n_inputs: int, hidden: list[int], n_outputs: int, *, activation: str = "
     n_inputs = check_size("mlp", "n_inputs", n_inputs)
     n_outputs = check_size("mlp", "n_outputs", n_outputs)
     hidden = [check_size("mlp", "each hidden width", h) for h in hidden]
-    if not isinstance(activation, str) or activation not in ACTIVATIONS:
-        raise ValueError(f"mlp: expected activation in {', '.join(ACTIVATIONS)}, got {activation!r}")
-    if not (norm is None or isinstance(norm, str)) or norm not in NORMS:
-        raise ValueError(f"mlp: expected norm 'batch', 'layer' or None, got {norm!r}")
-    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
-        raise ValueError(f"mlp: expected dropout in [0, 1), got {dropout!r}")
+    choice("mlp", "activation", activation, ACTIVATIONS)
+    if not (norm is None or isinstance(norm, str)):
+        raise TypeError(f"mlp: expected norm as one of 'batch', 'layer', None, got {norm!r}")
+    choice("mlp", "norm", norm, NORMS)
+    dropout = real("mlp", "dropout", dropout, low=0, high=1, high_open=True)
     dtype = float_dtype("mlp", dtype)
     norm_layer = NORMS[norm]
     layers: list[Layer] = []
@@ -109,13 +107,15 @@ def cnn(in_shape: Sequence[int] = (1, 28, 28), n_classes: int = 10,
     dtype : float dtype of every parameter.
     """
     who = "cnn"
-    if isinstance(in_shape, (str, bytes)) or not isinstance(in_shape, Sequence) or len(in_shape) != 3:
+    if isinstance(in_shape, (str, bytes)) or not isinstance(in_shape, Sequence):
+        raise TypeError(f"{who}: expected in_shape as (channels, height, width), got {in_shape!r}")
+    if len(in_shape) != 3:
         raise ValueError(f"{who}: expected in_shape as (channels, height, width), got {in_shape!r}")
     c, h, w = (check_size(who, f"in_shape[{i}]", v) for i, v in enumerate(in_shape))
     n_classes = check_size(who, "n_classes", n_classes)
     widths = [check_size(who, f"channels[{i}]", v) for i, v in enumerate(channels)]
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"{who}: expected activation in {sorted(ACTIVATIONS)}, got {activation!r}")
+    choice(who, "activation", activation, ACTIVATIONS)
+    flag(who, "batchnorm", batchnorm)
     dtype = float_dtype(who, dtype)
     if h >> len(widths) == 0 or w >> len(widths) == 0:
         raise ValueError(f"{who}: {len(widths)} poolings by 2 leave nothing of a {h}x{w} input; "

@@ -1,6 +1,6 @@
 """MaxPool2d and AvgPool2d: the largest or the mean value of each window, channel by channel.
 
-Derivation: docs/derivations.md#pooling. The layers work on all windows at once, one kernel
+Derivation: docs/derivations/convolution.md#pooling. The layers work on all windows at once, one kernel
 tap at a time; ``staged_max_pool``, ``staged_avg_pool`` and their ``_backward`` twins loop over
 output positions and read as the definition, kept for reading and for the tests, which hold
 the two equal.

@@ -1,4 +1,4 @@
-"""ReLU: out = max(x, 0). Derivation: docs/derivations.md#relu."""
+"""ReLU: out = max(x, 0). Derivation: docs/derivations/dense.md#relu."""
 from __future__ import annotations
 
 import functools

@@ -11,16 +11,13 @@ from .base import Layer
 class Composite(Layer):
     """A layer made of member layers: ``params``, ``grads`` and ``buffers`` are flat dicts of
     the members' own arrays (not copies), each name prefixed by its member's name; ``train``
-    and ``eval`` reach every member."""
-
-    def named_members(self) -> list[tuple[str, Layer]]:
-        raise NotImplementedError
+    and ``eval`` reach every member (through ``named_children``, which each subclass defines)."""
 
     def _init_arrays(self) -> None:
         pass  # gathered from the members at each access, so they always see the members' arrays
 
     def _gather(self, kind: str) -> dict[str, np.ndarray]:
-        return {f"{prefix}.{name}": array for prefix, layer in self.named_members()
+        return {f"{prefix}.{name}": array for prefix, layer in self.named_children()
                 for name, array in getattr(layer, kind, {}).items()}
 
     def _read_only(self, value: object) -> None:
@@ -34,18 +31,12 @@ class Composite(Layer):
     def rebind(self, kind: str, name: str, array: np.ndarray) -> None:
         """Pass ``rebind`` on to the member that owns ``name`` (``"0.W"`` -> member 0's ``W``)."""
         prefix, _, inner = name.partition(".")
-        dict(self.named_members())[prefix].rebind(kind, inner, array)
+        dict(self.named_children())[prefix].rebind(kind, inner, array)
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
         """Each member's params and buffers in turn, as PyTorch orders a state dict."""
-        return {f"{prefix}.{name}": array for prefix, layer in self.named_members()
+        return {f"{prefix}.{name}": array for prefix, layer in self.named_children()
                 for name, array in layer._state_arrays().items()}
-
-    def train(self, mode: bool = True) -> "Composite":
-        self.training = bool(mode)
-        for _, layer in self.named_members():
-            layer.train(mode)
-        return self
 
 
 class Sequential(Composite):
@@ -65,8 +56,13 @@ class Sequential(Composite):
         super().__init__()
         self.layers = list(layers)
 
-    def named_members(self) -> list[tuple[str, Layer]]:
-        return [(str(i), layer) for i, layer in enumerate(self.layers)]
+    def named_children(self) -> Iterator[tuple[str, Layer]]:
+        return ((str(i), layer) for i, layer in enumerate(self.layers))
+
+    @property
+    def takes_ids(self) -> bool:  # type: ignore[override]
+        """Whether the input is integer token ids: the first member's answer."""
+        return bool(self.layers) and self.layers[0].takes_ids
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (N, ...) -> the last layer's output."""
@@ -146,8 +142,13 @@ class Residual(Composite):
         super().__init__()
         self.layer = layer
 
-    def named_members(self) -> list[tuple[str, Layer]]:
-        return [("layer", self.layer)]
+    def named_children(self) -> Iterator[tuple[str, Layer]]:
+        yield "layer", self.layer
+
+    @property
+    def takes_ids(self) -> bool:  # type: ignore[override]
+        """Whether the input is integer token ids: the inner layer's answer."""
+        return self.layer.takes_ids
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (N, ...) -> x + layer(x), same shape."""

@@ -1,4 +1,4 @@
-"""Sigmoid: out = 1 / (1 + exp(-x)). Derivation: docs/derivations.md#sigmoid."""
+"""Sigmoid: out = 1 / (1 + exp(-x)). Derivation: docs/derivations/dense.md#sigmoid."""
 from __future__ import annotations
 
 import numpy as np

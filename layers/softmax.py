@@ -1,4 +1,4 @@
-"""Softmax over the last axis, as a layer. Derivation: docs/derivations.md#softmax.
+"""Softmax over the last axis, as a layer. Derivation: docs/derivations/dense.md#softmax.
 
 ``Softmax.backward`` is the fused product ``p * (dout - sum(dout * p))``; ``staged_backward``
 applies the full Jacobian ``diag(p) - p p^T`` row by row and is kept for reading and for the
@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Layer, check_grad, check_input
+from .validate import integer
 
 
 class Softmax(Layer):
@@ -44,9 +45,7 @@ class Softmax(Layer):
 
     def __init__(self, dim: int = -1) -> None:
         super().__init__()
-        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
-            raise TypeError(f"Softmax: expected dim to be an int, got {dim!r}")
-        self.dim = int(dim)
+        self.dim = integer("Softmax", "dim", dim)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (..., C) -> p (..., C), each row along the last axis summing to 1."""

@@ -1,4 +1,4 @@
-"""Tanh: out = tanh(x). Derivation: docs/derivations.md#tanh."""
+"""Tanh: out = tanh(x). Derivation: docs/derivations/dense.md#tanh."""
 from __future__ import annotations
 
 import numpy as np

@@ -4,7 +4,7 @@ Images are NCHW, ``(N, C, H, W)``, as in PyTorch. A window of ``kernel`` ``(kh, 
 ``dilation`` ``(dh, dw)`` apart, moves by ``stride`` ``(sh, sw)`` over the input padded by
 ``padding`` ``(ph, pw)`` on each side; output position (i, j) sees the padded input at rows
 ``i*sh + p*dh`` and columns ``j*sw + q*dw`` for taps p < kh, q < kw. Derivation:
-docs/derivations.md#convolutional-layers.
+docs/derivations/convolution.md.
 
 ``taps`` gives, for each of the kh*kw taps of the kernel, the strided slice of the padded
 input that the tap reads in every window at once. ``im2col`` copies the windows, tap by tap,

@@ -17,6 +17,23 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 
+class LossValue(float):
+    """A loss as returned by ``forward``: a plain Python float in every way (arithmetic, json,
+    ``math``, numpy), except that ``.backward()``, as PyTorch users call it on a loss tensor,
+    says how handprop does it instead of a bare AttributeError."""
+
+    __slots__ = ()
+
+    def backward(self, *args: object, **kwargs: object) -> None:
+        raise AttributeError(
+            "a handprop loss value is a plain float and has no backward(): call "
+            "loss_fn.backward() on the loss object, which returns dL/dpred, then "
+            "model.backward(dpred) (see 'Coming from PyTorch' in the README)")
+
+    def __reduce__(self):  # pickles (checkpoints, copies) as the plain float it is
+        return (float, (float(self),))
+
+
 class Loss:
     """Base class of every loss: subclass it and write ``forward`` and ``backward``."""
 
@@ -46,6 +63,11 @@ class Loss:
         if self.targets != "classes":
             return None
         return int(np.count_nonzero(pred.argmax(axis=-1) == target))
+
+    @staticmethod
+    def value(loss: float) -> "LossValue":
+        """A reduced loss as the float ``forward`` returns (a ``LossValue``)."""
+        return LossValue(loss)
 
     def extra_repr(self) -> str:
         """The arguments ``repr`` shows inside the parentheses; defaults are left out."""

@@ -1,6 +1,6 @@
 """Binary cross-entropy on logits, fused and numerically stable, as ``torch.nn.BCEWithLogitsLoss``.
 
-Derivation: docs/derivations.md#binary-cross-entropy-with-logits, beside softmax
+Derivation: docs/derivations/losses.md#binary-cross-entropy-with-logits, beside softmax
 cross-entropy's: a sigmoid is a softmax over the two logits (0, z), and the same max-shift
 keeps it finite. ``BCEWithLogitsLoss.backward`` is the fused result; ``staged_backward`` walks
 the gates, and a test holds them equal.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..layers.base import check_grad, check_input
+from ..layers.validate import choice
 from .base import Loss
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -29,16 +30,13 @@ class ElementwiseLoss(Loss):
 
     def __init__(self, *, reduction: str = "mean") -> None:
         super().__init__()
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"{type(self).__name__}: expected reduction 'mean', 'sum' or 'none', "
-                             f"got {reduction!r}")
-        self.reduction = reduction
+        self.reduction = choice(type(self).__name__, "reduction", reduction, REDUCTIONS)
 
     def reduce(self, losses: np.ndarray) -> float | np.ndarray:
         """The per-element terms, reduced: a Python float, or the array itself for "none"."""
         if self.reduction == "none":
             return losses
-        return float(losses.sum() if self.reduction == "sum" else losses.mean())
+        return self.value(float(losses.sum() if self.reduction == "sum" else losses.mean()))
 
     def upstream(self, dloss: float | np.ndarray, like: np.ndarray) -> float | np.ndarray:
         """dL/dloss_i: ``dloss / n`` for "mean", ``dloss`` for "sum", both as Python floats
@@ -77,13 +75,18 @@ def check_pred_and_target(who: object, pred: object, target: object) -> None:
         raise TypeError(f"{who!r}: expected a floating-point target, got dtype {target.dtype}; "
                         f"convert it with target.astype(np.{pred.dtype})")
     if target.shape != pred.shape:
+        # in terms of N, not of this batch: fit passes batches of the user's y, and a hint
+        # with the batch's size (64) would not fit the y (1000,) the user holds
+        per_sample = pred.shape[1:]
+        pattern = f"(N, {', '.join(map(str, per_sample))})" if per_sample else "(N,)"
         hint = ""
         if target.size == pred.size:
-            hint = f"; if they are the same values, use target.reshape{pred.shape}"
-        raise ValueError(f"{who!r}: expected a target of the prediction's shape {pred.shape}, "
-                         f"got {target.shape}; a target of another shape is never broadcast "
-                         f"(a (N,) target against (N, 1) predictions would compare every "
-                         f"prediction with every target, an N x N grid){hint}")
+            hint = (f"; if they are the same values, reshape the target: "
+                    f"target.reshape({', '.join(map(str, (-1, *per_sample)))})")
+        raise ValueError(f"{who!r}: expected a target of the prediction's shape {pattern}, "
+                         f"here {pred.shape}, got {target.shape}; a target of another shape is "
+                         f"never broadcast (a (N,) target against (N, 1) predictions would "
+                         f"compare every prediction with every target, an N x N grid){hint}")
     if target.dtype != pred.dtype:
         raise TypeError(f"{who!r}: expected a target of the prediction's dtype {pred.dtype}, "
                         f"got {target.dtype}; convert it with target.astype(np.{pred.dtype})")

@@ -1,6 +1,6 @@
 """Regression losses: MSELoss, L1Loss, HuberLoss, as ``torch.nn``'s.
 
-Derivation: docs/derivations.md#mse-l1-and-huber. Each is one term per element of the
+Derivation: docs/derivations/losses.md#mse-l1-and-huber. Each is one term per element of the
 difference ``d = pred - target``; the reduction and its share of the gradient (``dL/dloss_i``,
 ``upstream``) are ElementwiseLoss's, so each backward is that share times the term's local
 derivative.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..layers.validate import real
 from .elementwise import ElementwiseLoss, check_pred_and_target
 
 
@@ -105,11 +106,7 @@ class HuberLoss(ElementwiseLoss):
 
     def __init__(self, *, reduction: str = "mean", delta: float = 1.0) -> None:
         super().__init__(reduction=reduction)
-        if isinstance(delta, bool) or not isinstance(delta, (int, float, np.floating, np.integer)):
-            raise TypeError(f"HuberLoss: expected delta to be a number, got {delta!r}")
-        if not 0 < delta < np.inf:
-            raise ValueError(f"HuberLoss: expected delta > 0 and finite, got {delta}")
-        self.delta = float(delta)
+        self.delta = real("HuberLoss", "delta", delta, low=0, low_open=True)
 
     def forward(self, pred: np.ndarray, target: np.ndarray) -> float | np.ndarray:
         """pred, target (...) -> the reduced loss (a float), or losses (...) for "none"."""

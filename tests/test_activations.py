@@ -148,10 +148,12 @@ def test_softmax_dim_is_the_last_axis_only():
 def test_leaky_relu_slope_and_repr():
     assert repr(LeakyReLU()) == "LeakyReLU()" and repr(LeakyReLU(0.2)) == "LeakyReLU(negative_slope=0.2)"
     assert LeakyReLU().negative_slope == 0.01
-    with pytest.raises(TypeError, match=r"LeakyReLU: expected negative_slope to be a number, got '0.1'"):
+    with pytest.raises(TypeError, match=r"LeakyReLU: expected negative_slope as a real number, got '0.1'"):
         LeakyReLU("0.1")
     with pytest.raises(ValueError, match=r"LeakyReLU: expected a finite negative_slope, got nan"):
         LeakyReLU(float("nan"))
+    with pytest.raises(TypeError, match=r"LeakyReLU: expected negative_slope as a real number, got True"):
+        LeakyReLU(True)
 
 
 def test_gelu_forms_and_repr():

@@ -193,6 +193,9 @@ def test_bad_input(call, error, message):
     ({"num_features": 3, "momentum": -0.1}, ValueError, r"momentum in \[0, 1\], got -0.1"),
     ({"num_features": 3, "eps": 0.0}, ValueError, r"eps > 0, got 0.0"),
     ({"num_features": 3, "eps": -1e-5}, ValueError, r"eps > 0"),
+    ({"num_features": 3, "eps": True}, TypeError, r"^BatchNorm1d: expected eps as a real number, got True$"),
+    ({"num_features": 3, "momentum": "0.1"}, TypeError, r"expected momentum as a real number, got '0.1'"),
+    ({"num_features": 3, "momentum": float("nan")}, ValueError, r"expected a finite momentum, got nan"),
 ])
 def test_bad_construction(kwargs, error, message):
     with pytest.raises(error, match=message):

@@ -82,8 +82,11 @@ def test_cnn_factory_shapes_and_layers():
     ({"in_shape": (28, 28)}, ValueError, r"cnn: expected in_shape as \(channels, height, width\)"),
     ({"n_classes": 0}, ValueError, r"cnn: expected n_classes >= 1, got 0"),
     ({"channels": (16, 2.5)}, TypeError, r"cnn: expected channels\[1\] to be an int, got 2.5"),
-    ({"activation": "softplus"}, ValueError, r"cnn: expected activation in \['gelu', 'leaky_relu', "
-                                             r"'relu', 'sigmoid', 'tanh'\], got 'softplus'"),
+    ({"activation": "softplus"}, ValueError, r"cnn: expected activation as one of 'relu', 'tanh', "
+                                             r"'gelu', 'leaky_relu', 'sigmoid', got 'softplus'"),
+    ({"activation": None}, TypeError, r"cnn: expected activation as one of 'relu'"),
+    ({"in_shape": 28}, TypeError, r"cnn: expected in_shape as \(channels, height, width\), got 28"),
+    ({"batchnorm": 1}, TypeError, r"cnn: expected batchnorm to be True or False, got 1"),
     ({"dtype": np.int32}, TypeError, r"cnn: expected a floating-point dtype, got int32"),
 ])
 def test_cnn_factory_errors(kwargs, error, message):

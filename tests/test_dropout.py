@@ -94,11 +94,11 @@ def test_repr_and_no_params():
 
 
 @pytest.mark.parametrize("p,error,message", [
-    (-0.1, ValueError, r"Dropout: expected p, the probability of an element being zeroed, in \[0, 1\], got -0.1"),
+    (-0.1, ValueError, r"Dropout: expected p in \[0, 1\], got -0.1"),
     (1.5, ValueError, r"in \[0, 1\], got 1.5"),
-    (float("nan"), ValueError, r"in \[0, 1\], got nan"),
-    ("0.5", TypeError, r"Dropout: expected p to be a number, got '0.5'"),
-    (True, TypeError, r"expected p to be a number, got True"),
+    (float("nan"), ValueError, r"Dropout: expected a finite p, got nan"),
+    ("0.5", TypeError, r"Dropout: expected p as a real number, got '0.5'"),
+    (True, TypeError, r"expected p as a real number, got True"),
 ])
 def test_bad_p(p, error, message):
     with pytest.raises(error, match=message):

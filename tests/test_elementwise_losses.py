@@ -1,5 +1,7 @@
 """MSELoss, L1Loss, HuberLoss, BCEWithLogitsLoss: PyTorch's values and gradients, gradcheck,
 every reduction, dtypes, and the errors of a target that does not fit."""
+import ast
+
 import numpy as np
 import pytest
 
@@ -152,12 +154,15 @@ P = np.zeros((4, 1))
 
 @pytest.mark.parametrize("pred,target,error,message", [
     (P, np.zeros(4), ValueError,
-     r"^MSELoss\(\): expected a target of the prediction's shape \(4, 1\), got \(4,\); a target "
-     r"of another shape is never broadcast \(a \(N,\) target against \(N, 1\) predictions would "
-     r"compare every prediction with every target, an N x N grid\); if they are the same values, "
-     r"use target.reshape\(4, 1\)$"),
-    (np.zeros(4), P, ValueError, r"prediction's shape \(4,\), got \(4, 1\); .* target.reshape\(4,\)$"),
-    (P, np.zeros((3, 1)), ValueError, r"shape \(4, 1\), got \(3, 1\); a target of another shape is "
+     r"^MSELoss\(\): expected a target of the prediction's shape \(N, 1\), here \(4, 1\), got "
+     r"\(4,\); a target of another shape is never broadcast \(a \(N,\) target against \(N, 1\) "
+     r"predictions would compare every prediction with every target, an N x N grid\); if they are "
+     r"the same values, reshape the target: target.reshape\(-1, 1\)$"),
+    (np.zeros(4), P, ValueError, r"prediction's shape \(N,\), here \(4,\), got \(4, 1\); .* "
+                                 r"target.reshape\(-1\)$"),
+    (np.zeros((4, 3, 2)), np.zeros((4, 6)), ValueError, r"shape \(N, 3, 2\), here \(4, 3, 2\), got "
+                                                        r"\(4, 6\); .* target.reshape\(-1, 3, 2\)$"),
+    (P, np.zeros((3, 1)), ValueError, r"shape \(N, 1\), here \(4, 1\), got \(3, 1\); a target of another shape is "
                                       r"never broadcast .* an N x N grid\)$"),
     (P, np.zeros((4, 1), np.int64), TypeError,
      r"^MSELoss\(\): expected a floating-point target, got dtype int64; convert it with "
@@ -179,7 +184,7 @@ def test_bad_input(pred, target, error, message):
 @pytest.mark.parametrize("loss", [L1Loss(), HuberLoss(delta=2.0), BCEWithLogitsLoss()])
 def test_every_loss_refuses_a_broadcast_target(loss):
     with pytest.raises(ValueError, match=rf"^{type(loss).__name__}\(.*\): expected a target of the "
-                                         r"prediction's shape \(4, 1\), got \(4,\)"):
+                                         r"prediction's shape \(N, 1\), here \(4, 1\), got \(4,\)"):
         loss.forward(P, np.zeros(4))
 
 
@@ -208,10 +213,12 @@ def test_backward_before_forward(cls):
 
 @pytest.mark.parametrize("make,error,message", [
     (lambda: MSELoss(reduction="avg"), ValueError,
-     r"^MSELoss: expected reduction 'mean', 'sum' or 'none', got 'avg'$"),
-    (lambda: HuberLoss(delta=0.0), ValueError, r"^HuberLoss: expected delta > 0 and finite, got 0.0$"),
-    (lambda: HuberLoss(delta=float("inf")), ValueError, r"delta > 0 and finite, got inf"),
-    (lambda: HuberLoss(delta="1"), TypeError, r"^HuberLoss: expected delta to be a number, got '1'$"),
+     r"^MSELoss: expected reduction as one of 'mean', 'sum', 'none', got 'avg'$"),
+    (lambda: L1Loss(reduction=None), TypeError, r"^L1Loss: expected reduction as one of 'mean'"),
+    (lambda: HuberLoss(delta=0.0), ValueError, r"^HuberLoss: expected delta > 0, got 0.0$"),
+    (lambda: HuberLoss(delta=float("inf")), ValueError, r"^HuberLoss: expected a finite delta, got inf$"),
+    (lambda: HuberLoss(delta="1"), TypeError, r"^HuberLoss: expected delta as a real number, got '1'$"),
+    (lambda: HuberLoss(delta=True), TypeError, r"^HuberLoss: expected delta as a real number, got True$"),
     (lambda: BCEWithLogitsLoss(pos_weight=[[1.0]]), ValueError,
      r"^BCEWithLogitsLoss: expected pos_weight as a number or a vector \(C,\) of weights, one per "
      r"output, got shape \(1, 1\)$"),
@@ -233,3 +240,14 @@ def test_docstring_examples():
     for module in (handprop.losses.regression, handprop.losses.bce_with_logits):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+def test_the_shape_hint_fits_the_whole_target_the_user_holds_not_only_the_batch():
+    # fit hands the loss batches of 64 rows of a y (1000,): a hint naming 64 would not fit y
+    y = np.linspace(0, 1, 1000)
+    with pytest.raises(ValueError) as caught:
+        MSELoss().forward(np.zeros((64, 1)), y[:64])
+    message = str(caught.value)
+    assert "64, 1)" not in message.split("here")[0] and "reshape(64" not in message
+    hint = message.rsplit("target.reshape", 1)[1]
+    assert y.reshape(ast.literal_eval(hint)).shape == (1000, 1)

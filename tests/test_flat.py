@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from handprop.layers import BatchNorm1d, Layer, Linear, ReLU, Sequential, flatten_params
-from handprop.layers.flat import flat_layout
+from handprop.layers.flat_params import flat_layout
 from handprop.layers.gradcheck import gradcheck
 from handprop.losses import SoftmaxCrossEntropy
 from handprop.train import SGD, Adam
@@ -150,3 +150,12 @@ def test_a_model_without_parameters():
     flat_params, flat_grads = flatten_params(ReLU())
     assert flat_params.size == flat_grads.size == 0
     SGD(ReLU(), lr=0.1).step()
+
+
+def test_the_docs_say_why_a_stale_array_is_read_only():
+    # numpy's message ("assignment destination is read-only") cannot be changed: the reason is
+    # in the docstrings that a user reading about params, flatten_params or an optimizer meets
+    import handprop.layers.flat_params as module
+    for doc in (module.__doc__, flatten_params.__doc__, Layer.__doc__):
+        text = " ".join(doc.split())
+        assert "assignment destination is read-only" in text and "again" in text, doc

@@ -197,6 +197,7 @@ def test_bad_upstream_gradient():
     (dict(normalized_shape=2.5), TypeError, r"expected normalized_shape to be an int"),
     (dict(normalized_shape=(3, 4)), ValueError, r"LayerNorm: normalizes the last axis only; .*got \(3, 4\)"),
     (dict(normalized_shape=4, eps=0), ValueError, r"LayerNorm: expected eps > 0, got 0"),
+    (dict(normalized_shape=4, eps=True), TypeError, r"^LayerNorm: expected eps as a real number, got True$"),
     (dict(normalized_shape=4, dtype=np.int64), TypeError, r"LayerNorm: expected a floating-point dtype"),
 ])
 def test_bad_construction(kwargs, error, message):

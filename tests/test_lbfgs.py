@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import handprop.train.lbfgs
-from handprop.layers import BatchNorm1d, Layer, Linear, ReLU, Sequential
+from handprop.layers import BatchNorm1d, Layer, Linear, ReLU, Residual, Sequential
 from handprop.losses import SoftmaxCrossEntropy
 from handprop.train import fit_lbfgs, plot_history
 from handprop.train.data import spiral
@@ -141,3 +141,18 @@ def test_max_iter_must_be_a_whole_number_at_least_1(max_iter, error):
 
 def test_docstring_example():
     assert doctest.testmod(handprop.train.lbfgs).failed == 0
+
+
+def test_a_random_layer_and_a_batchnorm_inside_a_residual_are_handled_as_direct_children():
+    X, y = small_spiral()
+    noise = RecordingNoise()
+    norm = BatchNorm1d(8, dtype=F64)
+    model = Sequential(Linear(2, 8, rng=0, dtype=F64),
+                       Residual(Sequential(norm, noise, ReLU())), Linear(8, 3, rng=1, dtype=F64))
+    result = fit_lbfgs(model, SoftmaxCrossEntropy(), X, y, max_iter=20)
+    assert noise.modes and not any(noise.modes)   # never in training mode during the fit
+    assert noise.training and norm.training and model.training
+    h = model[0].forward(X)   # the nested BatchNorm's input at the final parameters
+    np.testing.assert_allclose(norm.running_mean, h.mean(axis=0), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(norm.running_var, h.var(axis=0, ddof=1), rtol=1e-12)
+    assert result.history["loss"][-1] < result.history["loss"][0]

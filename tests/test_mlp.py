@@ -60,14 +60,16 @@ def test_dropout_layers_have_their_own_seeded_generators():
 
 
 @pytest.mark.parametrize("kwargs,error,message", [
-    (dict(activation="softplus"), ValueError, r"mlp: expected activation in relu, tanh, gelu, leaky_relu, "
-                                              r"sigmoid, got 'softplus'"),
-    (dict(norm="group"), ValueError, r"mlp: expected norm 'batch', 'layer' or None, got 'group'"),
-    (dict(norm="none"), ValueError, r"expected norm 'batch', 'layer' or None, got 'none'"),
-    (dict(norm=["batch"]), ValueError, r"expected norm 'batch', 'layer' or None, got \['batch'\]"),
-    (dict(activation=["relu"]), ValueError, r"mlp: expected activation in .*, got \['relu'\]"),
+    (dict(activation="softplus"), ValueError, r"mlp: expected activation as one of 'relu', 'tanh', "
+                                              r"'gelu', 'leaky_relu', 'sigmoid', got 'softplus'"),
+    (dict(norm="group"), ValueError, r"mlp: expected norm as one of 'batch', 'layer', None, got 'group'"),
+    (dict(norm="none"), ValueError, r"expected norm as one of 'batch', 'layer', None, got 'none'"),
+    (dict(norm=["batch"]), TypeError, r"expected norm as one of 'batch', 'layer', None, got \['batch'\]"),
+    (dict(activation=["relu"]), TypeError, r"mlp: expected activation as one of .*, got \['relu'\]"),
     (dict(dropout=1.0), ValueError, r"mlp: expected dropout in \[0, 1\), got 1.0"),
     (dict(dropout=-0.5), ValueError, r"expected dropout in \[0, 1\), got -0.5"),
+    (dict(dropout="0.5"), TypeError, r"mlp: expected dropout as a real number, got '0.5'"),
+    (dict(dropout=True), TypeError, r"mlp: expected dropout as a real number, got True"),
     (dict(dtype=np.int32), TypeError, r"mlp: expected a floating-point dtype"),
 ])
 def test_bad_options(kwargs, error, message):

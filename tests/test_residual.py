@@ -2,7 +2,17 @@
 import numpy as np
 import pytest
 
-from handprop.layers import BatchNorm1d, Dropout, Layer, Linear, ReLU, Residual, Sequential, Tanh
+from handprop.layers import (
+    BatchNorm1d,
+    Dropout,
+    Layer,
+    Linear,
+    ReLU,
+    Residual,
+    Sequential,
+    Tanh,
+    flatten_params,
+)
 from handprop.layers.gradcheck import gradcheck
 
 F64 = np.float64
@@ -125,7 +135,7 @@ def test_errors():
         res.forward(np.ones((2, 4), np.float32))
     with pytest.raises(RuntimeError, match=r"Residual\(Linear\(4, 3\)\): backward called before forward"):
         res.backward(np.ones((2, 4), np.float32))
-    with pytest.raises(ValueError, match=r"Linear\(4, 4\): expected input of shape \(N, 4\)"):
+    with pytest.raises(ValueError, match=r"Linear\(4, 4\): expected input of shape \(\.\.\., 4\)"):
         Residual(Linear(4, 4)).forward(np.ones((2, 5), np.float32))
 
 
@@ -138,3 +148,51 @@ def test_rebind_reaches_the_member_that_owns_the_entry():
     model.rebind("grads", "1.b", np.ones(2, np.float32))
     assert lin.params["W"] is view and model.params["0.layer.0.W"] is view
     assert model[1].grads["b"][0] == 1
+
+
+def nested_model():
+    """Linear, then a Residual around (BatchNorm1d, Dropout, a Residual around a Linear), then
+    the first Linear again (one object used twice), then a Linear out."""
+    first = Linear(4, 4, rng=0, dtype=np.float64)
+    inner = Residual(Linear(4, 4, rng=1, dtype=np.float64))
+    block = Residual(Sequential(BatchNorm1d(4, dtype=np.float64), Dropout(0.5, rng=0), inner))
+    return Sequential(first, block, first, Linear(4, 2, rng=2, dtype=np.float64))
+
+
+def test_the_tree_walk_reaches_layers_nested_in_a_residual_inside_a_sequential():
+    model = nested_model()
+    paths = [path for path, _ in model.named_modules()]
+    assert paths == ["", "0", "1", "1.layer", "1.layer.0", "1.layer.1", "1.layer.2",
+                     "1.layer.2.layer", "3"]      # "2" is "0" again: each layer once
+    assert [name for name, _ in model.named_children()] == ["0", "1", "2", "3"]
+    assert list(model.children()) == model.layers
+    assert [name for name, _ in model[1].named_children()] == ["layer"]
+    assert list(Linear(2, 2).named_children()) == []
+    assert [m for _, m in model.named_modules()] == list(model.modules())
+    assert [p for p, _ in model[1].named_modules(prefix="1")] == paths[2:8]
+    # every params key is a module path plus the parameter's name
+    modules = dict(model.named_modules()) | {"2": model[2]}
+    for key in model.params:
+        path, _, name = key.rpartition(".")
+        assert name in modules[path].params, key
+
+
+def test_eval_and_train_reach_every_nested_layer():
+    model = nested_model()
+    model.eval()
+    assert not any(m.training for m in model.modules())
+    model.train()
+    assert all(m.training for m in model.modules())
+
+
+def test_flatten_params_moves_the_nested_layers_parameters_into_the_buffer():
+    model = nested_model()
+    flat_params, _ = flatten_params(model)
+    assert flat_params.size == model.num_params() - 4 * 4 - 4   # the shared Linear once
+    deep = model[1].layer[2].layer
+    assert deep.params["W"].base is flat_params and deep.grads["W"].base is not None
+    x = np.random.default_rng(0).standard_normal((5, 4))
+    model.eval()
+    before = model.forward(x)
+    flat_params += 0.5
+    assert not np.allclose(model.forward(x), before)

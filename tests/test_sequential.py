@@ -86,12 +86,12 @@ def test_widths_that_do_not_fit_name_both_layers():
     model = Sequential(Linear(4, 256), ReLU(), Linear(128, 10))
     with pytest.raises(ValueError, match=r"^Sequential layer 2, fed by layer 1 \(ReLU\(\)\): "
                                          r"Linear\(128, 10\): expected input of shape "
-                                         r"\(N, 128\), got \(8, 256\)$"):
+                                         r"\(\.\.\., 128\), got \(8, 256\)$"):
         model.forward(np.ones((8, 4), np.float32))
     with pytest.raises(TypeError, match=r"^Sequential layer 2, fed by layer 1 \(ReLU\(\)\): "
                                         r"Linear\(128, 10\): expected float32 input"):
         Sequential(Linear(4, 128, dtype=F64), ReLU(), Linear(128, 10)).forward(np.ones((8, 4)))
-    with pytest.raises(ValueError, match=r"^Linear\(4, 256\): expected input of shape \(N, 4\)"):
+    with pytest.raises(ValueError, match=r"^Linear\(4, 256\): expected input of shape \(\.\.\., 4\)"):
         model.forward(np.ones((8, 5), np.float32))
 
 
@@ -106,3 +106,41 @@ def test_a_custom_layer_fits_in():
     report = gradcheck(model, np.ones((2, 3)))
     assert report.ok, report
     assert model.num_params() == 8
+
+
+class TakesIds(Layer):
+    takes_ids = True
+
+
+def test_takes_ids_is_the_first_members_and_false_by_default():
+    assert Layer.takes_ids is False and Linear(2, 2).takes_ids is False
+    assert Sequential(TakesIds(), Linear(2, 2)).takes_ids is True
+    assert Sequential(Linear(2, 2), TakesIds()).takes_ids is False
+    assert Sequential(Sequential(TakesIds()), ReLU()).takes_ids is True
+    assert Sequential().takes_ids is False
+    from handprop.layers import Residual
+    assert Residual(TakesIds()).takes_ids is True and Residual(ReLU()).takes_ids is False
+
+
+@pytest.mark.parametrize("name,says", [
+    ("parameters", r"^Sequential: there is no parameters\(\): layer.params is a dict of name -> "
+                   r"array .* an optimizer takes the model itself, SGD\(model, lr=0.1\) \(see "
+                   r"'Coming from PyTorch' in the README\)$"),
+    ("zero_grad", r"^Sequential: there is no zero_grad\(\): backward overwrites layer.grads .* "
+                  r"nothing to zero .*'Coming from PyTorch' in the README\)$"),
+])
+def test_pytorchs_names_say_the_handprop_way(name, says):
+    model = Sequential(Linear(2, 3, rng=0), ReLU())
+    with pytest.raises(AttributeError, match=says):
+        getattr(model, name)()
+    with pytest.raises(AttributeError, match=r"^ReLU: there is no "):
+        getattr(ReLU(), name)
+    assert not hasattr(model, name)     # still an AttributeError, for code that probes
+
+
+def test_other_missing_names_and_calling_a_model_work_as_before():
+    model = Sequential(Linear(2, 3, rng=0), ReLU())
+    with pytest.raises(AttributeError, match=r"^'Sequential' object has no attribute 'layres'$"):
+        getattr(model, "layres")  # noqa: B009 (the typo is the point)
+    x = np.ones((4, 2), np.float32)
+    np.testing.assert_array_equal(model(x), model.forward(x))

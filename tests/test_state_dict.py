@@ -62,3 +62,19 @@ def test_loss_options_are_keyword_only():
         SoftmaxCrossEntropy("sum")
     with pytest.raises(TypeError, match=r"positional"):
         Linear(2, 3, True, 0)  # rng and dtype are keyword-only
+
+
+def test_load_state_dict_takes_any_mapping_an_npz_file_included(tmp_path):
+    source = Sequential(Linear(3, 4, rng=0), BatchNorm1d(4), ReLU(), Linear(4, 2, rng=1))
+    source.forward(np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32))
+    np.savez(tmp_path / "state.npz", **source.state_dict())
+    target = Sequential(Linear(3, 4, rng=7), BatchNorm1d(4), ReLU(), Linear(4, 2, rng=8))
+    with np.load(tmp_path / "state.npz") as npz:    # an NpzFile: a Mapping, not a dict
+        assert not isinstance(npz, dict)
+        assert target.check_state_dict(npz, source="state.npz") == ([], [])
+        assert target.load_state_dict(npz) == ([], [])
+    for name, value in source.state_dict().items():
+        np.testing.assert_array_equal(target.state_dict()[name], value)
+    with pytest.raises(TypeError, match=r"expected a state dict \(a mapping of name -> array\), "
+                                        r"got list"):
+        target.load_state_dict(list(source.state_dict().items()))

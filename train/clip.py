@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..layers import validate
-from ..layers.flat import flat_buffers
+from ..layers.flat_params import flat_buffers
 
 
 def clip_grad_norm(model, max_norm: float) -> float:

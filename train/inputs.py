@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..layers import validate
-from ..layers.flat import flat_buffers
+from ..layers.flat_params import flat_buffers
 from .clip import checked_max_norm
 from .data import batch_bounds
 from .files import writable_target

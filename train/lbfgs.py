@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..layers import BatchNorm1d, Layer
-from ..layers.flat import flatten_params
+from ..layers.flat_params import flatten_params
+from ..layers.validate import integer
 from .loop import as_data
+from .metrics import count_decisions
 
 
 @dataclass
@@ -103,48 +105,17 @@ def fit_lbfgs(model: Layer, loss_fn, X, y, *, max_iter: int = 200, max_eval: int
     from scipy.optimize import minimize  # imported here: `import handprop.train` stays light
 
     X, y = as_data("fit_lbfgs", model, loss_fn, X, y)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)):
-        raise TypeError(f"fit_lbfgs: expected max_iter as a whole number, got {max_iter!r}")
-    if max_iter < 1:
-        raise ValueError(f"fit_lbfgs: expected max_iter >= 1, got {max_iter}")
+    max_iter = integer("fit_lbfgs", "max_iter", max_iter, low=1)
     flat_params, flat_grads = flatten_params(model)
-    classes = getattr(loss_fn, "targets", "classes") == "classes"
-    last: dict = {}
-
-    def loss_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        flat_params[...] = theta  # cast to the model's dtype
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            out = model.forward(X)
-            loss = loss_fn.forward(out, y)
-            model.param_backward(loss_fn.backward())
-        last.update(theta=theta.copy(), loss=loss, out=out)
-        if not math.isfinite(loss):  # a wild line-search trial: tell scipy "much worse"
-            return math.inf, np.zeros_like(theta)
-        return loss, flat_grads.astype(np.float64)  # a copy: scipy keeps it
-
-    history: dict[str, list] = {"iteration": [], "loss": []}
-    if classes:
-        history["accuracy"] = []
-
-    def record(theta: np.ndarray) -> None:
-        if "theta" not in last or not np.array_equal(theta, last["theta"]):
-            loss_and_grad(theta)
-        entry = {"iteration": len(history["iteration"]) + 1, "loss": last["loss"]}
-        if classes:
-            entry["accuracy"] = float(np.mean(last["out"].argmax(axis=1) == y))
-        for key, value in entry.items():
-            history[key].append(value)
-        if callback is not None:
-            callback(entry)
-
-    random_layers = [layer for layer in walk(model) if isinstance(getattr(layer, "rng", None),
-                                                                    np.random.Generator)]
+    objective = _Objective(model, loss_fn, X, y, flat_params, flat_grads, callback)
+    random_layers = [layer for layer in model.modules()
+                     if isinstance(getattr(layer, "rng", None), np.random.Generator)]
     model.train()
     for layer in random_layers:
         layer.eval()
     try:
-        found = minimize(loss_and_grad, flat_params.astype(np.float64), jac=True, method="L-BFGS-B",
-                         callback=record,
+        found = minimize(objective.loss_and_grad, flat_params.astype(np.float64), jac=True,
+                         method="L-BFGS-B", callback=objective.record,
                          options={"maxiter": max_iter,
                                   "maxfun": max_eval or max_iter * 5 // 4,
                                   "gtol": tolerance_grad, "ftol": tolerance_change,
@@ -156,20 +127,53 @@ def fit_lbfgs(model: Layer, loss_fn, X, y, *, max_iter: int = 200, max_eval: int
     message = found.message if isinstance(found.message, str) else found.message.decode()
     return LBFGSResult(loss=float(found.fun), iterations=int(found.nit),
                        evaluations=int(found.nfev), converged=bool(found.success),
-                       message=message, history=history)
+                       message=message, history=objective.history)
 
 
-def walk(layer: Layer):
-    """The layer and every layer inside it (Sequential's ``layers``, and so on down)."""
-    yield layer
-    for child in getattr(layer, "layers", ()):
-        yield from walk(child)
+class _Objective:
+    """What scipy calls: the full-batch loss and gradient at theta, and the per-iteration
+    record of the history (re-evaluating only if theta is not the last one evaluated)."""
+
+    def __init__(self, model: Layer, loss_fn, X: np.ndarray, y: np.ndarray,
+                 flat_params: np.ndarray, flat_grads: np.ndarray,
+                 callback: Callable[[dict], None] | None) -> None:
+        self.model, self.loss_fn, self.X, self.y = model, loss_fn, X, y
+        self.flat_params, self.flat_grads, self.callback = flat_params, flat_grads, callback
+        self.classes = getattr(loss_fn, "targets", "classes") == "classes"
+        self.last: dict = {}
+        self.history: dict[str, list] = {"iteration": [], "loss": []}
+        if self.classes:
+            self.history["accuracy"] = []
+
+    def loss_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        self.flat_params[...] = theta  # cast to the model's dtype
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out = self.model.forward(self.X)
+            loss = self.loss_fn.forward(out, self.y)
+            self.model.param_backward(self.loss_fn.backward())
+        self.last.update(theta=theta.copy(), loss=float(loss), out=out)
+        if not math.isfinite(loss):  # a wild line-search trial: tell scipy "much worse"
+            return math.inf, np.zeros_like(theta)
+        return float(loss), self.flat_grads.astype(np.float64)  # a copy: scipy keeps it
+
+    def record(self, theta: np.ndarray) -> None:
+        if "theta" not in self.last or not np.array_equal(theta, self.last["theta"]):
+            self.loss_and_grad(theta)
+        entry = {"iteration": len(self.history["iteration"]) + 1, "loss": self.last["loss"]}
+        if self.classes:
+            correct = self.loss_fn.count_correct(self.last["out"], self.y)
+            decisions = count_decisions(self.loss_fn, self.y)
+            entry["accuracy"] = correct / decisions if decisions else math.nan
+        for key, value in entry.items():
+            self.history[key].append(value)
+        if self.callback is not None:
+            self.callback(entry)
 
 
 def _set_running_statistics(model: Layer, X: np.ndarray) -> None:
     """One forward pass with every BatchNorm's momentum at 1, so that its running statistics
     become those of the full batch at the current parameters."""
-    norms = [layer for layer in walk(model) if isinstance(layer, BatchNorm1d)]
+    norms = [layer for layer in model.modules() if isinstance(layer, BatchNorm1d)]
     if not norms:
         return
     saved = [layer.momentum for layer in norms]

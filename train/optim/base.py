@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ...layers import validate
-from ...layers.flat import flat_layout, flatten_params
+from ...layers.flat_params import flat_layout, flatten_params
 
 Check = Callable[[str, str, object], Any]
 """An option's check: ``check(who, name, value)`` returns the value normalized, or raises a

@@ -24,10 +24,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from .base import Layer
+
 
 def flatten_params(model) -> tuple[np.ndarray, np.ndarray]:
     """The model's parameters and gradients as two flat, contiguous 1-D arrays of one dtype,
     whose slices are the model's ``params`` and ``grads`` entries (see the module docstring).
+
+    The arrays the model held before are read-only afterwards: writing into one fetched
+    earlier raises numpy's ``ValueError: assignment destination is read-only``. Fetch it
+    again from ``model.params`` (the optimizers call this when they are built).
 
     Raises
     ------
@@ -55,7 +61,7 @@ def flatten_params(model) -> tuple[np.ndarray, np.ndarray]:
         views[key] = (flat_params[start:stop].reshape(p.shape),
                       flat_grads[start:stop].reshape(p.shape))
         start = stop
-    _rebind_all(model, params, grads, {name: views[id(p)] for name, p in params.items()})
+    _rebind_all(model, params, grads, views)
     for p, g in slots.values():
         p.flags.writeable = False  # detached: writing into one would otherwise go unnoticed
         g.flags.writeable = False
@@ -141,22 +147,41 @@ def _existing_buffers(params: dict, grads: dict, slots: dict) -> tuple | None:
 
 def _rebind_all(model, params: dict, grads: dict, views: dict) -> None:
     """Make each view the model's entry; all or nothing: on a failure the old arrays are put
-    back and a TypeError says which entry could not be rebound."""
+    back and a TypeError says which entry could not be rebound.
+
+    A Layer is walked with ``named_modules``: each layer without children rebinds its own
+    entries (``views`` is keyed by the identity of the old parameter array, so a layer used
+    twice is moved once); a layer with children only gathers theirs. Any other model's
+    ``params`` and ``grads`` are plain dicts, set by name.
+    """
+    def put(arrays_of: dict) -> None:
+        """Rebind every entry to ``arrays_of[id(its current params array)]``."""
+        if not isinstance(model, Layer):
+            for name, p in list(model.params.items()):
+                _rebind(model, "params", name, arrays_of[id(p)][0])
+                _rebind(model, "grads", name, arrays_of[id(p)][1])
+            return
+        for _, layer in model.named_modules():
+            if next(layer.children(), None) is None:
+                for name, p in list(layer.params.items()):
+                    layer.rebind("params", name, arrays_of[id(p)][0])
+                    layer.rebind("grads", name, arrays_of[id(p)][1])
+
+    views_by_name = {name: views[id(p)] for name, p in params.items()}
+    old = {id(p): (p, grads[name]) for name, p in params.items()}
+    old.update({id(views[key][0]): pair for key, pair in old.items()})  # undo from either
     try:
-        for name, (p_view, g_view) in views.items():
-            _rebind(model, "params", name, p_view)
-            _rebind(model, "grads", name, g_view)
+        put(views)
         now_params, now_grads = model.params, model.grads
-        for name, (p_view, g_view) in views.items():
+        for name, (p_view, g_view) in views_by_name.items():
             if now_params.get(name) is not p_view or now_grads.get(name) is not g_view:
                 raise TypeError(f"{model!r}: could not move {name} into the flat buffer: after "
                                 f"rebind, model.params[{name!r}] is still another array; a layer "
-                                f"made of layers must pass Layer.rebind on to the member that "
-                                f"owns the entry (as Sequential does)")
+                                f"made of layers must name its members in named_children (as "
+                                f"Sequential does), or pass Layer.rebind on to the member that "
+                                f"owns the entry")
     except Exception:
-        for name in views:
-            _rebind(model, "params", name, params[name])
-            _rebind(model, "grads", name, grads[name])
+        put(old)
         raise
 
 
