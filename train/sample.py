@@ -218,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as err:   # missing, unreadable, not a language model's
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1
-    unknown = sorted(set(args.start) - set(vocab.tokens) | ({vocab.boundary} & set(args.start)))
+    unknown = sorted({c for c in args.start if c not in vocab.index or c == vocab.boundary})
     if unknown:
         cli.error(f"--start {args.start!r}: {', '.join(map(repr, unknown))} not in the model's "
                   f"vocabulary {''.join(t for t in vocab.tokens if t != vocab.boundary)!r}")
