@@ -202,7 +202,7 @@ def test_the_default_lstm_learns_a_grammar_of_names_and_samples_from_it(tmp_path
     from handprop.train.sample import main as sample_main
     folder = tmp_path / "names"
     folder.mkdir()
-    (folder / "names.txt").write_text("\n".join(made_up_names(3000, seed=1)) + "\n")
+    (folder / "names.txt").write_text("\n".join(made_up_names(2000, seed=1)) + "\n")
     path = str(tmp_path / "lstm.npz")
     assert main(["--dataset", "names", "--model", "lstm", "--data-dir", str(folder), "--no-progress",
                  "--checkpoint", path]) == 0
