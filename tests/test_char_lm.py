@@ -172,6 +172,7 @@ def test_resume_continues_a_names_run_and_refuses_other_data(names_dir, tmp_path
     (["--dataset", "names"], "--dataset names is text, for a language model: --model lstm or rnn or gru"),
     (["--dataset", "names", "--model", "gru", "--hidden", "10"], "--hidden go with --model mlp"),
     (["--dataset", "names", "--model", "gru", "--hidden-size", "0"], "--hidden-size: expected a finite number > 0"),
+    (["--hidden-size", "32"], "--embedding-dim and --hidden-size go with a language model: --model lstm or rnn or gru"),
 ])
 def test_a_language_model_and_its_data_go_together(flags, message, capsys):
     with pytest.raises(SystemExit) as exc:

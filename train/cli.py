@@ -44,6 +44,7 @@ PROG = "python -m handprop.train"
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-2}
 COMMAND_DEFAULTS = {"optimizer": "sgd", "schedule": "none", "batch_size": 64}  # a model's own go first
+LANGUAGE_MODEL_SIZES = (64, 128)  # the defaults of --embedding-dim and --hidden-size
 
 # Sane maxima of the sizes a flag or a data file can ask for: beyond them is a slip, and a
 # usage error (exit 2) rather than an allocation of many GiB.
@@ -115,9 +116,11 @@ def parser() -> argparse.ArgumentParser:
                    help="the same as --norm none")
     p.add_argument("--dropout", type=probability, default=0.0, metavar="P",
                    help="Dropout(P) after each hidden activation, 0 <= P < 1 (default 0: none)")
-    p.add_argument("--embedding-dim", type=bounded(int, 0, False, MAX_WIDTH), default=64,
+    p.add_argument("--embedding-dim", type=bounded(int, 0, False, MAX_WIDTH),
+                   default=LANGUAGE_MODEL_SIZES[0],
                    help="a language model's vector per character (default 64)")
-    p.add_argument("--hidden-size", type=bounded(int, 0, False, MAX_WIDTH), default=128,
+    p.add_argument("--hidden-size", type=bounded(int, 0, False, MAX_WIDTH),
+                   default=LANGUAGE_MODEL_SIZES[1],
                    help="a language model's recurrent state (default 128)")
     p.add_argument("--dataset", choices=list(DATASETS), default="spiral", help=listed(DATASETS))
     p.add_argument("--data-dir", help="where the MNIST-format files are (default: the cache, "
@@ -256,6 +259,9 @@ def check_flags(cli: argparse.ArgumentParser, args: argparse.Namespace,
         cli.error(f"--model {args.model} needs text: add --dataset {sets_that(lambda d: d.text)}"
                   if model.ids else f"--dataset {args.dataset} is text, for a language model: "
                   f"--model {' or '.join(name for name, m in MODELS.items() if m.ids)}")
+    if not model.ids and (args.embedding_dim, args.hidden_size) != LANGUAGE_MODEL_SIZES:
+        cli.error(f"--embedding-dim and --hidden-size go with a language model: --model "
+                  f"{' or '.join(name for name, m in MODELS.items() if m.ids)}")
     refused = [flag for flag, given in model.refuses if given(args)]
     if refused:
         cli.error(f"{', '.join(refused)} go with --model mlp; {model.why}")

@@ -4,8 +4,9 @@
 A new model is one entry of ``MODELS``: a builder taking the parsed flags, the shape of one
 sample and the number of classes, with its own defaults and the flags it refuses. A new data
 set is one entry of ``DATASETS``: a loader returning (X, y, X_val, y_val), with its default
-number of epochs and, where known, its number of classes. A language model (``ids``) trains on a text set (``text``), whose loader
-also returns the test split and the vocabulary (``cli_text``).
+number of epochs and, where known, its number of classes. A language model (``ids``) trains
+on a text set (``text``), whose loader also returns the test split and the vocabulary
+(``cli_text``).
 """
 from __future__ import annotations
 
@@ -30,8 +31,8 @@ class Model:
     flags and the shape of one sample; ``lr`` holds its own default learning rate per optimizer
     where the optimizer's default does not suit it; ``defaults`` its own defaults of other
     flags (``optimizer``, ``schedule``, ``batch_size``) where the command's do not suit it;
-    ``refuses`` the flags it has no use for,
-    as (flag text, given(args)) pairs, and ``why`` says why."""
+    ``refuses`` the flags it has no use for, as (flag text, given(args)) pairs, and ``why``
+    says why."""
     build: Callable[[argparse.Namespace, tuple[int, ...], int], Layer]
     help: str
     images: bool = False   # takes (N, C, H, W) images rather than flat vectors
