@@ -9,6 +9,7 @@ Ctrl-C, SIGTERM) live in ``cli_checkpoints``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import math
 import os
@@ -19,7 +20,7 @@ from importlib.metadata import version
 
 import numpy as np
 
-from ..layers import validate
+from ..layers import Layer, validate
 from ..layers.models import ACTIVATIONS
 from ..losses import SoftmaxCrossEntropy
 from .cli_checkpoints import (
@@ -32,7 +33,7 @@ from .cli_checkpoints import (
     resuming_message,
     sigterm_as_interrupt,
 )
-from .cli_registry import DATASETS, DEFAULT_HIDDEN, MODELS, Dataset, listed
+from .cli_registry import DATASETS, DEFAULT_HIDDEN, MODELS, Dataset, listed, over_budget
 from .cli_text import TextSet, check_vocabulary, text_summary
 from .data import default_data_dir
 from .loop import evaluate, fit, format_metrics
@@ -47,8 +48,9 @@ COMMAND_DEFAULTS = {"optimizer": "sgd", "schedule": "none", "batch_size": 64}  #
 LANGUAGE_MODEL_SIZES = (64, 128)  # the defaults of --embedding-dim and --hidden-size
 
 # Sane maxima of the sizes a flag or a data file can ask for: beyond them is a slip, and a
-# usage error (exit 2) rather than an allocation of many GiB.
-MAX_WIDTH, MAX_LAYERS, MAX_EPOCHS, MAX_BATCH, MAX_CLASSES = 1 << 16, 64, 10**6, 1 << 20, 10**4
+# usage error (exit 2) rather than an allocation of many GiB. The widths of the layers are held
+# to the memory the model would take, MAX_MODEL_BYTES (4 GiB), estimated before it is built.
+MAX_LAYERS, MAX_EPOCHS, MAX_BATCH, MAX_CLASSES = 64, 10**6, 1 << 20, 10**4
 
 
 
@@ -97,9 +99,8 @@ def widths(text):
         raise argparse.ArgumentTypeError(f"expected comma-separated widths like 100,100, got {text!r}") from None
     if any(w < 1 for w in sizes):
         raise argparse.ArgumentTypeError(f"expected widths >= 1, got {text!r}")
-    if any(w > MAX_WIDTH for w in sizes) or len(sizes) > MAX_LAYERS:
-        raise argparse.ArgumentTypeError(f"expected at most {MAX_LAYERS} widths of at most "
-                                         f"{MAX_WIDTH} each, got {text!r}")
+    if len(sizes) > MAX_LAYERS:  # their size is held to MAX_MODEL_BYTES once the data's is known
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_LAYERS} widths, got {text!r}")
     return sizes
 
 
@@ -108,7 +109,7 @@ def parser() -> argparse.ArgumentParser:
         "Train a model (an MLP or a small CNN) with SGD, Adam, AdamW or RMSprop and print a "
         "summary line of key=value pairs."))
     p.add_argument("--model", choices=list(MODELS), default="mlp", help=listed(MODELS))
-    p.add_argument("--hidden", type=widths, default=list(DEFAULT_HIDDEN), help="hidden widths (default 100,100)")
+    p.add_argument("--hidden", type=widths, default=list(DEFAULT_HIDDEN), help="hidden widths (default 100,100); the model may take at most 4 GiB")
     p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     p.add_argument("--norm", choices=["batch", "layer", "none"], default="batch",
                    help="BatchNorm1d, LayerNorm or nothing after each hidden Linear (default batch)")
@@ -116,10 +117,10 @@ def parser() -> argparse.ArgumentParser:
                    help="the same as --norm none")
     p.add_argument("--dropout", type=probability, default=0.0, metavar="P",
                    help="Dropout(P) after each hidden activation, 0 <= P < 1 (default 0: none)")
-    p.add_argument("--embedding-dim", type=bounded(int, 0, False, MAX_WIDTH),
+    p.add_argument("--embedding-dim", type=positive_int,
                    default=LANGUAGE_MODEL_SIZES[0],
                    help="a language model's vector per character (default 64)")
-    p.add_argument("--hidden-size", type=bounded(int, 0, False, MAX_WIDTH),
+    p.add_argument("--hidden-size", type=positive_int,
                    default=LANGUAGE_MODEL_SIZES[1],
                    help="a language model's recurrent state (default 128)")
     p.add_argument("--dataset", choices=list(DATASETS), default="spiral", help=listed(DATASETS))
@@ -165,12 +166,27 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     cli = parser()
     args = cli.parse_args(argv)
-    with sigterm_as_interrupt():
-        try:
-            return run(cli, args, argv)
-        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated)
-            print(f"\n{interrupted_message(args.checkpoint, stop)}", file=sys.stderr)
-            return 143 if isinstance(stop, Terminated) else 130
+    try:
+        with sigterm_as_interrupt():
+            try:
+                return run(cli, args, argv)
+            except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated)
+                print(f"\n{interrupted_message(args.checkpoint, stop)}", file=sys.stderr)
+                return 143 if isinstance(stop, Terminated) else 130
+    except BrokenPipeError:  # `... | head -1`: the reader has gone, and nobody is left to tell
+        return closed_pipe()
+
+
+def closed_pipe() -> int:
+    """End quietly when the output's reader has gone: what is left in the buffers goes to
+    /dev/null (else Python's flush at exit reports the same broken pipe), and the exit code is
+    141, a shell's code for a process ended by SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # no file descriptor
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
+    return 141
 
 
 def run(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None) -> int:
@@ -183,19 +199,12 @@ def run(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] 
     if resumed is not None:
         print(resuming_message(args.checkpoint, resumed, args.epochs), file=sys.stderr)
     try:
-        loaded = DATASETS[args.dataset].load(args, np.dtype(args.dtype), MODELS[args.model].images)
-        X, y, X_val, y_val = loaded[:4]
-        text = loaded if isinstance(loaded, TextSet) else None
-        n_classes = len(text.vocab) if text else class_count(args, y, y_val)
-        if text and args.resume and os.path.exists(args.checkpoint):
-            check_vocabulary(args.checkpoint, text.vocab)
-    except FileNotFoundError as err:
-        hint = "" if args.download else f"; add --download to fetch {args.dataset}"
-        return failure(f"{err}{hint}", 2)
-    except (ValueError, OSError) as err:  # a damaged file, a failed download, bad labels
-        return failure(err)
+        model, data = prepare(args)
+    except Failure as err:
+        return failure(err, err.code)
+    X, y, X_val, y_val = data[:4]
+    text = data if isinstance(data, TextSet) else None
     settings = recorded_settings(args) | ({"vocab": text.vocab.to_dict()} if text else {})
-    model = MODELS[args.model].build(args, X.shape[1:], n_classes)
     print(model, flush=True)
     loss_fn = SoftmaxCrossEntropy()
     optimizer = build_optimizer(model, args)
@@ -208,6 +217,8 @@ def run(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] 
                       on_epoch_end=plain_lines, checkpoint=args.checkpoint, resume=args.resume,
                       scheduler=scheduler, clip_grad_norm=args.clip_grad_norm,
                       checkpoint_extra={"cli": settings})
+    except BrokenPipeError:
+        raise
     except (FloatingPointError, ValueError, OSError) as err:  # a diverging run, a bad checkpoint
         return failure(err)
     seconds = time.perf_counter() - started
@@ -227,6 +238,57 @@ def run(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] 
     return 0
 
 
+class Failure(Exception):
+    """A clear one-line failure before training: exit ``code`` (1 the data, 2 a usage error)."""
+    def __init__(self, message: object, code: int = 1):
+        super().__init__(str(message))
+        self.code = code
+
+
+def prepare(args: argparse.Namespace) -> tuple[Layer, tuple]:
+    """Load the data and build the model, with everything checkable before epoch 1 checked:
+    the labels of both splits, the validation samples' shape against the training samples',
+    the model's estimated memory (``MAX_MODEL_BYTES``) before anything is built, and the
+    build itself (the cnn refuses images too small for its poolings)."""
+    try:
+        data = DATASETS[args.dataset].load(args, np.dtype(args.dtype), MODELS[args.model].images)
+        text = data if isinstance(data, TextSet) else None
+        n_classes = len(text.vocab) if text else class_count(args, data[1], data[3])
+        if text and args.resume and os.path.exists(args.checkpoint):
+            check_vocabulary(args.checkpoint, text.vocab)  # the ids mean what they meant
+        sample = check_splits(args, data[0], data[2])
+    except BrokenPipeError:
+        raise
+    except FileNotFoundError as err:
+        hint = "" if args.download else f"; add --download to fetch {args.dataset}"
+        raise Failure(f"{err}{hint}", 2) from None
+    except (ValueError, OSError) as err:  # a damaged file, a failed download, bad labels
+        raise Failure(err) from None
+    too_big = over_budget(args, sample, n_classes)
+    if too_big is not None:
+        raise Failure(too_big, 2)
+    try:
+        return MODELS[args.model].build(args, sample, n_classes), data
+    except (ValueError, TypeError) as err:  # the data's shape does not suit the model
+        raise Failure(f"--model {args.model} on {data_name(args)}: {err}", 2) from None
+
+
+def check_splits(args: argparse.Namespace, X: np.ndarray, X_val: np.ndarray) -> tuple[int, ...]:
+    """The shape of one sample, the same in both splits and holding something."""
+    if X.shape[1:] != X_val.shape[1:]:
+        raise ValueError(f"{data_name(args)}: the test samples have shape {X_val.shape[1:]} but the "
+                         f"train samples {X.shape[1:]}; a model takes one shape")
+    if 0 in X.shape[1:]:
+        raise ValueError(f"{data_name(args)}: the samples have shape {X.shape[1:]}: they hold no values")
+    return tuple(X.shape[1:])
+
+
+def data_name(args: argparse.Namespace) -> str:
+    """The data as the user named it: the folder of its files, or the data set."""
+    return str(args.data_dir or default_data_dir(args.dataset)) if DATASETS[args.dataset].files \
+        else args.dataset
+
+
 def failure(err: object, code: int = 1) -> int:
     print(f"{PROG}: error: {err}", file=sys.stderr)
     return code
@@ -236,10 +298,10 @@ def check_flags(cli: argparse.ArgumentParser, args: argparse.Namespace,
                 argv: list[str] | None) -> Resumed | None:
     """Every usage error (exit 2) before any data is read; the defaults filled in. Returns
     what --resume found in the checkpoint (None when not resuming one)."""
-    if args.resume and not args.checkpoint:
+    if args.resume and args.checkpoint is None:
         cli.error("--resume needs --checkpoint PATH")
     # first: --resume may take the dataset and the rest from the file
-    resumed = check_checkpoint_path(cli, args, argv, parser) if args.checkpoint else None
+    resumed = check_checkpoint_path(cli, args, argv, parser) if args.checkpoint is not None else None
     fill_model_defaults(args)
     if args.momentum is not None and args.optimizer not in ("sgd", "rmsprop"):
         cli.error(f"--momentum goes with --optimizer sgd or rmsprop, not {args.optimizer}")
@@ -266,6 +328,8 @@ def check_flags(cli: argparse.ArgumentParser, args: argparse.Namespace,
     if refused:
         cli.error(f"{', '.join(refused)} go with --model mlp; {model.why}")
     args.epochs = args.epochs or dataset.epochs
+    if resumed and not resumed.validated and (resumed.done or 0) < args.epochs:
+        cli.error(resumed.unvalidated_message(args.checkpoint))
     if resumed and resumed.done and resumed.total and resumed.done < args.epochs != resumed.total \
             and args.schedule != "none":  # the schedule's state holds the old total: it would restart
         cli.error(f"--epochs {args.epochs} with --resume would stretch a {args.schedule} schedule "
@@ -333,7 +397,7 @@ def class_count(args, y: np.ndarray, y_val: np.ndarray) -> int:
     checked against it before any layer is built."""
     known = DATASETS[args.dataset].classes
     limit = known or MAX_CLASSES
-    where = (args.data_dir or default_data_dir(args.dataset)) if known else args.dataset
+    where = data_name(args)
     for labels, split in ((y, "train"), (y_val, "test")):
         bad = (labels < 0) | (labels >= limit)
         if bad.any():

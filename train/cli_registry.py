@@ -18,22 +18,33 @@ from types import MappingProxyType
 import numpy as np
 
 from ..layers import Layer, cnn, mlp
-from .cli_text import char_lm_builder, load_names_set
+from .cli_text import char_lm_builder, char_lm_size, load_names_set
 from .data import DATASETS as DOWNLOADS
 from .data import default_data_dir, download, load_mnist, moons, spiral
 
 DEFAULT_HIDDEN = [100, 100]
+CNN_CHANNELS = (16, 32)   # the cnn's blocks' output channels
+
+
+# The most memory a model the command builds may take, estimated before anything is built:
+# its parameters four times over (weights, gradients, two optimizer states) plus what one batch
+# keeps for the backward pass (a batch of at least 1024, evaluate's).
+MAX_MODEL_BYTES = 1 << 32
+EVALUATION_BATCH = 1024
 
 
 @dataclass(frozen=True)
 class Model:
     """One ``--model``: ``build(args, sample_shape, n_classes)`` returns the model for the parsed
-    flags and the shape of one sample; ``lr`` holds its own default learning rate per optimizer
-    where the optimizer's default does not suit it; ``defaults`` its own defaults of other
-    flags (``optimizer``, ``schedule``, ``batch_size``) where the command's do not suit it;
-    ``refuses`` the flags it has no use for, as (flag text, given(args)) pairs, and ``why``
+    flags and the shape of one sample; ``size(args, sample_shape, n_classes)`` estimates it
+    before it is built, as (parameters, numbers one sample keeps for backward); ``lr`` holds
+    its own default learning rate per optimizer where the optimizer's default does not suit
+    it; ``defaults`` its own defaults of other flags (``optimizer``, ``schedule``,
+    ``batch_size``) where the command's do not suit it; ``refuses`` the flags it has no use
+    for, as (flag text, given(args)) pairs, and ``why``
     says why."""
     build: Callable[[argparse.Namespace, tuple[int, ...], int], Layer]
+    size: Callable[[argparse.Namespace, tuple[int, ...], int], tuple[int, int]]
     help: str
     images: bool = False   # takes (N, C, H, W) images rather than flat vectors
     ids: bool = False      # a language model: takes token ids (N, T), needs a text set
@@ -64,13 +75,62 @@ def build_mlp(args: argparse.Namespace, shape: tuple[int, ...], n_classes: int) 
 
 
 def build_cnn(args: argparse.Namespace, shape: tuple[int, ...], n_classes: int) -> Layer:
-    return cnn(shape, n_classes, activation=args.activation, batchnorm=args.norm != "none",
-               seed=args.seed, dtype=np.dtype(args.dtype))
+    return cnn(shape, n_classes, CNN_CHANNELS, activation=args.activation,
+               batchnorm=args.norm != "none", seed=args.seed, dtype=np.dtype(args.dtype))
+
+
+def mlp_size(args: argparse.Namespace, shape: tuple[int, ...], n_classes: int) -> tuple[int, int]:
+    """Weights, bias and norm parameters of each Linear (at most three per output); per
+    sample, the input, five numbers per hidden unit (Linear, norm, its normalized input,
+    activation, dropout mask) and the logits."""
+    widths = [shape[0], *args.hidden, n_classes]
+    parameters = sum(a * b + 3 * b for a, b in zip(widths, widths[1:]))
+    return parameters, shape[0] + 5 * sum(args.hidden) + n_classes
+
+
+def cnn_size(args: argparse.Namespace, shape: tuple[int, ...], n_classes: int) -> tuple[int, int]:
+    """Per block: 3x3 kernels and norm parameters; per sample, the convolution's unfolded
+    input (9 numbers per input pixel and channel), four maps of its output (convolution, norm,
+    its normalized input, activation) and the pooled map."""
+    c, h, w = shape
+    parameters = kept = 0
+    for width in CNN_CHANNELS:
+        parameters += 9 * c * width + 2 * width
+        kept += 9 * c * h * w + 4 * width * h * w + width * (h // 2) * (w // 2)
+        c, h, w = width, h // 2, w // 2
+    return parameters + c * h * w * n_classes + n_classes, kept + n_classes
+
+
+def estimated_bytes(args: argparse.Namespace, shape: tuple[int, ...], n_classes: int) -> tuple[int, int, int]:
+    """(parameters, bytes of the parameters with their gradients and two optimizer states,
+    bytes one batch keeps for backward) of the model the flags ask for on samples of ``shape``."""
+    parameters, per_sample = MODELS[args.model].size(args, shape, n_classes)
+    itemsize = np.dtype(args.dtype).itemsize
+    return (parameters, 4 * parameters * itemsize,
+            max(args.batch_size, EVALUATION_BATCH) * per_sample * itemsize)
+
+
+def over_budget(args: argparse.Namespace, shape: tuple[int, ...], n_classes: int) -> str | None:
+    """Why the model the flags ask for would take more than ``MAX_MODEL_BYTES`` (None if not)."""
+    parameters, weights, batch = estimated_bytes(args, shape, n_classes)
+    if weights + batch <= MAX_MODEL_BYTES:
+        return None
+    gib = 1 << 30
+    ask = ("fewer or narrower --hidden layers, or samples of fewer values" if args.model == "mlp"
+           else "a smaller --embedding-dim or --hidden-size" if MODELS[args.model].ids
+           else "smaller images")
+    ask += " or a smaller --batch-size" if args.batch_size > EVALUATION_BATCH else ""
+    return (f"--model {args.model} on samples of shape {shape} ({args.dtype}) would have "
+            f"{parameters:,} parameters, {weights / gib:.1f} GiB with their gradients and "
+            f"optimizer state, and keep {batch / gib:.1f} GiB per batch of "
+            f"{max(args.batch_size, EVALUATION_BATCH)}: more than the {MAX_MODEL_BYTES // gib} GiB "
+            f"a model may take (at most {MAX_MODEL_BYTES // (4 * np.dtype(args.dtype).itemsize):,} "
+            f"{args.dtype} parameters); use {ask}")
 
 
 MODELS: dict[str, Model] = {
-    "mlp": Model(build_mlp, "Linear, norm, activation, dropout per hidden layer (default)"),
-    "cnn": Model(build_cnn, "two Conv2d-BatchNorm2d-activation-MaxPool2d blocks (16, 32 channels), "
+    "mlp": Model(build_mlp, mlp_size, "Linear, norm, activation, dropout per hidden layer (default)"),
+    "cnn": Model(build_cnn, cnn_size, "two Conv2d-BatchNorm2d-activation-MaxPool2d blocks (16, 32 channels), "
                  "then Linear; needs images (--dataset mnist or fashion-mnist)", images=True,
                  # 0.1 makes the CNN diverge with SGD, as it does in PyTorch
                  lr=MappingProxyType({"sgd": 0.01}),
@@ -78,7 +138,7 @@ MODELS: dict[str, Model] = {
                           ("--dropout", lambda a: a.dropout > 0),
                           ("--hidden", lambda a: a.hidden != DEFAULT_HIDDEN)),
                  why="the cnn has BatchNorm2d (or none, with --norm none) and fixed widths"),
-    **{cell: Model(char_lm_builder(cell), f"a character-level language model: Embedding, "
+    **{cell: Model(char_lm_builder(cell), char_lm_size(cell), f"a character-level language model: Embedding, "
                    f"{cell.upper()}, Linear; needs text (--dataset names)", ids=True,
                    lr=MappingProxyType({"adam": 2e-3, "adamw": 2e-3}),
                    defaults=MappingProxyType({"optimizer": "adam", "schedule": "cosine",

@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..layers import Layer, char_lm
+from ..layers.models import RECURRENT
 from ..losses import SoftmaxCrossEntropy
 from .checkpoint import read_extra
 from .data import default_data_dir, download
@@ -40,6 +41,18 @@ def char_lm_builder(cell: str) -> Callable[[argparse.Namespace, tuple[int, ...],
         return char_lm(n_classes, cell=cell, embedding_dim=args.embedding_dim,
                        hidden_size=args.hidden_size, seed=args.seed, dtype=np.dtype(args.dtype))
     return build
+
+
+def char_lm_size(cell: str) -> Callable[[argparse.Namespace, tuple[int, ...], int], tuple[int, int]]:
+    """The registry's size estimate of ``char_lm`` with ``cell`` on samples of T ids: the
+    table, the recurrent layer's G gate blocks and the output Linear; per sample and position,
+    the embedding, about 2G + 4 numbers per hidden unit (pre-activations, gates, states) and
+    the logits with their softmax."""
+    def size(args: argparse.Namespace, shape: tuple[int, ...], n_classes: int) -> tuple[int, int]:
+        E, H, V, G = args.embedding_dim, args.hidden_size, n_classes, RECURRENT[cell].gates
+        parameters = V * E + G * H * (E + H + 2) + H * V + V
+        return parameters, shape[0] * (E + (2 * G + 4) * H + 2 * V)
+    return size
 
 
 def load_names_set(args: argparse.Namespace, dtype: np.dtype, images: bool) -> TextSet:

@@ -21,7 +21,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..layers import Layer, validate
-from ..layers.models import RECURRENT
 from .checkpoint import load, read_extra
 from .cli import bounded, non_negative_int, positive_float, positive_int
 from .cli import parser as train_parser
@@ -196,9 +195,8 @@ def load_model(path: str | os.PathLike) -> tuple[Layer, Vocabulary]:
         raise ValueError(f"{path}: records settings python -m handprop.train refuses: {reason}") from None
     if not MODELS[args.model].ids:
         raise ValueError(f"{path}: a checkpoint of --model {args.model}, not of a language model")
-    gates = RECURRENT[args.model].gates
-    E, H, V = args.embedding_dim, args.hidden_size, len(vocab)
-    size = (V * E + gates * H * (E + H + 2) + H * V + V) * np.dtype(args.dtype).itemsize
+    parameters, _ = MODELS[args.model].size(args, (1,), len(vocab))
+    size = parameters * np.dtype(args.dtype).itemsize
     if size > os.stat(path).st_size:  # built before loading: never allocate what the file cannot hold
         raise ValueError(f"{path}: its settings describe {size} bytes of weights, more than the "
                          f"file holds; not a checkpoint this command wrote")

@@ -31,11 +31,11 @@ from .text import (
     split_names,
     split_text,
 )
-from .toy import moons, noisy_curve, spiral
+from .toy import MAX_TOY_SAMPLES, moons, noisy_curve, spiral
 
 __all__ = ["batch_bounds", "minibatches", "DATASETS", "MAX_DOWNLOAD_BYTES", "default_data_dir",
            "download", "download_file", "DEFLATE_MAX_RATIO", "IDX_TYPES", "MAX_IDX_BYTES",
-           "MNIST_FILES", "load_idx", "load_mnist", "moons", "noisy_curve", "spiral",
+           "MNIST_FILES", "load_idx", "load_mnist", "MAX_TOY_SAMPLES", "moons", "noisy_curve", "spiral",
            "IGNORE_INDEX", "NamesData", "TextData", "Vocabulary", "encode_names", "load_names",
            "load_text", "names_vocabulary", "random_windows", "read_names", "read_text",
            "split_names", "split_text"]

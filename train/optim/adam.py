@@ -75,6 +75,7 @@ class Adam(Optimizer):
 
     def step(self) -> None:
         """One update of every parameter from its current gradient (formulas above)."""
+        self._check_grads_in_place()
         p, g, scratch, scaled = self.flat_params, self.flat_grads, self._scratch, self._scaled
         m, v = self.flat_state["exp_avg"], self.flat_state["exp_avg_sq"]
         beta1, beta2 = self.betas

@@ -99,6 +99,9 @@ class Optimizer:
         self.initial_lr: float | None = None
         self.flat_params, self.flat_grads = flatten_params(model)
         self._layout = flat_layout(model, self.flat_params)
+        # the arrays backward must write into; checked once, at the first step
+        self._grad_slots: dict[str, np.ndarray] | None = {
+            name: model.grads[name] for name in self._layout}
         # two scratch buffers, so a step allocates nothing parameter-sized
         self._scratch = np.empty_like(self.flat_params)
         self._scaled = np.empty_like(self.flat_params)
@@ -138,6 +141,25 @@ class Optimizer:
 
     def step(self) -> None:
         raise NotImplementedError(f"{type(self).__name__} does not define step")
+
+    def _check_grads_in_place(self) -> None:
+        """At the first step: every gradient the model holds is still its slot of
+        ``flat_grads``. A backward that put a new array into ``grads`` (``self.grads["W"] =
+        x.T @ dout``) instead of writing into it would leave the parameter frozen without a
+        word, so this raises a RuntimeError naming the layer and the parameter."""
+        if self._grad_slots is None:
+            return
+        slots, self._grad_slots = self._grad_slots, None
+        grads = self.model.grads
+        for name, slot in slots.items():
+            if grads.get(name) is slot:
+                continue
+            layer, key = _owner(self.model, name)
+            raise RuntimeError(
+                f"{type(self).__name__}: the backward of {layer!r} replaced grads[{key!r}] (the "
+                f"model's {name!r}) with a new array instead of writing into it, so the optimizer "
+                f"never sees that gradient and {key} would not train; write into it: "
+                f"self.grads[{key!r}][...] = ... (or np.matmul(..., out=self.grads[{key!r}]))")
 
     # --- state -------------------------------------------------------------------------
     def _apply(self, options: dict, counters: dict, arrays: dict) -> None:
@@ -225,6 +247,23 @@ class Optimizer:
                 raise AttributeError(PYTORCH_NAMES[name].format(cls=type(self).__name__)
                                      + ' (see "Coming from PyTorch" in the README)')
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+def _owner(model: Any, name: str) -> tuple[Any, str]:
+    """The layer that holds the parameter ``name`` of the model ("1.layer.0.W") and its own
+    name for it ("W"), found through each layer's children."""
+    layer, rest = model, name
+    while "." in rest:
+        # the tree walk's named_children, or the older named_members of a layer made of layers
+        walk = getattr(layer, "named_children", None) or getattr(layer, "named_members", None)
+        if not callable(walk):
+            break
+        members = dict(walk())
+        prefix, _, inner = rest.partition(".")
+        if prefix not in members:
+            break
+        layer, rest = members[prefix], inner
+    return layer, rest
 
 
 def _plain(value: object) -> object:

@@ -57,6 +57,7 @@ class RMSprop(Optimizer):
 
     def step(self) -> None:
         """One update of every parameter from its current gradient (formulas above)."""
+        self._check_grads_in_place()
         p, g, scratch, scaled = self.flat_params, self.flat_grads, self._scratch, self._scaled
         s, alpha = self.flat_state["square_avg"], self.alpha
         if self.weight_decay:  # built aside: grads stay as backward left them
