@@ -130,12 +130,28 @@ def test_the_cli_trains_a_names_model_and_reports_the_loss_per_character(names_d
     out = capsys.readouterr().out
     assert f"{cell.upper()}(4, 8)" in out and "Embedding(15, 4)" in out
     figures = summary(out)
-    assert set(figures) == {"test_loss", "val_loss", "train_loss", "epochs", "seconds"}
+    assert set(figures) == {"test_loss", "val_loss", "train_loss", "epochs", "seconds", "blas_threads"}
     assert 1.0 < figures["test_loss"] < np.log(15) + 0.3 and figures["epochs"] == 2
     saved = read_extra(path)["cli"]
     assert saved["vocab"] == {"chars": "abdeiklmnorstu", "boundary": "."}
     assert (saved["optimizer"], saved["lr"], saved["schedule"], saved["batch_size"]) == ("adam", 2e-3, "cosine", 32)
     assert (saved["model"], saved["embedding_dim"], saved["hidden_size"]) == (cell, 4, 8)
+    assert saved["blas_threads"] == figures["blas_threads"] == 1
+
+
+def test_a_language_model_trains_with_one_blas_thread(names_dir, monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    import handprop.train.cli as cli
+    seen, real_fit = [], cli.fit
+
+    def fit(*args, **options):
+        seen.append({pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"})
+        return real_fit(*args, **options)
+    monkeypatch.setattr(cli, "fit", fit)
+    assert main(["--dataset", "names", "--model", "lstm", "--data-dir", str(names_dir), *TINY,
+                 "--epochs", "1"]) == 0
+    assert seen == [{1}]
 
 
 def test_the_loss_per_character_leaves_padding_out(names_dir):

@@ -34,7 +34,7 @@ from .cli_checkpoints import (
     sigterm_as_interrupt,
 )
 from .cli_registry import DATASETS, DEFAULT_HIDDEN, MODELS, Dataset, listed, over_budget
-from .cli_text import TextSet, check_vocabulary, text_summary
+from .cli_text import TextSet, blas_threads, check_vocabulary, text_summary
 from .data import default_data_dir
 from .loop import evaluate, fit, format_metrics
 from .optim import SGD, Adam, AdamW, RMSprop
@@ -204,7 +204,9 @@ def run(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] 
         return failure(err, err.code)
     X, y, X_val, y_val = data[:4]
     text = data if isinstance(data, TextSet) else None
-    settings = recorded_settings(args) | ({"vocab": text.vocab.to_dict()} if text else {})
+    threads = MODELS[args.model].blas_threads
+    settings = recorded_settings(args) | ({"vocab": text.vocab.to_dict()} if text else {}) \
+        | ({"blas_threads": threads} if threads else {})
     print(model, flush=True)
     loss_fn = SoftmaxCrossEntropy()
     optimizer = build_optimizer(model, args)
@@ -212,18 +214,20 @@ def run(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] 
     plain_lines = (lambda logs: print(format_metrics(logs), flush=True)) if args.no_progress else None
     started = time.perf_counter()
     try:
-        history = fit(model, loss_fn, optimizer, X, y, epochs=args.epochs, batch_size=args.batch_size,
-                      validation=(X_val, y_val), seed=args.seed, progress=not args.no_progress,
-                      on_epoch_end=plain_lines, checkpoint=args.checkpoint, resume=args.resume,
-                      scheduler=scheduler, clip_grad_norm=args.clip_grad_norm,
-                      checkpoint_extra={"cli": settings})
+        with blas_threads(threads):
+            history = fit(model, loss_fn, optimizer, X, y, epochs=args.epochs,
+                          batch_size=args.batch_size, validation=(X_val, y_val), seed=args.seed,
+                          progress=not args.no_progress, on_epoch_end=plain_lines,
+                          checkpoint=args.checkpoint, resume=args.resume, scheduler=scheduler,
+                          clip_grad_norm=args.clip_grad_norm, checkpoint_extra={"cli": settings})
     except BrokenPipeError:
         raise
     except (FloatingPointError, ValueError, OSError) as err:  # a diverging run, a bad checkpoint
         return failure(err)
     seconds = time.perf_counter() - started
     if text:
-        print(text_summary(model, text, len(history["epoch"]), seconds))
+        with blas_threads(threads):
+            print(text_summary(model, text, len(history["epoch"]), seconds, threads))
     else:
         train_scores = evaluate(model, loss_fn, X, y)
         print(f"val_accuracy={history['val_accuracy'][-1]:.3f} val_loss={history['val_loss'][-1]:.3f} "

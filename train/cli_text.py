@@ -8,10 +8,12 @@ and the loss per character that the summary line reports.
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..layers import Layer, char_lm
 from ..layers.models import RECURRENT
@@ -88,9 +90,17 @@ def loss_per_token(model: Layer, X: np.ndarray, y: np.ndarray, batch_size: int =
     return float(total) / max(int(np.count_nonzero(y != IGNORE_INDEX)), 1)
 
 
-def text_summary(model: Layer, data: TextSet, epochs: int, seconds: float) -> str:
+def blas_threads(count: int | None) -> contextlib.AbstractContextManager:
+    """Within the block, BLAS uses ``count`` threads (threadpoolctl); None leaves it be."""
+    return contextlib.nullcontext() if count is None else \
+        threadpool_limits(limits=count, user_api="blas")
+
+
+def text_summary(model: Layer, data: TextSet, epochs: int, seconds: float,
+                 threads: int | None = None) -> str:
     """The summary line of a language model: losses per character, test first."""
     losses = {split: loss_per_token(model, X, y) for split, X, y in (
         ("test", data.X_test, data.y_test), ("val", data.X_val, data.y_val), ("train", data.X, data.y))}
     return (" ".join(f"{split}_loss={value:.3f}" for split, value in losses.items())
-            + f" epochs={epochs} seconds={seconds:.1f}")
+            + f" epochs={epochs} seconds={seconds:.1f}"
+            + (f" blas_threads={threads}" if threads else ""))

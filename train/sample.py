@@ -26,6 +26,7 @@ from .cli import bounded, non_negative_int, positive_float, positive_int
 from .cli import parser as train_parser
 from .cli_checkpoints import RECORDED, flag_text
 from .cli_registry import MODELS
+from .cli_text import blas_threads
 from .data.text import Vocabulary
 
 PROG = "python -m handprop.train.sample"
@@ -222,8 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"vocabulary {''.join(t for t in vocab.tokens if t != vocab.boundary)!r}")
     length = args.length or (30 if vocab.boundary is not None else 500)
     try:
-        texts = sample(model, vocab, num=args.num, length=length, start=args.start,
-                       temperature=args.temperature, top_k=args.top_k, seed=args.seed)
+        with blas_threads(1):  # products of one small batch: a second thread only waits
+            texts = sample(model, vocab, num=args.num, length=length, start=args.start,
+                           temperature=args.temperature, top_k=args.top_k, seed=args.seed)
     except ValueError as err:   # a model whose logits do not fit its vocabulary
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1
