@@ -21,7 +21,9 @@ The layers, by family (one file each, named for what it holds):
 Not layers:
 
     base.py         the Layer class and the input/gradient checks layers share
-    validate.py     argument checks and their messages (real, integer, flag, choice, ...)
+    validate.py     argument checks and their messages (real, integer, flag, choice, ...), and
+                    MAX_PARAMETER_BYTES, the memory bound every constructor and builder keeps
+    special.py      scipy's sigmoid and normal CDF in the input's dtype (float16 included)
     flat_params.py  flatten_params: every parameter as a view into one flat buffer
     models.py       mlp, cnn and char_lm, the networks the CLI, tests and benchmarks build
     windows.py      the sliding-window arithmetic of convolution and pooling

@@ -16,6 +16,11 @@ import numpy as np
 
 from ...layers import validate
 from ...layers.flat_params import flat_layout, flatten_params
+from ..protocols import named_layers
+
+MAX_STEPS = 10**15
+"""The bound of a step counter loaded from a state dict: far past any run, and exact as a float,
+so a damaged checkpoint's ``step=10**400`` is refused on loading, not an OverflowError later."""
 
 Check = Callable[[str, str, object], Any]
 """An option's check: ``check(who, name, value)`` returns the value normalized, or raises a
@@ -85,6 +90,7 @@ class Optimizer:
     options: ClassVar[dict[str, Check]] = {}
     state_buffers: ClassVar[dict[str, str | None]] = {}
     counters: ClassVar[dict[str, str]] = {}
+    divides_by_root: ClassVar[bool] = False       # divides by sqrt(v) + eps (Adam, RMSprop)
     option_names: ClassVar[tuple[str, ...]] = ()  # derived: the keys of ``options``
     state_names: ClassVar[tuple[str, ...]] = ()   # derived: the keys of ``state_buffers``
 
@@ -94,18 +100,36 @@ class Optimizer:
 
     def __init__(self, model, lr: float, **options) -> None:
         checked = self._check_options(**options)
+        self._check_dtype(next((p.dtype for p in model.params.values()), np.dtype(np.float64)), checked)
         self.model = model
         self.lr = lr
         self.initial_lr: float | None = None
         self.flat_params, self.flat_grads = flatten_params(model)
         self._layout = flat_layout(model, self.flat_params)
-        # the arrays backward must write into; checked once, at the first step
-        self._grad_slots: dict[str, np.ndarray] | None = {
-            name: model.grads[name] for name in self._layout}
         # two scratch buffers, so a step allocates nothing parameter-sized
         self._scratch = np.empty_like(self.flat_params)
         self._scaled = np.empty_like(self.flat_params)
         self._apply(checked, {key: 0 for key in self.counters}, {})
+        # the arrays a step updates and reads, to see that they are still the model's
+        self._views = {name: (model.params[name], model.grads[name]) for name in self._layout}
+
+    def _check_views(self) -> None:
+        """Raise unless every entry of ``model.params`` and ``model.grads`` is still the view
+        of the flat buffers this optimizer steps: a replaced parameter would no longer be
+        updated, and a replaced gradient (a backward that assigned ``self.grads[k] = ...``
+        instead of writing into it) would no longer be seen. Identity checks only."""
+        params, grads = self.model.params, self.model.grads
+        for name, (p, g) in self._views.items():
+            if params.get(name) is not p:
+                raise ValueError(f"{type(self).__name__}: model.params[{name!r}] of {_owner(self.model, name)} "
+                                 f"was replaced after the optimizer was built, so a step would update "
+                                 f"an array the model no longer holds; write into it "
+                                 f"(params[...][...] = new) or build the optimizer again")
+            if grads.get(name) is not g:
+                raise ValueError(f"{type(self).__name__}: model.grads[{name!r}] of {_owner(self.model, name)} "
+                                 f"is not the array the optimizer reads: its backward replaced it "
+                                 f"(self.grads[k] = ...) instead of writing into it "
+                                 f"(self.grads[k][...] = ...), so the step would not see the gradient")
 
     # --- the learning rate -------------------------------------------------------------
     @property
@@ -134,6 +158,25 @@ class Optimizer:
     def _check_together(self, options: dict) -> None:
         """A rule between settings (SGD: Nesterov needs momentum); a ValueError if broken."""
 
+    def _check_dtype(self, dtype: np.dtype, options: dict) -> None:
+        """A rule between the settings and the parameters' dtype, checked before the model is
+        touched. An optimizer that divides by ``sqrt(v) + eps`` (``divides_by_root``: Adam,
+        RMSprop) refuses float16, where eps=1e-8 rounds to 0 and a gradient below 2.4e-4
+        squares to 0, so one zero gradient makes every weight 0/0 = NaN; and an eps > 0 that
+        rounds to 0 in the dtype, for the same reason."""
+        if not self.divides_by_root:
+            return
+        who = type(self).__name__
+        if dtype == np.float16:
+            raise TypeError(f"{who}: float16 parameters are refused: eps={options['eps']:g} "
+                            f"rounds to {float(np.float16(options['eps'])):g} in float16 and a "
+                            f"gradient below 2.4e-4 squares to 0, so a zero or small gradient "
+                            f"makes every weight NaN (0/0); build the model in float32")
+        if options["eps"] > 0 and dtype.type(options["eps"]) == 0:
+            raise ValueError(f"{who}: eps={options['eps']:g} rounds to 0 in {dtype}, so a zero "
+                             f"gradient makes every weight NaN (0/0); use an eps >= "
+                             f"{float(np.finfo(dtype).smallest_normal):g}")
+
     def _in_use(self, key: str, options: dict) -> bool:
         """Whether state buffer ``key`` is kept under these settings."""
         switch = self.state_buffers[key]
@@ -141,25 +184,6 @@ class Optimizer:
 
     def step(self) -> None:
         raise NotImplementedError(f"{type(self).__name__} does not define step")
-
-    def _check_grads_in_place(self) -> None:
-        """At the first step: every gradient the model holds is still its slot of
-        ``flat_grads``. A backward that put a new array into ``grads`` (``self.grads["W"] =
-        x.T @ dout``) instead of writing into it would leave the parameter frozen without a
-        word, so this raises a RuntimeError naming the layer and the parameter."""
-        if self._grad_slots is None:
-            return
-        slots, self._grad_slots = self._grad_slots, None
-        grads = self.model.grads
-        for name, slot in slots.items():
-            if grads.get(name) is slot:
-                continue
-            layer, key = _owner(self.model, name)
-            raise RuntimeError(
-                f"{type(self).__name__}: the backward of {layer!r} replaced grads[{key!r}] (the "
-                f"model's {name!r}) with a new array instead of writing into it, so the optimizer "
-                f"never sees that gradient and {key} would not train; write into it: "
-                f"self.grads[{key!r}][...] = ... (or np.matmul(..., out=self.grads[{key!r}]))")
 
     # --- state -------------------------------------------------------------------------
     def _apply(self, options: dict, counters: dict, arrays: dict) -> None:
@@ -210,8 +234,8 @@ class Optimizer:
         if initial_lr is not None:
             initial_lr = self._check_lr(initial_lr, name="initial_lr")
         options = self._check_options(**{key: state[key] for key in self.option_names})
-        counters = {key: validate.integer(who, f"the counter {key}", state[key], low=0)
-                    for key in self.counters}
+        self._check_dtype(self.flat_params.dtype, options)
+        counters = {key: _counter(who, key, state[key]) for key in self.counters}
         arrays = {key: self._checked_arrays(key, state[key], self._in_use(key, options))
                   for key in self.state_names}
         self._lr, self.initial_lr = lr, initial_lr
@@ -249,21 +273,23 @@ class Optimizer:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
-def _owner(model: Any, name: str) -> tuple[Any, str]:
-    """The layer that holds the parameter ``name`` of the model ("1.layer.0.W") and its own
-    name for it ("W"), found through each layer's children."""
-    layer, rest = model, name
-    while "." in rest:
-        # the tree walk's named_children, or the older named_members of a layer made of layers
-        walk = getattr(layer, "named_children", None) or getattr(layer, "named_members", None)
-        if not callable(walk):
-            break
-        members = dict(walk())
-        prefix, _, inner = rest.partition(".")
-        if prefix not in members:
-            break
-        layer, rest = members[prefix], inner
-    return layer, rest
+def _owner(model, name: str) -> str:
+    """The layer that holds parameter ``name`` ("1.layer.0.W": the layer at "1.layer.0"), by
+    its repr and path."""
+    path = name.rpartition(".")[0]
+    for at, layer in named_layers(model):
+        if at == path:
+            return f"{layer!r} (layer {path!r})" if path else repr(layer)
+    return f"the layer at {path!r}"
+
+
+def _counter(who: str, key: str, value: object) -> int:
+    """A step counter from a state dict: an int in [0, MAX_STEPS]."""
+    number = validate.integer(who, f"the counter {key}", value, low=0)
+    if number > MAX_STEPS:
+        raise ValueError(f"{who}: expected the counter {key} <= {MAX_STEPS:.0e}, got an int of "
+                         f"{len(str(number)) if number.bit_length() < 10_000 else 'over 3000'} digits")
+    return number
 
 
 def _plain(value: object) -> object:
