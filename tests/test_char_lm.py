@@ -224,8 +224,9 @@ def test_the_default_lstm_learns_a_grammar_of_names_and_samples_from_it(tmp_path
     assert main(["--dataset", "names", "--model", "lstm", "--data-dir", str(folder), "--no-progress",
                  "--checkpoint", path]) == 0
     figures = summary(capsys.readouterr().out)
-    # the grammar's own entropy is about 1.70 nats per character; uniform over 15 ids is 2.71
-    assert figures["test_loss"] < 1.85 and figures["epochs"] == 4
+    # the grammar's own entropy is about 1.70 nats per character (this run: 1.717); uniform
+    # over 15 ids is 2.71
+    assert figures["test_loss"] < 1.78 and figures["epochs"] == 4
     assert sample_main(["--checkpoint", path, "--num", "50", "--seed", "1"]) == 0
     names = capsys.readouterr().out.splitlines()
     assert len(names) == 50
