@@ -231,3 +231,45 @@ def test_the_default_lstm_learns_a_grammar_of_names_and_samples_from_it(tmp_path
     names = capsys.readouterr().out.splitlines()
     assert len(names) == 50
     assert sum(bool(re.fullmatch(r"([bdklmnrst][aeiou]){2,3}", name)) for name in names) >= 40
+
+
+@pytest.fixture
+def names_server():
+    """A loopback HTTP server on 127.0.0.1 that serves made-up names as names.txt."""
+    import http.server
+    import threading
+    body = ("\n".join(made_up_names(80)) + "\n").encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            found = self.path == "/names.txt"
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Length", str(len(body) if found else 0))
+            self.end_headers()
+            self.wfile.write(body if found else b"")
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/", body
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_download_fetches_names_txt_and_checks_it_against_the_published_checksum(
+        names_server, tmp_path, capsys, monkeypatch):
+    import hashlib
+
+    from handprop.train.data import DATASETS
+    url, body = names_server
+    flags = ["--dataset", "names", "--model", "gru", "--download", "--base-url", url, *TINY,
+             "--epochs", "1", "--data-dir", str(tmp_path / "d")]
+    assert main(flags) == 1                              # not makemore's file: refused, deleted
+    assert "has SHA-256" in capsys.readouterr().err and not (tmp_path / "d" / "names.txt").exists()
+    monkeypatch.setitem(DATASETS["names"], "sha256", {"names.txt": hashlib.sha256(body).hexdigest()})
+    monkeypatch.setitem(DATASETS["names"], "max_bytes", {"names.txt": len(body)})
+    assert main(flags) == 0 and (tmp_path / "d" / "names.txt").read_bytes() == body
+    assert "test_loss=" in capsys.readouterr().out
