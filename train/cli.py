@@ -1,5 +1,6 @@
-"""python -m handprop.train: train a model from the registry (an MLP, a small CNN) on a data set
-from the registry (spiral, moons, MNIST, Fashion-MNIST) and print a greppable summary line.
+"""python -m handprop.train: train a model from the registry (an MLP, a small CNN, a character
+language model) on a data set from the registry (spiral, moons, MNIST, Fashion-MNIST, names) and
+print a greppable summary line.
 
 A new model is one entry of ``MODELS`` (a builder, its defaults, the flags it refuses); a new
 data set is one entry of ``DATASETS`` (a loader, its default epochs, its number of classes);
@@ -106,8 +107,8 @@ def widths(text):
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=(
-        "Train a model (an MLP or a small CNN) with SGD, Adam, AdamW or RMSprop and print a "
-        "summary line of key=value pairs."))
+        "Train a model (an MLP, a small CNN, or a character-level language model) with SGD, "
+        "Adam, AdamW or RMSprop and print a summary line of key=value pairs."))
     p.add_argument("--model", choices=list(MODELS), default="mlp", help=listed(MODELS))
     p.add_argument("--hidden", type=widths, default=list(DEFAULT_HIDDEN), help="hidden widths (default 100,100); the model may take at most 4 GiB")
     p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
@@ -124,8 +125,8 @@ def parser() -> argparse.ArgumentParser:
                    default=LANGUAGE_MODEL_SIZES[1],
                    help="a language model's recurrent state (default 128)")
     p.add_argument("--dataset", choices=list(DATASETS), default="spiral", help=listed(DATASETS))
-    p.add_argument("--data-dir", help="where the MNIST-format files are (default: the cache, "
-                   "~/.cache/handprop/DATASET)")
+    p.add_argument("--data-dir", help="where the MNIST-format files (or names.txt) are "
+                   "(default: the cache, ~/.cache/handprop/DATASET)")
     p.add_argument("--download", action="store_true", help="fetch the dataset's files first, "
                    "checking their published SHA-256")
     p.add_argument("--base-url", help="download from this address instead of the published one")
@@ -135,13 +136,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="let a run without --resume "
                    "replace an existing --checkpoint")
     p.add_argument("--epochs", type=bounded(int, 0, False, MAX_EPOCHS), help="passes over the "
-                   "data in all (default 30 for spiral and moons, 10 for MNIST-format data)")
+                   "data in all (default 30 for spiral and moons, 10 for MNIST-format data, 4 for names)")
     p.add_argument("--batch-size", type=bounded(int, 0, False, MAX_BATCH),
                    help="samples per step (default 64; 32 for a language model)")
     p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), help="sgd (momentum 0.9 by "
                    "default), adam, adamw or rmsprop (default sgd; adam for a language model)")
     p.add_argument("--lr", type=positive_float, help="learning rate (default 0.1 for sgd, "
-                   "0.01 for sgd with --model cnn, 0.001 for adam and adamw, 0.01 for rmsprop)")
+                   "0.01 for sgd with --model cnn, 0.001 for adam and adamw (0.002 for a language "
+                   "model), 0.01 for rmsprop)")
     p.add_argument("--momentum", type=non_negative_float,
                    help="momentum of sgd (default 0.9) or rmsprop (default 0)")
     p.add_argument("--nesterov", action="store_true")
