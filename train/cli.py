@@ -24,6 +24,7 @@ import numpy as np
 from ..layers import Layer, validate
 from ..layers.models import ACTIVATIONS
 from ..losses import SoftmaxCrossEntropy
+from . import cli_registry as registry
 from .cli_checkpoints import (
     Resumed,
     Terminated,
@@ -45,8 +46,6 @@ from .schedule import CosineAnnealingLR, LinearLR, SequentialLR, StepLR
 PROG = "python -m handprop.train"
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-2}
-COMMAND_DEFAULTS = {"optimizer": "sgd", "schedule": "none", "batch_size": 64}  # a model's own go first
-LANGUAGE_MODEL_SIZES = (64, 128)  # the defaults of --embedding-dim and --hidden-size
 
 # Sane maxima of the sizes a flag or a data file can ask for: beyond them is a slip, and a
 # usage error (exit 2) rather than an allocation of many GiB. The widths of the layers are held
@@ -118,11 +117,9 @@ def parser() -> argparse.ArgumentParser:
                    help="the same as --norm none")
     p.add_argument("--dropout", type=probability, default=0.0, metavar="P",
                    help="Dropout(P) after each hidden activation, 0 <= P < 1 (default 0: none)")
-    p.add_argument("--embedding-dim", type=positive_int,
-                   default=LANGUAGE_MODEL_SIZES[0],
+    p.add_argument("--embedding-dim", type=positive_int, default=registry.LANGUAGE_MODEL_SIZES[0],
                    help="a language model's vector per character (default 64)")
-    p.add_argument("--hidden-size", type=positive_int,
-                   default=LANGUAGE_MODEL_SIZES[1],
+    p.add_argument("--hidden-size", type=positive_int, default=registry.LANGUAGE_MODEL_SIZES[1],
                    help="a language model's recurrent state (default 128)")
     p.add_argument("--dataset", choices=list(DATASETS), default="spiral", help=listed(DATASETS))
     p.add_argument("--data-dir", help="where the MNIST-format files (or names.txt) are "
@@ -308,7 +305,7 @@ def check_flags(cli: argparse.ArgumentParser, args: argparse.Namespace,
         cli.error("--resume needs --checkpoint PATH")
     # first: --resume may take the dataset and the rest from the file
     resumed = check_checkpoint_path(cli, args, argv, parser) if args.checkpoint is not None else None
-    fill_model_defaults(args)
+    registry.fill_model_defaults(args)
     if args.momentum is not None and args.optimizer not in ("sgd", "rmsprop"):
         cli.error(f"--momentum goes with --optimizer sgd or rmsprop, not {args.optimizer}")
     if args.nesterov and args.optimizer != "sgd":
@@ -323,13 +320,8 @@ def check_flags(cli: argparse.ArgumentParser, args: argparse.Namespace,
         cli.error(f"--plot: {INSTALL_HINT}")
     if model.images and not dataset.images:
         cli.error(f"--model {args.model} needs images: add --dataset {sets_that(lambda d: d.images)}")
-    if model.ids != dataset.text:
-        cli.error(f"--model {args.model} needs text: add --dataset {sets_that(lambda d: d.text)}"
-                  if model.ids else f"--dataset {args.dataset} is text, for a language model: "
-                  f"--model {' or '.join(name for name, m in MODELS.items() if m.ids)}")
-    if not model.ids and (args.embedding_dim, args.hidden_size) != LANGUAGE_MODEL_SIZES:
-        cli.error(f"--embedding-dim and --hidden-size go with a language model: --model "
-                  f"{' or '.join(name for name, m in MODELS.items() if m.ids)}")
+    if (mismatch := registry.language_model_mismatch(args)) is not None:
+        cli.error(mismatch)
     refused = [flag for flag, given in model.refuses if given(args)]
     if refused:
         cli.error(f"{', '.join(refused)} go with --model mlp; {model.why}")
@@ -377,19 +369,11 @@ def build_schedule(optimizer, schedule: str, warmup: int, epochs: int):
     return ramp if after is None else SequentialLR(optimizer, [ramp, after], milestones=[warmup])
 
 
-def fill_model_defaults(args) -> None:
-    """The model's own defaults (a language model's Adam, cosine schedule and batch size), then
-    the command's, for the flags left out and not taken from a resumed checkpoint."""
-    for key, value in {**COMMAND_DEFAULTS, **MODELS[args.model].defaults}.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-
-
 def fill_optimizer_defaults(args) -> None:
     """The chosen optimizer's own defaults (and the model's, where it has its own) for the
     options left out, so that a checkpoint records the values the run used and a resume can
     see a flag that contradicts them."""
-    fill_model_defaults(args)
+    registry.fill_model_defaults(args)
     if args.lr is None:
         args.lr = MODELS[args.model].lr.get(args.optimizer, DEFAULT_LR[args.optimizer])
     if args.momentum is None and args.optimizer in ("sgd", "rmsprop"):

@@ -23,6 +23,8 @@ from .data import DATASETS as DOWNLOADS
 from .data import default_data_dir, download, load_mnist, moons, spiral
 
 DEFAULT_HIDDEN = [100, 100]
+COMMAND_DEFAULTS = {"optimizer": "sgd", "schedule": "none", "batch_size": 64}  # a model's own go first
+LANGUAGE_MODEL_SIZES = (64, 128)  # the defaults of --embedding-dim and --hidden-size
 CNN_CHANNELS = (16, 32)   # the cnn's blocks' output channels
 
 
@@ -191,3 +193,26 @@ FILE_SETS = " or ".join(name for name, entry in DATASETS.items() if entry.files)
 def listed(registry: Mapping[str, Model] | Mapping[str, Dataset]) -> str:
     """Each entry's name and help, for the flag's own help."""
     return "; ".join(f"{name}: {entry.help}" for name, entry in registry.items())
+
+
+def fill_model_defaults(args: argparse.Namespace) -> None:
+    """The model's own defaults (a language model's Adam, cosine schedule and batch size), then
+    the command's, for the flags left out and not taken from a resumed checkpoint."""
+    for key, value in {**COMMAND_DEFAULTS, **MODELS[args.model].defaults}.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
+def language_model_mismatch(args: argparse.Namespace) -> str | None:
+    """Why the flags pair a language model with data that is not text, or the other way round,
+    or give a language model's sizes to another model (None if they do not)."""
+    model, dataset = MODELS[args.model], DATASETS[args.dataset]
+    language_models = " or ".join(name for name, entry in MODELS.items() if entry.ids)
+    if model.ids and not dataset.text:
+        texts = " or ".join(name for name, entry in DATASETS.items() if entry.text)
+        return f"--model {args.model} needs text: add --dataset {texts}"
+    if dataset.text and not model.ids:
+        return f"--dataset {args.dataset} is text, for a language model: --model {language_models}"
+    if not model.ids and (args.embedding_dim, args.hidden_size) != LANGUAGE_MODEL_SIZES:
+        return f"--embedding-dim and --hidden-size go with a language model: --model {language_models}"
+    return None
