@@ -24,7 +24,7 @@ from ..layers import Layer, validate
 from .checkpoint import load, read_extra
 from .cli import bounded, non_negative_int, positive_float, positive_int
 from .cli import parser as train_parser
-from .cli_checkpoints import RECORDED, flag_text
+from .cli_checkpoints import flag_text
 from .cli_registry import MODELS
 from .cli_text import blas_threads
 from .data.text import Vocabulary
@@ -185,23 +185,26 @@ def load_model(path: str | os.PathLike) -> tuple[Layer, Vocabulary]:
                          f"train one with python -m handprop.train --dataset names "
                          f"--model lstm --checkpoint PATH)")
     vocab = Vocabulary.from_dict(saved["vocab"], who=f"{path}: its recorded vocabulary")
-    flags = [f"--{key.replace('_', '-')}={flag_text(saved[key])}" for key in RECORDED
-             if key in saved and not isinstance(saved[key], bool)]
+    parser = train_parser()
+    settings = {action.dest for action in parser._actions} & saved.keys()  # the command's flags
+    flags = [f"--{key.replace('_', '-')}={flag_text(saved[key])}" for key in sorted(settings)
+             if not isinstance(saved[key], bool)]
     refusal = io.StringIO()
     try:
         with contextlib.redirect_stderr(refusal):
-            args = train_parser().parse_args(flags)
+            args = parser.parse_args(flags)
     except SystemExit:
         reason = refusal.getvalue().strip().splitlines()[-1].split("error: ", 1)[-1]
         raise ValueError(f"{path}: records settings python -m handprop.train refuses: {reason}") from None
     if not MODELS[args.model].ids:
         raise ValueError(f"{path}: a checkpoint of --model {args.model}, not of a language model")
-    parameters, _ = MODELS[args.model].size(args, (1,), len(vocab))
+    shape = (getattr(args, "block_size", None) or 1,)   # one sample: a window of ids
+    parameters, _ = MODELS[args.model].size(args, shape, len(vocab))
     size = parameters * np.dtype(args.dtype).itemsize
     if size > os.stat(path).st_size:  # built before loading: never allocate what the file cannot hold
         raise ValueError(f"{path}: its settings describe {size} bytes of weights, more than the "
                          f"file holds; not a checkpoint this command wrote")
-    model = MODELS[args.model].build(args, (), len(vocab))
+    model = MODELS[args.model].build(args, shape, len(vocab))
     load(path, model)
     return model, vocab
 
