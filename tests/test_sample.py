@@ -197,19 +197,25 @@ def test_a_file_that_is_not_a_language_models_checkpoint_is_a_one_line_error(tmp
     huge, other = str(tmp_path / "huge.npz"), str(tmp_path / "other.npz")
     save(huge, char_lm(6, embedding_dim=4, hidden_size=8), cli={**settings, "hidden_size": 60000})
     save(other, char_lm(6, embedding_dim=4, hidden_size=8), cli={**settings, "vocab": {"chars": "ab", "boundary": "."}})
+    bad_vocab = str(tmp_path / "bad_vocab.npz")
+    save(bad_vocab, char_lm(6, embedding_dim=4, hidden_size=8), cli={**settings, "vocab": {"chars": "ab", "boundary": ""}})
     capsys.readouterr()
     for path, message in ((mlp_path, "not a language model's checkpoint (it records no vocabulary"),
                           (str(junk), "not a readable checkpoint"),
                           (huge, "its settings describe 57607200120 bytes of weights, more than the file holds"),
                           (other, "other.npz"),
+                          (bad_vocab, "bad_vocab.npz: its recorded vocabulary: Vocabulary: expected single characters"),
                           (str(tmp_path / "none.npz"), "none.npz: no such file")):
         code, out, err = run_sample(capsys, "--checkpoint", path)
         assert code == 1 and out == "" and message in err and len(err.strip().splitlines()) == 1
 
 
-def test_python_m_handprop_train_sample_runs(names_checkpoint):
+def test_python_m_handprop_train_sample_runs_and_ends_quietly_when_its_reader_has_gone(names_checkpoint):
     import subprocess
     import sys
-    done = subprocess.run([sys.executable, "-m", "handprop.train.sample", "--checkpoint",
-                           names_checkpoint, "--num", "2"], capture_output=True, text=True)
+    command = [sys.executable, "-m", "handprop.train.sample", "--checkpoint", names_checkpoint]
+    done = subprocess.run([*command, "--num", "2"], capture_output=True, text=True)
     assert done.returncode == 0 and len(done.stdout.split("\n")) == 3, done.stderr
+    closed = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    closed.stdout.close()                                # `| head -0`: nobody reads
+    assert closed.wait(timeout=60) == 141 and closed.stderr.read() == b""

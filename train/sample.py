@@ -22,7 +22,7 @@ import numpy as np
 
 from ..layers import Layer, validate
 from .checkpoint import load, read_extra
-from .cli import bounded, non_negative_int, positive_float, positive_int
+from .cli import bounded, closed_pipe, non_negative_int, positive_float, positive_int
 from .cli import parser as train_parser
 from .cli_checkpoints import flag_text
 from .cli_registry import MODELS
@@ -212,6 +212,17 @@ def load_model(path: str | os.PathLike) -> tuple[Layer, Vocabulary]:
 def main(argv: Sequence[str] | None = None) -> int:
     cli = parser()
     args = cli.parse_args(argv)
+    try:
+        return run(cli, args)
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `... | head -3`: the reader has gone
+        return closed_pipe()
+
+
+def run(cli: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Load the checkpoint's model, check --start against its vocabulary, print the samples."""
     try:
         model, vocab = load_model(args.checkpoint)
     except FileNotFoundError:

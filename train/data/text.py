@@ -114,7 +114,10 @@ class Vocabulary:
                 not isinstance(data.get("boundary"), (str, type(None))):
             raise ValueError(f"{who}: expected a vocabulary {{'chars': str, 'boundary': str or "
                              f"None}}, got {data!r:.200}")
-        return cls(data["chars"], boundary=data["boundary"])
+        try:
+            return cls(data["chars"], boundary=data["boundary"])
+        except ValueError as err:
+            raise ValueError(f"{who}: {err}") from None
 
 
 def read_text(path: str | os.PathLike, *, max_bytes: int = MAX_TEXT_BYTES) -> str:
