@@ -21,7 +21,7 @@ from .files import writable_target
 # except --epochs, which sets a new total.
 RECORDED = ("dataset", "model", "hidden", "activation", "norm", "dropout", "dtype", "seed", "batch_size",
             "optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule", "warmup",
-            "clip_grad_norm", "epochs")
+            "clip_grad_norm", "epochs", "embedding_dim", "hidden_size")
 NEW_TOTAL = ("epochs",)
 VALIDATED = {"val_loss", "val_accuracy"}  # in the history of every epoch this command trains
 
