@@ -134,20 +134,21 @@ def test_ctrl_c_says_which_iteration_the_checkpoint_keeps(text_dir, tmp_path, ca
     assert f"interrupted; {path} keeps iteration 20: add --resume" in capsys.readouterr().err
 
 
-def test_download_fetches_input_txt_checked_against_its_published_sha256(tmp_path, monkeypatch):
+def test_download_fetches_input_txt_from_the_verified_table(tmp_path, monkeypatch):
+    from handprop.train.data import DATASETS as DOWNLOADS
     fetched = []
 
-    def fake_download(url, target, sha256, **options):
-        fetched.append((url, sha256, options["max_bytes"]))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text("\n".join(LINES * 20))
-        return target
-    monkeypatch.setattr(cli_iterations, "download_file", fake_download)
-    argv = tiny(tmp_path / "data", "--max-iters", "10", "--download")
-    assert main(argv) == 0
-    assert fetched == [("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/"
-                        "tinyshakespeare/input.txt",
-                        "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed", 1_115_394)]
+    def fake_download(dataset, directory, **options):
+        fetched.append((dataset, options["base_url"]))
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "input.txt").write_text("\n".join(LINES * 20))
+        return directory
+    monkeypatch.setattr(cli_iterations, "download", fake_download)
+    assert main(tiny(tmp_path / "data", "--max-iters", "10", "--download")) == 0
+    assert fetched == [("shakespeare", None)]
+    assert DOWNLOADS["shakespeare"]["sha256"] == {
+        "input.txt": "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"}
+    assert DOWNLOADS["shakespeare"]["max_bytes"] == {"input.txt": 1_115_394}
 
 
 def test_a_gpt_too_large_for_memory_is_refused_before_it_is_built(text_dir, capsys):
@@ -155,3 +156,16 @@ def test_a_gpt_too_large_for_memory_is_refused_before_it_is_built(text_dir, caps
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "--model gpt with these sizes would take" in err and "use a smaller --n-layer" in err
+
+
+def test_sampling_from_the_gpt_checkpoint_gives_the_same_text_for_the_same_seed(text_dir, tmp_path,
+                                                                                capsys):
+    from handprop.train.sample import main as sample_main
+    path = str(tmp_path / "c.npz")
+    assert main(tiny(text_dir, "--max-iters", "20", "--checkpoint", path)) == 0
+    capsys.readouterr()
+    argv = ["--checkpoint", path, "--num", "2", "--length", "30", "--seed", "3"]  # past block 8
+    assert sample_main(argv) == 0
+    first = capsys.readouterr().out
+    assert sample_main(argv) == 0
+    assert capsys.readouterr().out == first and len(first.splitlines()) >= 2

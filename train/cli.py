@@ -1,5 +1,6 @@
-"""python -m handprop.train: train a model from the registry (an MLP, a small CNN) on a data set
-from the registry (spiral, moons, MNIST, Fashion-MNIST) and print a greppable summary line.
+"""python -m handprop.train: train a model from the registry (an MLP, a small CNN, a character
+language model) on a data set from the registry (spiral, moons, MNIST, Fashion-MNIST, names) and
+print a greppable summary line.
 
 A new model is one entry of ``MODELS`` (a builder, its defaults, the flags it refuses); a new
 data set is one entry of ``DATASETS`` (a loader, its default epochs, its number of classes);
@@ -23,6 +24,7 @@ import numpy as np
 from ..layers import Layer, validate
 from ..layers.models import ACTIVATIONS
 from ..losses import SoftmaxCrossEntropy
+from . import cli_registry as registry
 from .cli_checkpoints import (
     Resumed,
     Terminated,
@@ -36,6 +38,7 @@ from .cli_checkpoints import (
 from .cli_iterations import add_flags as add_iteration_flags
 from .cli_iterations import by_iterations, run_iterations
 from .cli_registry import DATASETS, DEFAULT_HIDDEN, MODELS, Dataset, listed, over_budget
+from .cli_text import TextSet, blas_threads, check_vocabulary, text_summary
 from .data import default_data_dir
 from .loop import evaluate, fit, format_metrics
 from .optim import SGD, Adam, AdamW, RMSprop
@@ -105,8 +108,8 @@ def widths(text):
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=(
-        "Train a model (an MLP or a small CNN) with SGD, Adam, AdamW or RMSprop and print a "
-        "summary line of key=value pairs."))
+        "Train a model (an MLP, a small CNN, or a character-level language model) with SGD, "
+        "Adam, AdamW or RMSprop and print a summary line of key=value pairs."))
     p.add_argument("--model", choices=list(MODELS), default="mlp", help=listed(MODELS))
     p.add_argument("--hidden", type=widths, default=list(DEFAULT_HIDDEN), help="hidden widths (default 100,100); the model may take at most 4 GiB")
     p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
@@ -116,9 +119,13 @@ def parser() -> argparse.ArgumentParser:
                    help="the same as --norm none")
     p.add_argument("--dropout", type=probability, default=0.0, metavar="P",
                    help="Dropout(P) after each hidden activation, 0 <= P < 1 (default 0: none)")
+    p.add_argument("--embedding-dim", type=positive_int, default=registry.LANGUAGE_MODEL_SIZES[0],
+                   help="a language model's vector per character (default 64)")
+    p.add_argument("--hidden-size", type=positive_int, default=registry.LANGUAGE_MODEL_SIZES[1],
+                   help="a language model's recurrent state (default 128)")
     p.add_argument("--dataset", choices=list(DATASETS), default="spiral", help=listed(DATASETS))
-    p.add_argument("--data-dir", help="where the MNIST-format files are (default: the cache, "
-                   "~/.cache/handprop/DATASET)")
+    p.add_argument("--data-dir", help="where the MNIST-format files (or names.txt) are "
+                   "(default: the cache, ~/.cache/handprop/DATASET)")
     p.add_argument("--download", action="store_true", help="fetch the dataset's files first, "
                    "checking their published SHA-256")
     p.add_argument("--base-url", help="download from this address instead of the published one")
@@ -128,20 +135,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="let a run without --resume "
                    "replace an existing --checkpoint")
     p.add_argument("--epochs", type=bounded(int, 0, False, MAX_EPOCHS), help="passes over the "
-                   "data in all (default 30 for spiral and moons, 10 for MNIST-format data)")
-    p.add_argument("--batch-size", type=bounded(int, 0, False, MAX_BATCH), default=64)
-    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd",
-                   help="sgd (momentum 0.9 by default), adam, adamw or rmsprop (default sgd)")
+                   "data in all (default 30 for spiral and moons, 10 for MNIST-format data, 4 for names)")
+    p.add_argument("--batch-size", type=bounded(int, 0, False, MAX_BATCH),
+                   help="samples per step (default 64; 32 for a language model)")
+    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), help="sgd (momentum 0.9 by "
+                   "default), adam, adamw or rmsprop (default sgd; adam for a language model)")
     p.add_argument("--lr", type=positive_float, help="learning rate (default 0.1 for sgd, "
-                   "0.01 for sgd with --model cnn, 0.001 for adam and adamw, 0.01 for rmsprop)")
+                   "0.01 for sgd with --model cnn, 0.001 for adam and adamw (0.002 for a language "
+                   "model), 0.01 for rmsprop)")
     p.add_argument("--momentum", type=non_negative_float,
                    help="momentum of sgd (default 0.9) or rmsprop (default 0)")
     p.add_argument("--nesterov", action="store_true")
     p.add_argument("--weight-decay", type=non_negative_float,
                    help="L2 penalty (decoupled for adamw); default 0, 0.01 for adamw")
-    p.add_argument("--schedule", choices=["none", "step", "cosine"], default="none",
+    p.add_argument("--schedule", choices=["none", "step", "cosine"],
                    help="lr schedule after the warm-up: step (x0.1 every third of the epochs) "
-                   "or cosine (to 0 at the last epoch)")
+                   "or cosine (to 0 at the last epoch); default none, cosine for a language model")
     p.add_argument("--warmup", type=non_negative_int, default=0, metavar="EPOCHS",
                    help="raise the lr linearly over the first EPOCHS epochs")
     p.add_argument("--clip-grad-norm", type=positive_float, metavar="X",
@@ -194,9 +203,14 @@ def run(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] 
     if resumed is not None:
         print(resuming_message(args.checkpoint, resumed, args.epochs), file=sys.stderr)
     try:
-        model, (X, y, X_val, y_val) = prepare(args)
+        model, data = prepare(args)
     except Failure as err:
         return failure(err, err.code)
+    X, y, X_val, y_val = data[:4]
+    text = data if isinstance(data, TextSet) else None
+    threads = MODELS[args.model].blas_threads
+    settings = recorded_settings(args) | ({"vocab": text.vocab.to_dict()} if text else {}) \
+        | ({"blas_threads": threads} if threads else {})
     print(model, flush=True)
     loss_fn = SoftmaxCrossEntropy()
     optimizer = build_optimizer(model, args)
@@ -204,20 +218,25 @@ def run(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] 
     plain_lines = (lambda logs: print(format_metrics(logs), flush=True)) if args.no_progress else None
     started = time.perf_counter()
     try:
-        history = fit(model, loss_fn, optimizer, X, y, epochs=args.epochs, batch_size=args.batch_size,
-                      validation=(X_val, y_val), seed=args.seed, progress=not args.no_progress,
-                      on_epoch_end=plain_lines, checkpoint=args.checkpoint, resume=args.resume,
-                      scheduler=scheduler, clip_grad_norm=args.clip_grad_norm,
-                      checkpoint_extra={"cli": recorded_settings(args)})
+        with blas_threads(threads):
+            history = fit(model, loss_fn, optimizer, X, y, epochs=args.epochs,
+                          batch_size=args.batch_size, validation=(X_val, y_val), seed=args.seed,
+                          progress=not args.no_progress, on_epoch_end=plain_lines,
+                          checkpoint=args.checkpoint, resume=args.resume, scheduler=scheduler,
+                          clip_grad_norm=args.clip_grad_norm, checkpoint_extra={"cli": settings})
     except BrokenPipeError:
         raise
     except (FloatingPointError, ValueError, OSError) as err:  # a diverging run, a bad checkpoint
         return failure(err)
     seconds = time.perf_counter() - started
-    train_scores = evaluate(model, loss_fn, X, y)
-    print(f"val_accuracy={history['val_accuracy'][-1]:.3f} val_loss={history['val_loss'][-1]:.3f} "
-          f"train_accuracy={train_scores['accuracy']:.3f} train_loss={train_scores['loss']:.3f} "
-          f"epochs={len(history['epoch'])} seconds={seconds:.1f}")
+    if text:
+        with blas_threads(threads):
+            print(text_summary(model, text, len(history["epoch"]), seconds, threads))
+    else:
+        train_scores = evaluate(model, loss_fn, X, y)
+        print(f"val_accuracy={history['val_accuracy'][-1]:.3f} val_loss={history['val_loss'][-1]:.3f} "
+              f"train_accuracy={train_scores['accuracy']:.3f} train_loss={train_scores['loss']:.3f} "
+              f"epochs={len(history['epoch'])} seconds={seconds:.1f}")
     if args.plot:
         try:
             plot_history(history, args.plot)
@@ -234,14 +253,17 @@ class Failure(Exception):
         self.code = code
 
 
-def prepare(args: argparse.Namespace) -> tuple[Layer, tuple[np.ndarray, ...]]:
+def prepare(args: argparse.Namespace) -> tuple[Layer, tuple]:
     """Load the data and build the model, with everything checkable before epoch 1 checked:
     the labels of both splits, the validation samples' shape against the training samples',
     the model's estimated memory (``MAX_MODEL_BYTES``) before anything is built, and the
     build itself (the cnn refuses images too small for its poolings)."""
     try:
         data = DATASETS[args.dataset].load(args, np.dtype(args.dtype), MODELS[args.model].images)
-        n_classes = class_count(args, data[1], data[3])
+        text = data if isinstance(data, TextSet) else None
+        n_classes = len(text.vocab) if text else class_count(args, data[1], data[3])
+        if text and args.resume and os.path.exists(args.checkpoint):
+            check_vocabulary(args.checkpoint, text.vocab)  # the ids mean what they meant
         sample = check_splits(args, data[0], data[2])
     except BrokenPipeError:
         raise
@@ -288,6 +310,7 @@ def check_flags(cli: argparse.ArgumentParser, args: argparse.Namespace,
         cli.error("--resume needs --checkpoint PATH")
     # first: --resume may take the dataset and the rest from the file
     resumed = check_checkpoint_path(cli, args, argv, parser) if args.checkpoint is not None else None
+    registry.fill_model_defaults(args)
     if args.momentum is not None and args.optimizer not in ("sgd", "rmsprop"):
         cli.error(f"--momentum goes with --optimizer sgd or rmsprop, not {args.optimizer}")
     if args.nesterov and args.optimizer != "sgd":
@@ -302,6 +325,8 @@ def check_flags(cli: argparse.ArgumentParser, args: argparse.Namespace,
         cli.error(f"--plot: {INSTALL_HINT}")
     if model.images and not dataset.images:
         cli.error(f"--model {args.model} needs images: add --dataset {sets_that(lambda d: d.images)}")
+    if (mismatch := registry.language_model_mismatch(args)) is not None:
+        cli.error(mismatch)
     refused = [flag for flag, given in model.refuses if given(args)]
     if refused:
         cli.error(f"{', '.join(refused)} go with --model mlp; {model.why}")
@@ -353,6 +378,7 @@ def fill_optimizer_defaults(args) -> None:
     """The chosen optimizer's own defaults (and the model's, where it has its own) for the
     options left out, so that a checkpoint records the values the run used and a resume can
     see a flag that contradicts them."""
+    registry.fill_model_defaults(args)
     if args.lr is None:
         args.lr = MODELS[args.model].lr.get(args.optimizer, DEFAULT_LR[args.optimizer])
     if args.momentum is None and args.optimizer in ("sgd", "rmsprop"):

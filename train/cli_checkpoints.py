@@ -21,9 +21,9 @@ from .files import writable_target
 # except --epochs, which sets a new total.
 RECORDED = ("dataset", "model", "hidden", "activation", "norm", "dropout", "dtype", "seed", "batch_size",
             "optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule", "warmup",
-            "clip_grad_norm", "epochs", "n_layer", "n_head", "n_embd", "block_size", "max_iters",
-            "eval_interval", "eval_iters", "min_lr", "warmup_iters", "lr_decay_iters", "beta2",
-            "threads")
+            "clip_grad_norm", "epochs", "embedding_dim", "hidden_size", "n_layer", "n_head",
+            "n_embd", "block_size", "max_iters", "eval_interval", "eval_iters", "min_lr",
+            "warmup_iters", "lr_decay_iters", "beta2", "threads")
 NEW_TOTAL = ("epochs", "max_iters")
 VALIDATED = {"val_loss", "val_accuracy"}  # in the history of every epoch this command trains
 

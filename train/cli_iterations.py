@@ -28,7 +28,9 @@ from ..layers import Layer, gpt
 from ..losses import SoftmaxCrossEntropy
 from .checkpoint import read_extra
 from .cli_checkpoints import check_checkpoint_path, given_flags, recorded_settings
-from .data import default_data_dir, download_file
+from .data import default_data_dir, download
+from .data.text import Vocabulary
+from .data.text import load_text as load_text_data
 from .iterations import fit_iterations
 from .optim import AdamW, decay_groups
 from .schedule import WarmupCosineLR
@@ -43,11 +45,6 @@ RECIPE = {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64, "batch_siz
 # the flags of the epoch-based models, which a run by iterations has no use for
 EPOCH_FLAGS = ("hidden", "activation", "norm", "epochs", "momentum", "nesterov", "schedule",
                "warmup", "plot")
-# tiny Shakespeare, char-rnn's input.txt: where it is published, its SHA-256 and size
-SHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/"
-                   "tinyshakespeare/input.txt")
-SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
-SHAKESPEARE_BYTES = 1_115_394
 
 
 def add_flags(p: argparse.ArgumentParser, bounded: Callable) -> None:
@@ -121,32 +118,32 @@ def run_iterations(cli: argparse.ArgumentParser, args: argparse.Namespace,
             return 0
         print(f"resuming {args.checkpoint} at iteration {done} of {args.max_iters}", file=sys.stderr)
     try:
-        chars, train_ids, val_ids = load_text(args)
+        vocab, train_ids, val_ids = load_text(args)
     except FileNotFoundError as err:
         return _failure(f"{err}{'' if args.download else '; add --download to fetch it'}", 2)
     except (ValueError, OSError) as err:
         return _failure(err)
     print(f"{args.dataset}: {len(train_ids):,} training and {len(val_ids):,} validation "
-          f"characters, a vocabulary of {len(chars)}", flush=True)
-    too_big = over_budget(args, len(chars))
+          f"characters, a vocabulary of {len(vocab)}", flush=True)
+    too_big = over_budget(args, len(vocab))
     if too_big:
         return _failure(too_big, 2)
-    model = build_gpt(args, (args.block_size,), len(chars))
+    model = build_gpt(args, (args.block_size,), len(vocab))
     print(describe(model, args), flush=True)
     if args.threads == "auto":
         args.threads, timings = choose_threads(model, train_ids, args)
         print(f"blas_threads={args.threads} (chosen: {timings})", flush=True)
-    return train(args, model, chars, train_ids, val_ids)
+    return train(args, model, vocab, train_ids, val_ids)
 
 
-def train(args: argparse.Namespace, model: Layer, chars: str, train_ids: np.ndarray,
+def train(args: argparse.Namespace, model: Layer, vocab: Vocabulary, train_ids: np.ndarray,
           val_ids: np.ndarray) -> int:
     """Build the optimizer and schedule, train under the chosen BLAS thread count, summarize."""
     optimizer = AdamW(model, args.lr, betas=(0.9, args.beta2), weight_decay=args.weight_decay,
                       param_groups=decay_groups(model, args.weight_decay))
     schedule = WarmupCosineLR(optimizer, warmup_iters=args.warmup_iters,
                               lr_decay_iters=args.lr_decay_iters, min_lr=args.min_lr)
-    settings = {**recorded_settings(args), "vocab": {"chars": chars, "boundary": None}}
+    settings = {**recorded_settings(args), "vocab": vocab.to_dict()}
     started = time.perf_counter()
     try:
         with threadpool_limits(limits=args.threads, user_api="blas"):
@@ -200,27 +197,20 @@ def check_flags(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: li
                   f"(--warmup-iters {args.warmup_iters}) is over")
 
 
-def load_text(args: argparse.Namespace) -> tuple[str, np.ndarray, np.ndarray]:
-    """input.txt from --data-dir (fetched first with --download, its SHA-256 checked): its
-    sorted characters, and its ids split into the first 90% (training) and the rest."""
+def load_text(args: argparse.Namespace) -> tuple[Vocabulary, np.ndarray, np.ndarray]:
+    """input.txt from --data-dir (fetched first with --download, its published SHA-256
+    checked): its vocabulary, and its ids split into the first 90% (training) and the rest."""
     directory = Path(args.data_dir or default_data_dir(args.dataset))
     if args.download:
-        url = (args.base_url.rstrip("/") + "/input.txt") if args.base_url else SHAKESPEARE_URL
-        download_file(url, directory / "input.txt", SHAKESPEARE_SHA256,
-                      max_bytes=SHAKESPEARE_BYTES, progress=not args.no_progress)
+        download(args.dataset, directory, base_url=args.base_url, progress=not args.no_progress)
     path = directory / "input.txt"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    text = path.read_text(encoding="utf-8")
-    chars = "".join(sorted(set(text)))
-    if len(text) < 2 * (args.block_size + 1) * 10:
-        raise ValueError(f"{path}: {len(text)} characters are too few for windows of "
-                         f"--block-size {args.block_size} in both splits")
-    lookup = np.zeros(max(map(ord, chars)) + 1, dtype=np.int64)
-    lookup[[ord(c) for c in chars]] = np.arange(len(chars))
-    ids = lookup[np.array([ord(c) for c in text])]
-    cut = int(0.9 * len(ids))
-    return chars, ids[:cut], ids[cut:]
+    data = load_text_data(directory)
+    if len(data.val) < args.block_size + 1:
+        raise ValueError(f"{path}: {len(data.train) + len(data.val)} characters are too few: "
+                         f"its last 10% holds no window of --block-size {args.block_size}")
+    return data.vocab, data.train, data.val
 
 
 def build_gpt(args: argparse.Namespace, shape: tuple[int, ...], n_classes: int) -> Layer:

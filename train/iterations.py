@@ -23,6 +23,7 @@ from ..layers import validate
 from .checkpoint import check, copy, save
 from .clip import checked_max_norm
 from .clip import clip_grad_norm as clip_gradients
+from .data.text import random_windows
 from .files import writable_target
 from .protocols import LoadsState, SavesState
 from .resume import _load_scheduler, is_number
@@ -149,15 +150,6 @@ class _Run:
         if self.scheduler is not None:
             self.scheduler.step()
         return float(loss)
-
-
-def random_windows(ids: np.ndarray, block_size: int, count: int,
-                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` windows at starts drawn from ``rng``: inputs ``ids[i:i+T]`` and targets
-    ``ids[i+1:i+T+1]``, (count, T) each."""
-    starts = rng.integers(0, len(ids) - block_size, count)
-    offsets = starts[:, None] + np.arange(block_size)
-    return ids[offsets], ids[offsets + 1]
 
 
 def estimate_loss(model, loss_fn, ids: np.ndarray, block_size: int, batch_size: int,
