@@ -14,7 +14,7 @@ from handprop.losses import SoftmaxCrossEntropy
 from handprop.train import AdamW
 from handprop.train.iterations import fit_iterations
 from handprop.train.optim import decay_groups
-from handprop.train.schedule import WarmupCosineLR
+from handprop.train.warmup_cosine import WarmupCosineLR
 
 # Each step's loss over 20 steps of a nanoGPT-equivalent model in PyTorch, trained as nanoGPT
 # trains (AdamW over two groups, betas (0.9, 0.99), weight decay 0.1 on the matrices, clipping
@@ -96,7 +96,7 @@ RUN = textwrap.dedent("""
     from handprop.train import AdamW
     from handprop.train.iterations import fit_iterations
     from handprop.train.optim import decay_groups
-    from handprop.train.schedule import WarmupCosineLR
+    from handprop.train.warmup_cosine import WarmupCosineLR
     checkpoint, resume, kill_at, out = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]), sys.argv[4]
     ids = np.random.default_rng(5).integers(0, 13, 300)
     model = gpt(13, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.2, seed=3)

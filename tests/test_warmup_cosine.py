@@ -4,7 +4,7 @@ import pytest
 
 from handprop.layers import Linear
 from handprop.train import AdamW
-from handprop.train.schedule import WarmupCosineLR, warmup_cosine_lr
+from handprop.train.warmup_cosine import WarmupCosineLR, warmup_cosine_lr
 
 # (settings, [(iteration, lr)]) from nanoGPT's get_lr, by tests/nanogpt_reference_lr.py
 TABLE = [

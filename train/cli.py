@@ -35,8 +35,7 @@ from .cli_checkpoints import (
     resuming_message,
     sigterm_as_interrupt,
 )
-from .cli_iterations import add_flags as add_iteration_flags
-from .cli_iterations import by_iterations, run_iterations
+from .cli_iterations import add_iteration_flags, by_iterations, run_iterations
 from .cli_registry import DATASETS, DEFAULT_HIDDEN, MODELS, Dataset, listed, over_budget
 from .cli_text import TextSet, blas_threads, check_vocabulary, text_summary
 from .data import default_data_dir
@@ -53,8 +52,6 @@ DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-2}
 # usage error (exit 2) rather than an allocation of many GiB. The widths of the layers are held
 # to the memory the model would take, MAX_MODEL_BYTES (4 GiB), estimated before it is built.
 MAX_LAYERS, MAX_EPOCHS, MAX_BATCH, MAX_CLASSES = 64, 10**6, 1 << 20, 10**4
-
-
 
 
 def bounded(kind, minimum: float, inclusive: bool, maximum: float = math.inf):

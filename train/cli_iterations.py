@@ -33,7 +33,7 @@ from .data.text import Vocabulary
 from .data.text import load_text as load_text_data
 from .iterations import fit_iterations
 from .optim import AdamW, decay_groups
-from .schedule import WarmupCosineLR
+from .warmup_cosine import WarmupCosineLR
 
 PROG = "python -m handprop.train"
 ITERATION_MODELS = ("gpt",)
@@ -47,7 +47,7 @@ EPOCH_FLAGS = ("hidden", "activation", "norm", "epochs", "momentum", "nesterov",
                "warmup", "plot")
 
 
-def add_flags(p: argparse.ArgumentParser, bounded: Callable) -> None:
+def add_iteration_flags(p: argparse.ArgumentParser, bounded: Callable) -> None:
     """The flags of a run by iterations (``--model gpt``); each defaults to None, filled from
     ``RECIPE`` unless given or taken from a resumed checkpoint."""
     size, count = bounded(int, 0, False, 1 << 16), bounded(int, 0, False, 10**9)
