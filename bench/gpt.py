@@ -76,7 +76,8 @@ def handprop_step():
 # ---------------------------------------------------------------------------------------------
 # PyTorch's step: modules equivalent to nanoGPT's, trained as nanoGPT's train.py trains them
 
-def torch_step():
+def torch_gpt():
+    """The model, built inside the worker (PyTorch is imported only there)."""
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
@@ -120,7 +121,14 @@ def torch_step():
             return self.lm_head(self.ln_f(x))
 
     torch.manual_seed(0)
-    model = GPT()
+    return GPT()
+
+
+def torch_step():
+    import torch
+    import torch.nn.functional as F
+
+    model = torch_gpt()
     params = list(model.parameters())
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": WEIGHT_DECAY},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
