@@ -346,4 +346,3 @@ class SequentialLR(LRScheduler):
 
     def __repr__(self) -> str:
         return f"SequentialLR([{', '.join(map(repr, self.schedulers))}], milestones={self.milestones})"
-
