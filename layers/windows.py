@@ -102,16 +102,58 @@ def taps(kernel: Pair, stride: Pair, dilation: Pair, out_hw: Pair
              slice(q * dw, q * dw + sw * (ow - 1) + 1, sw)) for p in range(kh) for q in range(kw)]
 
 
+def clipped_taps(kernel: Pair, stride: Pair, padding: Pair, dilation: Pair, in_hw: Pair,
+                 out_hw: Pair) -> list[tuple[int, int, slice, slice, slice, slice]]:
+    """``taps`` without the padding: for each tap (p, q), the outputs ``(out_rows, out_cols)``
+    whose tap lands inside the input, and the input pixels ``(in_rows, in_cols)`` they read
+    there (the unpadded input, no padded copy needed). Outputs outside ``out_rows`` x
+    ``out_cols`` read padding: zeros for a convolution."""
+    per_axis = [[_clip(t * d - pad, s, size, out) for t in range(k)]
+                for k, s, pad, d, size, out in zip(kernel, stride, padding, dilation, in_hw, out_hw)]
+    return [(p, q, rows[0], cols[0], rows[1], cols[1])
+            for p, rows in enumerate(per_axis[0]) for q, cols in enumerate(per_axis[1])]
+
+
+def _clip(offset: int, stride: int, size: int, out: int) -> tuple[slice, slice]:
+    """Along one axis, output i reads input ``i*stride + offset``: the outputs for which that
+    is inside [0, size), and the input indices they read, as slices."""
+    first = max(0, -(offset // stride))                 # ceil(-offset / stride), at least 0
+    stop = min(out, (size - 1 - offset) // stride + 1)
+    if stop <= first:
+        return slice(0, 0), slice(0, 0)
+    start = first * stride + offset
+    return slice(first, stop), slice(start, start + stride * (stop - first - 1) + 1, stride)
+
+
 def im2col(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
            out_hw: Pair) -> np.ndarray:
     """x (N, C, H, W) -> cols (kh*kw*C, N*OH*OW): column (n, i, j) holds the window that
     output (i, j) of image n sees, zero-padded, its entries ordered (p, q, c).
 
     Built tap by tap: rows (p, q, :) of cols are tap (p, q) of every window, one strided slice
-    of the padded input."""
-    (kh, kw), (oh, ow), (n, c) = kernel, out_hw, x.shape[:2]
-    xp = pad(x, padding)                                        # (C, N, Hp, Wp)
+    of the input; where the tap falls on the padding, zeros (no padded copy of x is made)."""
+    (kh, kw), (oh, ow), (n, c, h, w) = kernel, out_hw, x.shape
+    xc = channels_outer(x)                                      # (C, N, H, W), a view
     cols = np.empty((kh, kw, c, n, oh, ow), x.dtype)
-    for p, q, rows, columns in taps(kernel, stride, dilation, out_hw):
-        cols[p, q] = xp[:, :, rows, columns]
+    for p, q, out_rows, out_cols, in_rows, in_cols in clipped_taps(
+            kernel, stride, padding, dilation, (h, w), out_hw):
+        tap = cols[p, q]                                        # (C, N, OH, OW)
+        tap[:, :, out_rows, out_cols] = xc[:, :, in_rows, in_cols]
+        tap[:, :, :out_rows.start] = tap[:, :, out_rows.stop:] = 0          # the padding
+        tap[:, :, out_rows, :out_cols.start] = tap[:, :, out_rows, out_cols.stop:] = 0
     return cols.reshape(kh * kw * c, n * oh * ow)
+
+
+def col2im(dcols: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pair,
+           padding: Pair, dilation: Pair, out_hw: Pair) -> np.ndarray:
+    """The adjoint of ``im2col``: dcols (kh*kw*C, N*OH*OW) -> dx (N, C, H, W), each entry
+    added back onto the pixel it was copied from (where windows overlap, the entries add;
+    those copied from the padding are dropped). One slice-add per tap; dx is the NCHW view
+    of (C, N, H, W) memory."""
+    (kh, kw), (oh, ow), (n, c, h, w) = kernel, out_hw, x_shape
+    dcols = dcols.reshape(kh, kw, c, n, oh, ow)
+    dxc = np.zeros((c, n, h, w), dcols.dtype)
+    for p, q, out_rows, out_cols, in_rows, in_cols in clipped_taps(
+            kernel, stride, padding, dilation, (h, w), out_hw):
+        dxc[:, :, in_rows, in_cols] += dcols[p, q, :, :, out_rows, out_cols]
+    return channels_outer(dxc)

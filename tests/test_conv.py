@@ -182,7 +182,7 @@ def test_overlapping_windows_must_add():
     class Overwrites(Conv2d):
         def backward(self, dout):
             dout2d = self._param_grads(dout)                                  # (O, N*OH*OW)
-            (n, c, h, w), (oh, ow) = self.cache.x_shape, self.cache.out_hw
+            (n, c, h, w), (oh, ow) = self.cache.x.shape, self.cache.out_hw
             dxp = np.zeros((c, n, h + 2, w + 2))
             for p in range(3):
                 for q in range(3):
