@@ -21,9 +21,11 @@ The layers, by family (one file each, named for what it holds):
 Not layers:
 
     base.py         the Layer class and the input/gradient checks layers share
-    validate.py     argument checks and their messages (real, integer, flag, choice, ...)
+    validate.py     argument checks and their messages (real, integer, flag, choice, ...), and
+                    MAX_PARAMETER_BYTES, the memory bound every constructor and builder keeps
+    special.py      scipy's sigmoid and normal CDF in the input's dtype (float16 included)
     flat_params.py  flatten_params: every parameter as a view into one flat buffer
-    models.py       mlp and cnn, the networks the CLI, tests and benchmarks build
+    models.py       mlp, cnn and char_lm, the networks the CLI, tests and benchmarks build
     windows.py      the sliding-window arithmetic of convolution and pooling
     recurrent.py    the time loop RNN, LSTM and GRU share (forward and backward through time)
     gates.py        the gate-by-gate engine (handprop.layers.gates): a derivation run as code
@@ -49,7 +51,7 @@ from .layernorm import LayerNorm
 from .leaky_relu import LeakyReLU
 from .linear import Linear
 from .lstm import LSTM, reorder_gates
-from .models import cnn, mlp
+from .models import char_lm, cnn, mlp
 from .pool import AvgPool2d, MaxPool2d
 from .relu import ReLU
 from .rnn import RNN
@@ -60,5 +62,5 @@ from .tanh import Tanh
 
 __all__ = ["Layer", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "CausalSelfAttention", "Conv2d", "Dropout",
            "Embedding", "Flatten", "GELU", "GRU", "LSTM", "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d", "RNN",
-           "ReLU", "Residual", "Sequential", "Sigmoid", "Softmax", "Tanh", "cnn", "flatten_params", "gpt", "mlp",
-           "reorder_gates"]
+           "ReLU", "Residual", "Sequential", "Sigmoid", "Softmax", "Tanh", "char_lm", "cnn", "flatten_params",
+           "gpt", "mlp", "reorder_gates"]

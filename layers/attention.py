@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .base import Layer, batch_sum, check_grad, check_input, non_default
-from .validate import flag, float_dtype, integer, real
+from .validate import flag, float_dtype, generator, integer, parameter_budget, real
 
 
 class Saved(NamedTuple):
@@ -101,7 +101,8 @@ class CausalSelfAttention(Layer):
         self.scale = 1 / math.sqrt(self.head_dim)        # a Python float: keeps float32
         self.dropout = real(who, "dropout", dropout, low=0, high=1)
         self.dtype = float_dtype(who, dtype)
-        self.rng = np.random.default_rng(rng)
+        parameter_budget(who, 4 * self.embed_dim * (self.embed_dim + 1), self.dtype)
+        self.rng = generator(who, rng)
         e, k = self.embed_dim, 1 / np.sqrt(self.embed_dim)
         self.params["W_qkv"] = self.rng.uniform(-k, k, (e, 3 * e)).astype(self.dtype)
         if flag(who, "bias", bias):

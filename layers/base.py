@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from .validate import float_dtype, integer, mismatch
+from .validate import FLOAT_DTYPES, float_dtype, integer, mismatch
 
-__all__ = ["Layer", "StateKeys", "batch_sum", "check_features", "check_grad", "check_input",
+__all__ = ["Layer", "StateKeys", "batch_sum", "check_features", "check_grad", "check_input", "check_not_empty",
            "check_size", "float_dtype", "non_default"]   # float_dtype: validate's, re-exported
 
 
@@ -262,6 +262,10 @@ def check_input(who: object, x: object, num_features: int | None = None,
                         f"wrap it with np.asarray")
     if x.dtype.kind != "f":
         raise TypeError(f"{who!r}: expected a floating-point input, got dtype {x.dtype}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{who!r}: expected a floating-point input, got dtype {x.dtype}; use "
+                        f"float16, float32 or float64: x.astype(np.float64)")
+    check_not_empty(who, x.shape)
     if dtype is not None and x.dtype != dtype:
         raise TypeError(f"{who!r}: expected {np.dtype(dtype)} input (the layer's dtype), got "
                         f"{x.dtype}; convert it with x.astype(np.{np.dtype(dtype)})")
@@ -270,6 +274,13 @@ def check_input(who: object, x: object, num_features: int | None = None,
         raise ValueError(f"{who!r}: expected input of shape (N, {num_features}), "
                          f"got {x.shape}{hint}")
     return x
+
+
+def check_not_empty(who: object, shape: tuple[int, ...]) -> None:
+    """An empty batch (N = 0) is refused by every layer: batch statistics, attention and the
+    loss's mean would be 0 / 0, and a reshape by -1 has nothing to infer from."""
+    if len(shape) >= 1 and shape[0] == 0:
+        raise ValueError(f"{who!r}: expected at least one sample, got an empty batch of shape {shape}")
 
 
 def check_features(who: object, x: object, num_features: int,

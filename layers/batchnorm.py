@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .base import Layer, batch_sum, check_grad, check_input, check_size, float_dtype, non_default
-from .validate import real
+from .validate import parameter_budget, real
 
 
 class Saved(NamedTuple):
@@ -64,11 +64,12 @@ class BatchNorm1d(Layer):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, *,
                  dtype=np.float32) -> None:
         super().__init__()
-        self.num_features = check_size("BatchNorm1d", "num_features", num_features)
         who = type(self).__name__
+        self.num_features = check_size(who, "num_features", num_features)
         self.eps = real(who, "eps", eps, low=0, low_open=True)
         self.momentum = real(who, "momentum", momentum, low=0, high=1)
-        self.dtype = float_dtype("BatchNorm1d", dtype)
+        self.dtype = float_dtype(who, dtype)
+        parameter_budget(who, 4 * self.num_features, self.dtype)     # gamma, beta and two buffers
         d = self.num_features
         self.params = {"gamma": np.ones(d, self.dtype), "beta": np.zeros(d, self.dtype)}
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}

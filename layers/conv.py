@@ -11,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .base import Layer, batch_sum, check_grad, check_size, float_dtype, non_default
+from .validate import flag, generator, parameter_budget
 from .windows import Pair, channels_outer, check_images, col2im, im2col, output_size, pair, show
 
 
@@ -85,11 +86,13 @@ class Conv2d(Layer):
         self.padding = pair("Conv2d", "padding", padding, 0)
         self.dilation = pair("Conv2d", "dilation", dilation, 1)
         self.dtype = float_dtype("Conv2d", dtype)
-        rng = np.random.default_rng(rng)
+        kh, kw = self.kernel_size
+        parameter_budget("Conv2d", self.out_channels * (self.in_channels * kh * kw + 1), self.dtype)
+        rng = generator("Conv2d", rng)
         shape = (self.out_channels, self.in_channels, *self.kernel_size)
         k = 1.0 / np.sqrt(self.in_channels * self.kernel_size[0] * self.kernel_size[1])
         self.params["W"] = rng.uniform(-k, k, shape).astype(self.dtype)
-        if bias:
+        if flag("Conv2d", "bias", bias):
             self.params["b"] = rng.uniform(-k, k, self.out_channels).astype(self.dtype)
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
 

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .base import Layer, check_grad, check_input, non_default
-from .validate import real
+from .validate import generator, real
 
 
 class Saved(NamedTuple):
@@ -59,7 +59,7 @@ class Dropout(Layer):
         super().__init__()
         # p is the probability of an element being zeroed
         self.p: float = real("Dropout", "p", p, low=0, high=1)
-        self.rng: np.random.Generator = np.random.default_rng(rng)
+        self.rng: np.random.Generator = generator("Dropout", rng)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (...) -> out (...), same shape and dtype."""
@@ -68,7 +68,7 @@ class Dropout(Layer):
             self.cache = Saved(None, x.shape, x.dtype)
             return x.copy()               # a new array, as every layer's: never x itself
         scale = 0.0 if self.p == 1 else 1 / (1 - self.p)       # p = 1: all dropped, no 1/0
-        keep = self.rng.random(x.shape, dtype=x.dtype) >= self.p   # (...) bool
+        keep = self.rng.random(x.shape, dtype=_draw_dtype(x.dtype)) >= self.p   # (...) bool
         mask = keep * x.dtype.type(scale)                       # (...) x's dtype
         self.cache = Saved(mask, x.shape, x.dtype)
         return x * mask
@@ -81,3 +81,9 @@ class Dropout(Layer):
 
     def extra_repr(self) -> str:
         return non_default(p=(self.p, 0.5))
+
+
+def _draw_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype of the uniform draws: numpy's generator draws float32 and float64 only, and
+    a float16 input's p is compared in float32 (its mask is float16 all the same)."""
+    return np.dtype(np.float32) if dtype == np.float16 else dtype

@@ -8,8 +8,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .base import Layer, check_grad, non_default
-from .validate import float_dtype, integer
+from .base import Layer, check_grad, check_not_empty, non_default
+from .validate import float_dtype, generator, integer, parameter_budget
 
 
 class Saved(NamedTuple):
@@ -76,7 +76,8 @@ class Embedding(Layer):
             padding_idx = integer("Embedding", "padding_idx", padding_idx, low=-v, high=v - 1)
             self.padding_idx = padding_idx % v        # -1 is the last row, as in PyTorch
         self.dtype = float_dtype("Embedding", dtype)
-        rng = np.random.default_rng(rng)
+        parameter_budget("Embedding", self.num_embeddings * self.embedding_dim, self.dtype)
+        rng = generator("Embedding", rng)
         W = rng.standard_normal((self.num_embeddings, self.embedding_dim)).astype(self.dtype)
         if self.padding_idx is not None:
             W[self.padding_idx] = 0
@@ -106,6 +107,7 @@ class Embedding(Layer):
         if not isinstance(ids, np.ndarray):
             raise TypeError(f"{self!r}: expected the ids as a numpy integer array, got "
                             f"{type(ids).__name__}; wrap them with np.asarray")
+        check_not_empty(self, ids.shape)
         if ids.dtype.kind not in "iu":
             first = _first(ids, np.ones(ids.shape, bool)) if ids.size else ""
             hint = "; convert them with ids.astype(np.int64)" if ids.dtype.kind == "f" else ""

@@ -5,9 +5,10 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import ndtr
 
 from .base import Layer, check_grad, check_input
+from .special import ndtr
+from .validate import choice
 
 SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
@@ -54,10 +55,7 @@ class GELU(Layer):
 
     def __init__(self, approximate: str = "none") -> None:
         super().__init__()
-        if approximate not in ("none", "tanh"):
-            raise ValueError(f"GELU: expected approximate to be 'none' or 'tanh', "
-                             f"got {approximate!r}")
-        self.approximate = approximate
+        self.approximate = choice("GELU", "approximate", approximate, ("none", "tanh"))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (...) -> out (...), same shape and dtype."""

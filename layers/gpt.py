@@ -16,14 +16,14 @@ from typing import NamedTuple
 import numpy as np
 
 from .attention import CausalSelfAttention
-from .base import Layer, check_grad, check_input, non_default
+from .base import Layer, check_grad, check_input, check_not_empty, non_default
 from .dropout import Dropout
 from .embedding import Embedding
 from .gelu import GELU
 from .layernorm import LayerNorm
 from .linear import Linear
 from .sequential import Composite, Sequential
-from .validate import flag, float_dtype, integer, real
+from .validate import flag, float_dtype, generator, integer, parameter_budget, real
 
 
 class PositionEmbedding(Layer):
@@ -52,7 +52,8 @@ class PositionEmbedding(Layer):
         self.block_size = integer("PositionEmbedding", "block_size", block_size, low=1)
         self.embedding_dim = integer("PositionEmbedding", "embedding_dim", embedding_dim, low=1)
         self.dtype = float_dtype("PositionEmbedding", dtype)
-        W = np.random.default_rng(rng).standard_normal((self.block_size, self.embedding_dim))
+        parameter_budget("PositionEmbedding", self.block_size * self.embedding_dim, self.dtype)
+        W = generator("PositionEmbedding", rng).standard_normal((self.block_size, self.embedding_dim))
         self.params["W"] = W.astype(self.dtype)
         self.grads["W"] = np.zeros_like(self.params["W"])
 
@@ -98,8 +99,15 @@ class Block(Composite):
     def __init__(self, n_embd: int, n_head: int, *, dropout: float = 0.0, bias: bool = True,
                  rng: int | np.random.Generator | None = None, dtype=np.float32) -> None:
         super().__init__()
-        e = n_embd
-        weights, attn_rng, mlp_rng = np.random.default_rng(rng).spawn(3)
+        who = "Block"
+        e, n_head = integer(who, "n_embd", n_embd, low=1), integer(who, "n_head", n_head, low=1)
+        if e % n_head:
+            raise ValueError(f"{who}: expected n_embd divisible by n_head, got n_embd={e} and "
+                             f"n_head={n_head}")
+        dropout = real(who, "dropout", dropout, low=0, high=1, high_open=True)
+        bias, dtype = flag(who, "bias", bias), float_dtype(who, dtype)
+        parameter_budget(who, block_parameters(e), dtype)
+        weights, attn_rng, mlp_rng = generator(who, rng).spawn(3)
         self.ln_1 = LayerNorm(e, bias=bias, dtype=dtype)
         self.attn = CausalSelfAttention(e, n_head, bias=bias, dropout=dropout, rng=attn_rng,
                                         dtype=dtype)
@@ -111,25 +119,17 @@ class Block(Composite):
     def named_children(self) -> Iterator[tuple[str, Layer]]:
         yield from (("ln_1", self.ln_1), ("attn", self.attn), ("ln_2", self.ln_2), ("mlp", self.mlp))
 
-    def named_members(self) -> list[tuple[str, Layer]]:
-        return list(self.named_children())   # the name main's Composite walks, until i18's tree walk
-
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (N, T, E) -> out (N, T, E)."""
         h = x + self.attn.forward(self.ln_1.forward(x))
         self.cache = x.shape
-        return h + self._mlp(self.mlp.forward, self.ln_2.forward(h))
+        return h + self.mlp.forward(self.ln_2.forward(h))
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, T, E) -> dx (N, T, E); fills every child's grads."""
         self._saved()
-        dh = dout + self.ln_2.backward(self._mlp(self.mlp.backward, dout))
+        dh = dout + self.ln_2.backward(self.mlp.backward(dout))
         return dh + self.ln_1.backward(self.attn.backward(dh))
-
-    @staticmethod
-    def _mlp(step, a: np.ndarray) -> np.ndarray:
-        """The MLP's forward or backward on (N, T, E) as (N*T, E) rows: Linear takes 2-D input."""
-        return step(a.reshape(-1, a.shape[-1])).reshape(a.shape)
 
 
 @dataclass(frozen=True)
@@ -196,9 +196,6 @@ class GPT(Composite):
                  ("ln_f", self.ln_f), ("lm_head", self.lm_head)]
         yield from ((name, layer) for name, layer in named if layer is not None)
 
-    def named_members(self) -> list[tuple[str, Layer]]:
-        return list(self.named_children())   # the name main's Composite walks, until i18's tree walk
-
     def forward(self, ids: np.ndarray) -> np.ndarray:
         """ids (N, T) integers in [0, V), T <= block_size -> logits (N, T, V)."""
         n, t = self._check_ids(ids)
@@ -235,9 +232,12 @@ class GPT(Composite):
             raise ValueError(f"{self!r}: a sequence of {ids.shape[1]} tokens is longer than "
                              f"block_size={block_size}, the positions the model has embeddings "
                              f"for; feed at most the last {block_size} tokens")
-        if not isinstance(ids, np.ndarray) or ids.ndim != 2 or 0 in ids.shape:
-            got = ids.shape if isinstance(ids, np.ndarray) else type(ids).__name__
-            raise ValueError(f"{self!r}: expected token ids of shape (N, T), got {got}")
+        if not isinstance(ids, np.ndarray):
+            raise TypeError(f"{self!r}: expected token ids as a numpy integer array of shape "
+                            f"(N, T), got {type(ids).__name__}; wrap them with np.asarray")
+        check_not_empty(self, ids.shape)
+        if ids.ndim != 2 or 0 in ids.shape:
+            raise ValueError(f"{self!r}: expected token ids of shape (N, T), got {ids.shape}")
         n, t = ids.shape
         return n, t
 
@@ -279,10 +279,20 @@ def gpt(vocab_size: int, *, block_size: int, n_layer: int, n_head: int, n_embd: 
     config = GPTConfig(**sizes, dropout=real(who, "dropout", dropout, low=0, high=1, high_open=True),
                        bias=flag(who, "bias", bias), tie_weights=flag(who, "tie_weights", tie_weights))
     seed = integer(who, "seed", seed, low=0)
+    dtype = float_dtype(who, dtype)
+    v, e = sizes["vocab_size"], sizes["n_embd"]
+    embeddings = (v if tie_weights else 2 * v) * e + sizes["block_size"] * e + 2 * e
+    parameter_budget(who, embeddings + sizes["n_layer"] * block_parameters(e), dtype)
     # dropout's generators (and the layers' own initial draws, replaced below) from another stream
-    model = GPT(config, rng=np.random.default_rng([seed, 1]), dtype=float_dtype(who, dtype))
+    model = GPT(config, rng=np.random.default_rng([seed, 1]), dtype=dtype)
     init_like_nanogpt(model, seed)
     return model
+
+
+def block_parameters(n_embd: int) -> int:
+    """The parameters of one Block with biases: two LayerNorms (2E each), attention
+    (4E^2 + 4E), the MLP (8E^2 + 5E)."""
+    return 12 * n_embd * n_embd + 13 * n_embd
 
 
 RESIDUAL_PROJECTIONS = ("attn.W_out", "mlp.2.W")   # the last matrix of each residual branch

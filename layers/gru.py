@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import expit
 
 from .recurrent import Recurrent
+from .special import expit
 
 
 class Step(NamedTuple):

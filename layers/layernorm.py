@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .base import Layer, batch_sum, check_grad, check_input, check_size, float_dtype, non_default
-from .validate import real
+from .validate import flag, parameter_budget, real
 
 
 class Saved(NamedTuple):
@@ -78,10 +78,11 @@ class LayerNorm(Layer):
         self.normalized_shape = (check_size("LayerNorm", "normalized_shape", normalized_shape),)
         self.eps = real("LayerNorm", "eps", eps, low=0, low_open=True)
         self.dtype = float_dtype("LayerNorm", dtype)
+        parameter_budget("LayerNorm", 2 * self.normalized_shape[0], self.dtype)
         d = self.normalized_shape[0]
-        if elementwise_affine:
+        if flag("LayerNorm", "elementwise_affine", elementwise_affine):
             self.params["gamma"] = np.ones(d, self.dtype)
-            if bias:
+            if flag("LayerNorm", "bias", bias):
                 self.params["beta"] = np.zeros(d, self.dtype)
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Layer, batch_sum, check_features, check_grad, check_size, float_dtype, non_default
+from .validate import flag, generator, parameter_budget
 
 
 class Linear(Layer):
@@ -53,10 +54,11 @@ class Linear(Layer):
         self.in_features = check_size("Linear", "in_features", in_features)
         self.out_features = check_size("Linear", "out_features", out_features)
         self.dtype = float_dtype("Linear", dtype)
-        rng = np.random.default_rng(rng)
+        parameter_budget("Linear", (self.in_features + 1) * self.out_features, self.dtype)
+        rng = generator("Linear", rng)
         k = 1.0 / np.sqrt(self.in_features)
         self.params["W"] = rng.uniform(-k, k, (self.in_features, self.out_features)).astype(self.dtype)
-        if bias:
+        if flag("Linear", "bias", bias):
             self.params["b"] = rng.uniform(-k, k, self.out_features).astype(self.dtype)
         # backward writes into these arrays, so they stay the same objects for the optimizer
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}

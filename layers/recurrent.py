@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .base import Layer, batch_sum, check_grad, check_input, non_default
-from .validate import flag, float_dtype, integer
+from .validate import flag, float_dtype, generator, integer, parameter_budget
 
 
 class Saved(NamedTuple):
@@ -62,7 +62,9 @@ class Recurrent(Layer):
         self.hidden_size = integer(name, "hidden_size", hidden_size, low=1)
         self.stateful = flag(name, "stateful", stateful)
         self.dtype = float_dtype(name, dtype)
-        rng = np.random.default_rng(rng)
+        parameter_budget(name, self.gates * self.hidden_size * (self.input_size + self.hidden_size + 2),
+                         self.dtype)
+        rng = generator(name, rng)
         k = 1.0 / np.sqrt(self.hidden_size)                  # PyTorch: U(-1/sqrt(H), 1/sqrt(H))
         gh = self.gates * self.hidden_size
         shapes = {"W_ih": (self.input_size, gh), "W_hh": (self.hidden_size, gh),

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit
 
 from .base import Layer, check_grad, check_input
+from .special import expit
 
 
 class Sigmoid(Layer):

@@ -29,8 +29,12 @@ def real(who: str, name: str, value: object, *, low: float | None = None,
     TypeError: SGD: expected momentum as a real number, got True
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{who}: expected {name} as a real number, got {value!r}")
-    number = float(value)
+        raise TypeError(f"{who}: expected {name} as a real number, got {_shown(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an int past the largest float: lr=10**400
+        raise ValueError(f"{who}: expected a finite {name}, got {_shown(value)}, past the largest "
+                         f"float") from None
     if np.isnan(number) or (finite and not np.isfinite(number)):
         raise ValueError(f"{who}: expected a finite {name}, got {value!r}")
     below = low is not None and (number <= low if low_open else number < low)
@@ -53,10 +57,11 @@ def integer(who: str, name: str, value: object, *, low: int | None = None,
     ValueError: Linear: expected in_features >= 1, got 0
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{who}: expected {name} to be an int, got {value!r}")
+        raise TypeError(f"{who}: expected {name} to be an int, got {_shown(value)}")
     number = int(value)
     if (low is not None and number < low) or (high is not None and number > high):
-        raise ValueError(f"{who}: expected {name} {_interval(low, high, False, False)}, got {number}")
+        raise ValueError(f"{who}: expected {name} {_interval(low, high, False, False)}, "
+                         f"got {_shown(number)}")
     return number
 
 
@@ -77,15 +82,81 @@ def choice(who: str, name: str, value: object, choices: Iterable[Any]) -> Any:
     return value
 
 
+FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+USE = "use float16, float32 or float64"
+
+
 def float_dtype(who: str, dtype: Any) -> np.dtype:
-    """A dtype argument, which must name a floating-point type."""
+    """A dtype argument, which must be float16, float32 or float64: the dtypes every layer
+    keeps as given. numpy's longdouble is refused (scipy and BLAS have no loops for it).
+
+    >>> float_dtype("Linear", "float16")
+    dtype('float16')
+    >>> float_dtype("Linear", np.longdouble)
+    Traceback (most recent call last):
+    TypeError: Linear: expected a floating-point dtype, got float128; use float16, float32 or float64
+    """
     try:
         dt = np.dtype(dtype)
     except TypeError:
-        raise TypeError(f"{who}: expected a floating-point dtype, got {dtype!r}") from None
-    if dt.kind != "f":
-        raise TypeError(f"{who}: expected a floating-point dtype, got {dt}")
+        raise TypeError(f"{who}: expected a floating-point dtype, got {dtype!r}; {USE}") from None
+    if isinstance(dtype, (bool, float)):    # np.dtype(True) is bool, np.dtype(nan) an error
+        raise TypeError(f"{who}: expected a floating-point dtype, got {dtype!r}; {USE}")
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{who}: expected a floating-point dtype, got {dt}; {USE}")
     return dt
+
+
+def generator(who: str, rng: object, name: str = "rng") -> np.random.Generator:
+    """A layer's own random generator from ``rng``: None (fresh entropy), a seed (an int >= 0
+    or a sequence of them), a ``SeedSequence`` or ``BitGenerator``, or a ``Generator`` itself
+    (used as is, not copied), as ``numpy.random.default_rng`` takes them.
+
+    >>> generator("Dropout", -1)
+    Traceback (most recent call last):
+    ValueError: Dropout: expected rng as a seed >= 0, got -1
+    """
+    if rng is None or isinstance(rng, (np.random.Generator, np.random.BitGenerator,
+                                       np.random.SeedSequence)):
+        return np.random.default_rng(rng)
+    seeds = list(rng) if isinstance(rng, (list, tuple)) and rng else [rng]
+    expected = (f"{who}: expected {name} as a seed (an int >= 0, or a sequence of them) or a "
+                f"numpy.random.Generator, got {rng!r}")
+    for seed in seeds:
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+            raise TypeError(expected)
+        if seed < 0:
+            raise ValueError(f"{who}: expected {name} as a seed >= 0, got {rng!r}")
+    return np.random.default_rng(rng)  # type: ignore[arg-type]
+
+
+MAX_PARAMETER_BYTES = 2 ** 32
+"""The memory bound of the Python API's builders: the parameters of one layer or model
+(``Linear``, ``Conv2d``, ``Embedding``, ``mlp``, ``cnn``, ``gpt``, ...) and their gradients,
+``2 * count * itemsize`` bytes, may take at most this (4 GiB, about 500 million float32
+parameters; a GPT-2 small's 124 million take 1 GiB). A size beyond it is refused before
+anything is allocated, rather than a MemoryError (or the machine swapping) halfway through.
+Raise it, ``handprop.layers.validate.MAX_PARAMETER_BYTES = 2 ** 36``, to build larger."""
+
+
+def parameter_budget(who: str, count: int, dtype: np.dtype) -> int:
+    """``count`` parameters of ``dtype`` checked against ``MAX_PARAMETER_BYTES`` (with their
+    gradients) before they are allocated: a ValueError that says how much they would take.
+
+    >>> parameter_budget("Linear", 2 ** 38, np.dtype(np.float32))    # Linear(2**36, 4)
+    Traceback (most recent call last):
+    ValueError: Linear: 274,877,906,944 parameters of float32 and their gradients would take 2,048.0 GiB, over the 4.0 GiB bound (handprop.layers.validate.MAX_PARAMETER_BYTES); use smaller sizes
+    """
+    needed = 2 * int(count) * np.dtype(dtype).itemsize
+    if needed > MAX_PARAMETER_BYTES:
+        raise ValueError(f"{who}: {count:,} parameters of {np.dtype(dtype)} and their gradients "
+                         f"would take {_gib(needed)}, over the {_gib(MAX_PARAMETER_BYTES)} bound "
+                         f"(handprop.layers.validate.MAX_PARAMETER_BYTES); use smaller sizes")
+    return int(count)
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2 ** 30:,.1f} GiB"
 
 
 def mismatch(missing: Iterable[object], unexpected: Iterable[object]) -> str:
@@ -107,6 +178,14 @@ def _interval(low: float | None, high: float | None, low_open: bool, high_open: 
     if low is not None:
         return f"{'>' if low_open else '>='} {low:g}"
     return f"{'<' if high_open else '<='} {high:g}"
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, except that an int too long to read (or, past 4,300 digits, for Python
+    to print) is shown by its size: ``an int of about 401 digits``."""
+    if isinstance(value, numbers.Integral) and abs(int(value)).bit_length() > 200:
+        return f"an int of about {int(abs(int(value)).bit_length() * 0.30103) + 1} digits"
+    return repr(value)
 
 
 def _listed(options: tuple) -> str:

@@ -16,6 +16,8 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from ..layers.base import check_grad
+
 
 class LossValue(float):
     """A loss as returned by ``forward``: a plain Python float in every way (arithmetic, json,
@@ -76,9 +78,34 @@ class Loss:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
 
+    def check_dloss(self, dloss: Any, like: np.ndarray) -> float | np.ndarray:
+        """The upstream gradient ``backward`` was given, checked against what ``forward``
+        returned: a real scalar (a Python float back, so a float32 gradient stays float32) for
+        a reduced loss; for ``reduction="none"`` an array of exactly the per-element losses'
+        shape and dtype (``like``'s), never broadcast. Anything else is a TypeError or a
+        ValueError that names the loss, what it expected and what it got."""
+        if getattr(self, "reduction", None) == "none":
+            if not isinstance(dloss, np.ndarray):
+                raise TypeError(f"{self!r}: with reduction='none' backward takes the upstream "
+                                f"gradient of each element, an array of shape {like.shape}, "
+                                f"got {type(dloss).__name__}")
+            return check_grad(self, dloss, like.shape, like.dtype)
+        scalar = not isinstance(dloss, (bool, np.bool_)) and np.ndim(dloss) == 0
+        if not scalar or np.asarray(dloss).dtype.kind not in "fiu":
+            reduction = getattr(self, "reduction", "mean")
+            raise TypeError(f"{self!r}: expected a real scalar dloss (the loss is a scalar "
+                            f"with reduction={reduction!r}), got {_describe(dloss)}")
+        return float(dloss)
+
     def _saved(self) -> Any:
         """The forward pass's cache, or a RuntimeError that says forward has not run."""
         if self.cache is None:
             raise RuntimeError(f"{self!r}: backward called before forward; "
                                f"call forward(pred, target) first")
         return self.cache
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape}"
+    return f"{type(value).__name__} {value!r}"

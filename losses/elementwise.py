@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layers.base import check_grad, check_input
+from ..layers.base import check_input
 from ..layers.validate import choice
 from .base import Loss
 
@@ -42,15 +42,9 @@ class ElementwiseLoss(Loss):
         """dL/dloss_i: ``dloss / n`` for "mean", ``dloss`` for "sum", both as Python floats
         (so a float32 gradient stays float32); for "none", ``dloss`` itself, which must be an
         array of the per-element losses' shape and dtype (``like``'s)."""
+        dloss = self.check_dloss(dloss, like)
         if self.reduction == "none":
-            if not isinstance(dloss, np.ndarray):
-                raise TypeError(f"{self!r}: with reduction='none' backward takes the upstream "
-                                f"gradient of each element, an array of shape {like.shape}, "
-                                f"got {type(dloss).__name__}")
-            return check_grad(self, dloss, like.shape, like.dtype)
-        if isinstance(dloss, bool) or np.ndim(dloss) != 0 or np.asarray(dloss).dtype.kind not in "fiu":
-            raise TypeError(f"{self!r}: expected a real scalar dloss (the loss is a scalar "
-                            f"with reduction={self.reduction!r}), got {_describe(dloss)}")
+            return dloss
         return float(dloss) / like.size if self.reduction == "mean" else float(dloss)
 
     def extra_repr(self) -> str:
@@ -91,8 +85,3 @@ def check_pred_and_target(who: object, pred: object, target: object) -> None:
         raise TypeError(f"{who!r}: expected a target of the prediction's dtype {pred.dtype}, "
                         f"got {target.dtype}; convert it with target.astype(np.{pred.dtype})")
 
-
-def _describe(value: object) -> str:
-    if isinstance(value, np.ndarray):
-        return f"an array of shape {value.shape}"
-    return f"{type(value).__name__} {value!r}"

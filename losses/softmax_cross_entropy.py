@@ -104,6 +104,7 @@ class SoftmaxCrossEntropy(Loss):
     def backward(self, dloss: float = 1.0) -> np.ndarray:
         """dL/dlogits (..., C), in the logits' dtype, for an upstream scalar ``dloss``."""
         log_probs, picks, keep, kept, shape = self._saved()
+        dloss = float(self.check_dloss(dloss, log_probs))   # reduced: a scalar
         m, c = log_probs.shape
         s = self.label_smoothing
         dlogits = np.exp(log_probs)                       # softmax, (M, C)

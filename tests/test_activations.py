@@ -158,7 +158,7 @@ def test_leaky_relu_slope_and_repr():
 
 def test_gelu_forms_and_repr():
     assert repr(GELU()) == "GELU()" and repr(GELU(approximate="tanh")) == "GELU(approximate='tanh')"
-    with pytest.raises(ValueError, match=r"GELU: expected approximate to be 'none' or 'tanh', got 'erf'"):
+    with pytest.raises(ValueError, match=r"GELU: expected approximate as one of 'none', 'tanh', got 'erf'"):
         GELU(approximate="erf")
     # the two forms agree to about 1e-3 (the approximation's error), not exactly
     x = np.linspace(-4, 4, 81)[None]

@@ -256,7 +256,7 @@ def test_cli_resume_from_a_checkpoint_of_another_model(tmp_path, capsys):
     path = str(tmp_path / "c.npz")  # written by fit from a script: no command-line settings in it
     model = mlp(2, [8], 3)
     fit(model, SoftmaxCrossEntropy(), SGD(model, lr=0.1), *spiral(10, 3), epochs=1, progress=False,
-        checkpoint=path)
+        checkpoint=path, validation=spiral(5, 3, seed=1))  # validated, as the command's runs are
     assert main(["--epochs", "2", "--hidden", "9", "--no-progress", "--checkpoint", path, "--resume"]) == 1
     err = capsys.readouterr().err
     assert f"0.W has shape (2, 8) in {path} but (2, 9) in the model" in err

@@ -100,8 +100,12 @@ def one_linear(args: argparse.Namespace, shape: tuple, n_classes: int):
     return Sequential(Linear(shape[0], n_classes, rng=args.seed, dtype=np.dtype(args.dtype)))
 
 
+def one_linear_size(args: argparse.Namespace, shape: tuple, n_classes: int):
+    return shape[0] * n_classes + n_classes, shape[0] + n_classes
+
+
 def test_a_new_model_is_one_registry_entry_with_its_defaults_and_refusals(tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(MODELS, "linear", Model(one_linear, "one Linear layer", lr={"sgd": 0.05},
+    monkeypatch.setitem(MODELS, "linear", Model(one_linear, one_linear_size, "one Linear layer", lr={"sgd": 0.05},
                                                 refuses=(("--dropout", lambda a: a.dropout > 0),),
                                                 why="a linear model has no hidden layer to drop"))
     path = str(tmp_path / "c.npz")
@@ -112,7 +116,7 @@ def test_a_new_model_is_one_registry_entry_with_its_defaults_and_refusals(tmp_pa
         main(["--model", "linear", "--dropout", "0.5"])
     assert exc.value.code == 2
     assert "--dropout go with --model mlp; a linear model has no hidden layer to drop" in capsys.readouterr().err
-    assert "{mlp,cnn,linear}" in parser().format_usage()
+    assert "{mlp,cnn," in parser().format_usage() and ",linear}" in parser().format_usage()
 
 
 def test_the_cnn_entry_keeps_its_own_sgd_learning_rate():

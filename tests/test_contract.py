@@ -20,12 +20,18 @@ every_check = pytest.mark.parametrize("make", [make for _, make in CHECKS],
 
 
 class Pass:
-    """One forward and backward of a registry entry's own copy, with the values around them."""
+    """One forward and backward of a registry entry's own copy, with the values around them.
+
+    An entry's input may be a tuple of inputs (forward(*inputs)); ``dx`` is then backward's
+    gradient for the first float input, and integer inputs (token ids) get none."""
 
     def __init__(self, make):
-        subject, self.x, *targets = make()
+        subject, x, *targets = make()
+        self.inputs = tuple(x) if isinstance(x, tuple) else (x,)
+        self.x = next((a for a in self.inputs if a.dtype.kind == "f"), self.inputs[0])
         self.subject = copy.deepcopy(subject)
         self.targets = targets[0] if targets else None
+        self.inputs_before = [a.copy() for a in self.inputs]
         self.x_before = self.x.copy()
         self.out = self.forward()
         if self.is_loss:
@@ -39,12 +45,19 @@ class Pass:
     def is_loss(self):
         return self.targets is not None
 
+    @property
+    def takes_ids(self):
+        return self.x.dtype.kind != "f"
+
     def forward(self):
         return (self.subject.forward(self.x, self.targets) if self.is_loss
-                else self.subject.forward(self.x))
+                else self.subject.forward(*self.inputs))
 
     def backward(self):
-        return self.subject.backward(self.upstream)
+        returned = self.subject.backward(self.upstream)
+        if len(self.inputs) > 1:
+            return returned[self.inputs.index(self.x)] if not self.takes_ids else None
+        return returned
 
     def grads(self):
         return {k: g.copy() for k, g in getattr(self.subject, "grads", {}).items()}
@@ -101,15 +114,17 @@ def test_backward_before_forward_is_a_runtime_error_that_says_so(make):
 @every_check
 def test_forward_keeps_x_and_backward_keeps_dout(make):
     done = Pass(make)
-    np.testing.assert_array_equal(done.x, done.x_before)
+    for after, before in zip(done.inputs, done.inputs_before):
+        np.testing.assert_array_equal(after, before)
     np.testing.assert_array_equal(done.upstream, done.upstream_before)
 
 
 @every_check
 def test_backward_is_repeatable(make):
     done = Pass(make)
-    dx, grads = done.dx.copy(), done.grads()
-    np.testing.assert_array_equal(done.backward(), dx)
+    dx, grads = copy.deepcopy(done.dx), done.grads()
+    if dx is not None:  # None: token ids have no gradient
+        np.testing.assert_array_equal(done.backward(), dx)
     for name, grad in done.grads().items():
         np.testing.assert_array_equal(grad, grads[name], err_msg=name)
 
@@ -122,9 +137,13 @@ def test_outputs_and_gradients_keep_the_dtype(make):
         # never a numpy scalar
         assert isinstance(done.out, float) and not isinstance(done.out, np.generic)
     else:
-        assert done.out.dtype == done.x.dtype
-    assert isinstance(done.dx, np.ndarray) and done.dx.dtype == done.x.dtype
-    assert done.dx.shape == done.x.shape
+        dtype = next(iter(done.subject.params.values())).dtype if done.takes_ids else done.x.dtype
+        assert done.out.dtype == dtype
+    if done.takes_ids:
+        assert done.dx is None  # no gradient for token ids
+    else:
+        assert isinstance(done.dx, np.ndarray) and done.dx.dtype == done.x.dtype
+        assert done.dx.shape == done.x.shape
     params = getattr(done.subject, "params", {})
     for name, grad in done.grads().items():
         assert grad.dtype == params[name].dtype and grad.shape == params[name].shape, name

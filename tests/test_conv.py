@@ -299,7 +299,7 @@ def test_repr_shows_what_differs_from_the_defaults():
     ((2, 28, 28), r"expected input of shape \(N, 2, H, W\), got \(2, 28, 28\); for one image use x\[None\]"),
     ((4, 3, 8, 8), r"expected input of shape \(N, 2, H, W\), got \(4, 3, 8, 8\)"),
     ((4, 2, 2, 8), r"expected an input of at least 3 x 3 pixels .* got 2 x 8: the output would be empty"),
-    ((0, 2, 8, 8), r"expected a non-empty input"),
+    ((0, 2, 8, 8), r"expected at least one sample, got an empty batch of shape \(0, 2, 8, 8\)"),
 ])
 def test_bad_input_is_a_clear_error(shape, match):
     conv = Conv2d(2, 3, 3)

@@ -3,8 +3,10 @@ import functools
 import gzip
 import hashlib
 import http.server
+import re
 import struct
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -178,3 +180,45 @@ def test_download_of_a_missing_file_fails_cleanly(server, tmp_path):
     with pytest.raises(OSError, match="404"):
         download("mnist", tmp_path / "c", base_url=base_url, progress=False)
     assert list((tmp_path / "c").iterdir()) == []
+
+
+@pytest.mark.parametrize("bad, shown", [(2.5, "2.5"), (np.nan, "nan"), (np.inf, "inf"), (1e300, "1e+300")])
+def test_float_labels_must_be_whole_numbers_and_are_never_truncated(tmp_path, bad, shown):
+    directory = make_mnist(tmp_path / "m", gz=False)
+    labels = np.arange(100, dtype=">f8") % 10
+    write_idx(directory / "t10k-labels-idx1-ubyte", labels)
+    assert (load_mnist(directory)[3] == np.arange(100) % 10).all()  # whole floats are labels
+    labels[7] = bad
+    write_idx(directory / "t10k-labels-idx1-ubyte", labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy RuntimeWarning on the way
+        with pytest.raises(ValueError, match=rf"t10k-labels-idx1-ubyte: expected whole-number class "
+                                             rf"labels, got {re.escape(shown)} at position 7 \(1 such labels\)"):
+            load_mnist(directory)
+
+
+def test_the_cli_refuses_a_fractional_label_before_training(tmp_path, capsys):
+    directory = make_mnist(tmp_path / "m", gz=False)
+    labels = np.arange(300, dtype=">f4") % 10
+    labels[3] = 2.5
+    write_idx(directory / "train-labels-idx1-ubyte", labels)
+    assert main(["--dataset", "mnist", "--data-dir", str(directory), "--epochs", "1", "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert "got 2.5 at position 3" in captured.err and "epoch=" not in captured.out
+
+
+def test_the_size_cap_holds_the_converted_float32_copy_not_just_the_file(tmp_path):
+    directory = make_mnist(tmp_path / "m", gz=False)  # 300 images of 784 bytes: 940,800 as float32
+    X = load_mnist(directory, max_bytes=300 * 784 * 4)[0]
+    assert X.nbytes == 300 * 784 * 4
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte: the header promises \(300, 28, 28\) "
+                                         r"of uint8, 940800 bytes as float32, more than max_bytes=940799"):
+        load_mnist(directory, max_bytes=300 * 784 * 4 - 1)  # the uint8 file (235,200 bytes) fits
+    for split in ("train", "t10k"):  # images of one pixel: 1200 bytes as float32, labels 2400 as int64
+        write_idx(directory / f"{split}-images-idx3-ubyte", np.zeros((300, 1, 1), np.uint8))
+        write_idx(directory / f"{split}-labels-idx1-ubyte", np.zeros(300, np.uint8))
+        (directory / f"{split}-images-idx3-ubyte.gz").unlink(missing_ok=True)
+        (directory / f"{split}-labels-idx1-ubyte.gz").unlink(missing_ok=True)
+    with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte: .* 2400 bytes as int64, more than "
+                                         r"max_bytes=2399"):
+        load_mnist(directory, max_bytes=2399)

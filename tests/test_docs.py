@@ -298,12 +298,18 @@ def test_every_import_path_the_docs_cite_exists():
     assert not missing, "the docs cite import paths that do not exist:\n" + "\n".join(missing)
 
 
-def test_the_cli_page_lists_exactly_the_commands_flags():
-    done = subprocess.run([sys.executable, "-m", "handprop.train", "--help"], capture_output=True,
+@pytest.mark.parametrize("module", ["handprop.train", "handprop.train.sample"])
+def test_the_cli_page_lists_exactly_the_commands_flags(module):
+    done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,
                           text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     parsed = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", done.stdout)) - {"--help"}
-    table_rows = re.findall(r"^\| `(--[a-z][a-z-]*)", (ROOT / "docs" / "cli.md").read_text(), flags=re.M)
+    # the sampling command's flags are the table of its own section; the rest are training's
+    before, found, rest = (ROOT / "docs" / "cli.md").read_text().partition("\n## Language models and sampling\n")
+    assert found, "docs/cli.md has no section 'Language models and sampling'"
+    section, _, after = rest.partition("\n## ")
+    page = section if module.endswith(".sample") else before + after
+    table_rows = re.findall(r"^\| `(--[a-z][a-z-]*)", page, flags=re.M)
     documented = set(table_rows)
     assert len(table_rows) == len(documented), "a flag has two rows"
     assert not documented - parsed, f"docs/cli.md documents flags the command lacks: {documented - parsed}"

@@ -172,8 +172,8 @@ P = np.zeros((4, 1))
     (P, [[0.0]] * 4, TypeError, r"expected the target as a numpy array, got list"),
     (P.astype(np.int64), P, TypeError, r"^MSELoss\(\): expected a floating-point input, got dtype int64"),
     ([[0.0]], np.zeros((1, 1)), TypeError, r"expected a numpy array, got list"),
-    (np.zeros((0, 1)), np.zeros((0, 1)), ValueError, r"expected predictions of shape \(N, ...\) with "
-                                                    r"N >= 1, got shape \(0, 1\)$"),
+    (np.zeros((0, 1)), np.zeros((0, 1)), ValueError, r"expected at least one sample, got an empty "
+                                                    r"batch of shape \(0, 1\)$"),
     (np.array(1.0), np.array(1.0), ValueError, r"got shape \(\); use pred.reshape\(1\)"),
 ])
 def test_bad_input(pred, target, error, message):

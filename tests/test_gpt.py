@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from handprop.layers import flatten_params, gpt
-from handprop.layers.gpt import Block, PositionEmbedding
+from handprop.layers.gpt import GPT, Block, PositionEmbedding
 from handprop.layers.gradcheck import gradcheck
 from handprop.losses import SoftmaxCrossEntropy
 from handprop.train import SGD, AdamW
@@ -568,3 +568,12 @@ GPT_UNTIED = {
         -0.140623164864279, 0.08553210490365087, -0.1826740159065924, -0.03866000122073254,
         -0.1405124875982941, -0.05551460659316731, 0.2338236831600172, 0.09800532325511824],
 }
+
+
+def test_the_block_hands_its_mlp_the_sequence_as_it_is_and_walks_one_tree():
+    block = Block(8, 2, rng=0, dtype=np.float64)
+    x = np.random.default_rng(0).standard_normal((2, 3, 8))
+    block.backward(np.ones_like(block.forward(x)))
+    assert block.mlp[0].cache.shape == (2, 3, 8)           # Linear on (..., in): no 2-D reshape
+    assert not hasattr(type(block), "named_members") and not hasattr(GPT, "named_members")
+    assert [name for name, _ in block.named_children()] == ["ln_1", "attn", "ln_2", "mlp"]

@@ -128,6 +128,106 @@ class Cs231nLinear(Layer):
         return dout @ self.W.T
 
 
+class MaxEveryTie(Layer):
+    def forward(self, x):
+        self.cache = x
+        return x.max(axis=1)
+
+    def backward(self, dout):
+        x = self.cache
+        return dout[:, None] * (x == x.max(axis=1, keepdims=True))
+
+
+def tied_input():
+    x = batch()
+    x[1, 0] = x[1, 2] = 2.0
+    return x
+
+
+class LeakyReLUBothMasks(Layer):
+    def forward(self, x):
+        self.cache = x
+        return np.where(x > 0, x, 0.1 * x)
+
+    def backward(self, dout):
+        x = self.cache
+        return dout * ((x >= 0) * 1.0 + (x <= 0) * 0.1)
+
+
+def zeros_in_input():
+    x = batch()
+    x[0, 2] = x[3, 1] = 0.0
+    return x
+
+
+class EmbeddingAssign(Layer):
+    takes_ids = True
+
+    def __init__(self):
+        super().__init__()
+        self.params["W"] = np.random.default_rng(0).standard_normal((5, 2))
+        self.grads["W"] = np.zeros((5, 2))
+
+    def forward(self, ids):
+        self.cache = ids
+        return self.params["W"][ids]
+
+    def backward(self, dout):
+        self.grads["W"][...] = 0
+        self.grads["W"][self.cache] = dout
+        return None
+
+
+class ReplacingLinear(Linear):
+    def backward(self, dout):
+        self.grads["W"] = self.cache.T @ dout
+        self.grads["b"][...] = dout.sum(axis=0)
+        return dout @ self.params["W"].T
+
+
+class SequenceBias(Layer):
+    """out = x + b for x (N, T, D)."""
+
+    def __init__(self):
+        super().__init__()
+        self.params["b"] = np.zeros(3)
+        self.grads["b"] = np.zeros(3)
+
+    def forward(self, x):
+        return x + self.params["b"]
+
+    def backward(self, dout):
+        self.grads["b"] = dout.sum(axis=0)
+        return dout.copy()
+
+
+class ScoresUnscaled(Layer):
+    def forward(self, q, k):
+        self.cache = (q, k)
+        return q @ k.swapaxes(-1, -2) / np.sqrt(q.shape[-1])
+
+    def backward(self, ds):
+        q, k = self.cache
+        d = q.shape[-1]
+        return ds @ k, ds.swapaxes(-1, -2) @ q / np.sqrt(d)
+
+
+class SoftmaxNoKeepdims(Layer):
+    def forward(self, x):
+        e = np.exp(x - x.max(axis=1, keepdims=True))
+        self.cache = e / e.sum(axis=1, keepdims=True)
+        return self.cache
+
+    def backward(self, dout):
+        y = self.cache
+        return y * (dout - (dout * y).sum(axis=1))
+
+
+def sequences(shape=(2, 5, 9)):
+    rng = np.random.default_rng(0)
+    return rng.standard_normal(shape), rng.standard_normal(shape)
+
+
 def softplus_input():
     x = batch()
     x[0, 1], x[2, 0] = 25.0, 30.0
@@ -149,6 +249,17 @@ CASES = {
     "dtype": lambda: (TanhFloat32(), batch()),
     "shape": lambda: (BiasNotSummed(3, 2, rng=0, dtype=F64), batch()),
     "unregistered": lambda: (Cs231nLinear(), batch()),
+    "tie": lambda: (MaxEveryTie(), tied_input()),
+    "kink": lambda: (LeakyReLUBothMasks(), zeros_in_input()),
+    "accumulate": lambda: (EmbeddingAssign(), np.array([[1, 3, 1], [0, 3, 3]])),
+    "replaced-grads": lambda: (ReplacingLinear(3, 2, rng=0, dtype=F64), batch()),
+}
+
+# the diagnoses for (N, T, D) and square inputs, each under its heading
+SHAPES = {
+    "The T axis": lambda: (SequenceBias(), sequences((2, 5, 3))[0]),
+    "sqrt(d)": lambda: (ScoresUnscaled(), sequences()),
+    "Square shapes": lambda: (SoftmaxNoKeepdims(), batch(4, 4)),
 }
 
 
@@ -164,6 +275,16 @@ def test_the_section_quotes_what_gradcheck_prints(kind):
     assert kind in found
     text = section()
     assert f"### `{kind}`" in text
+    for line in format_details(report).splitlines():
+        assert line in text, line
+
+
+@pytest.mark.parametrize("heading", SHAPES)
+def test_the_section_quotes_the_sequence_and_square_diagnoses(heading):
+    report = gradcheck(*SHAPES[heading]())
+    assert not report.ok
+    text = section()
+    assert f"### {heading}" in text
     for line in format_details(report).splitlines():
         assert line in text, line
 

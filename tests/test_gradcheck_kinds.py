@@ -19,6 +19,10 @@ def check(layer, shape=(4, 3), **options):
     return gradcheck(layer, np.random.default_rng(7).standard_normal(shape), **options)
 
 
+def check_x(layer, x, **options):
+    return gradcheck(layer, x, **options)
+
+
 class SignFlippedW(Linear):
     def backward(self, dout):
         dx = super().backward(dout)
@@ -266,3 +270,74 @@ def test_an_offset_of_a_vector_is_the_same_in_every_element():
     numeric = np.random.default_rng(0).standard_normal(5)
     kind, hint = diagnose(numeric + 0.3, numeric, np.ones(5, bool), 1e-7, (4, 5))
     assert kind == "offset" and hint.startswith("the error is the same in every element (constant along axis 0)")
+
+
+# the kinds of the skipped elements: "kink" and "tie"; of a table at token ids: "accumulate"
+
+class ReLUTwiceAtZero(Layer):
+    """ReLU whose backward gives 2 * dout at exactly 0: outside both one-sided slopes (0 and 1)."""
+
+    def forward(self, x):
+        self.cache = x
+        return np.maximum(x, 0)
+
+    def backward(self, dout):
+        x = self.cache
+        return dout * np.where(x > 0, 1.0, np.where(x == 0, 2.0, 0.0))
+
+
+def test_a_gradient_outside_the_one_sided_slopes_at_a_kink_is_kink():
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    x[0, 1] = x[2, 3] = 0.0
+    report = check_x(ReLUTwiceAtZero(), x)
+    assert failed(report) == {"x": "kink"}
+    assert report.rows[0].hint.startswith("2 of 2 elements at a kink have a gradient outside their two "
+                                          "one-sided slopes: (0, 1), (2, 3)")
+
+
+def test_relu_with_either_subgradient_at_zero_passes_among_near_kinks():
+    class ReLUOneAtZero(ReLUTwiceAtZero):
+        def backward(self, dout):
+            return dout * (self.cache >= 0)
+    x = np.array([[0.0, 1e-7, -1e-7, 0.5], [-0.3, 0.0, 2.0, -5e-7]])
+    for layer in (ReLUOneAtZero(), Tanh()):
+        report = check_x(layer, x)
+        assert report.ok, report
+
+
+class MaxToEveryTie(Layer):
+    def forward(self, x):
+        self.cache = x
+        return x.max(axis=1)
+
+    def backward(self, dout):
+        return dout[:, None] * (self.cache == self.cache.max(axis=1, keepdims=True))  # every tie
+
+
+def test_a_gradient_to_every_tied_maximum_is_tie():
+    x = np.random.default_rng(0).standard_normal((2, 3))
+    x[1, 0] = x[1, 2] = 4.0
+    report = check_x(MaxToEveryTie(), x)
+    assert failed(report) == {"x": "tie"}
+    assert report.rows[0].hint.startswith("2 elements are tied ((1, 0), (1, 2): they move the output as one")
+
+
+class AssignAtIds(Layer):
+    def __init__(self):
+        super().__init__()
+        self.params["W"] = np.random.default_rng(0).standard_normal((4, 2))
+        self.grads["W"] = np.zeros((4, 2))
+
+    def forward(self, ids):
+        self.cache = ids
+        return self.params["W"][ids]
+
+    def backward(self, dout):
+        self.grads["W"][...] = 0
+        self.grads["W"][self.cache] = dout  # id 2 repeats: one of its two uses is kept
+
+
+def test_a_table_wrong_exactly_at_repeated_ids_is_accumulate():
+    report = gradcheck(AssignAtIds(), np.array([2, 0, 2]))
+    assert failed(report) == {"W": "accumulate"}
+    assert report.rows[0].hint.startswith("the wrong rows of W (2) are the ids that occur more than once")

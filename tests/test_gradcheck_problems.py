@@ -331,3 +331,22 @@ def test_a_layer_that_reuses_its_output_memory_is_checked_right():
             return out
     report = check(ScratchTanh())
     assert report.ok, report
+
+
+# replaced-grads -------------------------------------------------------------------------
+
+class ReplacesW(Linear):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.grads["W"] = self.cache.T @ dout  # the buggy line: right values, a new array
+        return dx
+
+
+def test_replacing_a_grads_array_is_replaced_grads_even_inside_a_sequential():
+    report = check(ReplacesW(3, 2, rng=0, dtype=F64))
+    assert kinds(report) == ["replaced-grads"] and all(row.ok for row in report.rows)
+    assert report.problems[0].message.startswith("backward replaced grads['W'] with a new array")
+    report = check(Sequential(Tanh(), ReplacesW(3, 2, rng=0, dtype=F64)))
+    assert "replaced-grads" in kinds(report)
+    # named by the tree walk's path, as the model's params are
+    assert any(p.message.startswith("backward replaced 1.grads['W']") for p in report.problems)

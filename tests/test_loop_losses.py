@@ -51,8 +51,8 @@ def test_multi_label_accuracy_counts_every_decision():
 def test_a_flat_target_for_one_output_is_a_clear_error():
     X, y = moons(40, seed=0)
     model = mlp(2, 1)
-    with pytest.raises(ValueError, match=r"BCEWithLogitsLoss\(\): expected a target of the prediction's "
-                                         r"shape \(N, 1\), here \(40, 1\), got \(40,\);.* target.reshape\(-1, 1\)"):
+    with pytest.raises(ValueError, match=r"^fit: y has shape \(40,\), but the model's outputs \(40, 1\) "
+                                         r"need targets of shape \(40, 1\); .* use y.reshape\(40, 1\)"):
         fit(model, BCEWithLogitsLoss(), SGD(model, lr=0.1), X, y, epochs=1, batch_size=64, progress=False)
 
 

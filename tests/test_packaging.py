@@ -97,3 +97,15 @@ def test_the_gradient_checker_loads_no_training_code(tmp_path):
                       "('tqdm', 'urllib', 'http') or m.startswith(('handprop.train', 'handprop.losses'))))"],
                tmp_path)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_setup_cfg_lists_every_package_folder_of_the_checkout():
+    """A subpackage missing from setup.cfg's list installs nowhere (a non-editable install then
+    has no ``handprop.train.optim``) while an editable one still finds it: compare the list
+    with the folders themselves."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    listed = {p.strip() for p in config["options"]["packages"].split(",")}
+    found = {"handprop." + ".".join(init.parent.relative_to(ROOT).parts)
+             for top in ("layers", "losses", "train") for init in (ROOT / top).rglob("__init__.py")}
+    assert found == listed, f"setup.cfg's packages differ from the folders: {sorted(found ^ listed)}"

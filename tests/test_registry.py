@@ -16,7 +16,14 @@ from handprop.layers import (
     Softmax,
     Tanh,
 )
-from handprop.train.gradcheck import builtin_checks, convolution_checks, dense_checks, loss_checks
+from handprop.train.gradcheck import (
+    attention_checks,
+    builtin_checks,
+    convolution_checks,
+    dense_checks,
+    loss_checks,
+    sequence_checks,
+)
 
 CHECKS = dense_checks(seed=0)
 
@@ -41,9 +48,10 @@ def test_every_dense_layer_is_checked_at_batch_1():
 
 def test_builtin_checks_are_the_families_together_each_name_once():
     names = [name for name, _ in builtin_checks(seed=0)]
-    families = [dense_checks(0), convolution_checks(0), loss_checks(0)]
+    families = [dense_checks(0), convolution_checks(0), loss_checks(0), sequence_checks(0),
+                attention_checks(0)]
     assert sorted(names) == sorted(name for family in families for name, _ in family)
-    assert len(set(names)) == len(names) == 73
+    assert len(set(names)) == len(names) == 97
     assert all(name.startswith(("Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm2d", "Flatten", "Sequential CNN"))
                for name, _ in convolution_checks(0))
     assert all("Loss" in name or "CrossEntropy" in name for name, _ in loss_checks(0))

@@ -10,8 +10,7 @@ Layout of the file (every entry a plain numeric array, except ``meta``, a JSON s
                                 "optimizer": {"class": "SGD", "state": {"lr": ..., ...}},
                                 "extra": {...}}
 
-Version 1 files (``params/``, ``buffers/`` and ``optimizer/{name}`` for SGD's momentum) are
-still read.
+Version 1 files (``params/``, ``buffers/``, ``optimizer/{name}`` for SGD's momentum) are read.
 """
 from __future__ import annotations
 
@@ -20,6 +19,7 @@ import json
 import math
 import os
 import stat
+import struct
 import sys
 import zipfile
 import zlib
@@ -168,7 +168,9 @@ def read_extra(path: str | os.PathLike) -> dict:
 # Reading, bounded: headers first, then data no larger than they declared
 
 MAX_META_BYTES = 64 << 20     # the metadata entry: JSON text stored as UTF-32, 16 M characters
-_UNREADABLE = (zipfile.BadZipFile, EOFError, zlib.error, UnicodeDecodeError, OSError)
+# every way zipfile fails on damaged bytes (a flipped "version needed" bit: NotImplementedError)
+_UNREADABLE = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, UnicodeDecodeError,
+               OSError, NotImplementedError, RuntimeError, struct.error, OverflowError)
 
 
 class Declared(NamedTuple):
@@ -311,8 +313,7 @@ def _checked_meta(meta, path: Path) -> dict:
     if optimizer is None:
         return meta
     if version == 1 and isinstance(optimizer, dict):
-        optimizer = meta["optimizer"] = {"class": "SGD",
-                                         "state": {**optimizer, "momentum_buffers": {}}}
+        optimizer = meta["optimizer"] = {"class": "SGD", "state": {**optimizer, "momentum_buffers": {}}}
     if (not isinstance(optimizer, dict) or not isinstance(optimizer.get("class"), str)
             or not isinstance(optimizer.get("state"), dict)):
         raise ValueError(f"{path}: its meta entry's optimizer is not "

@@ -8,6 +8,7 @@ import contextlib
 import io
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
@@ -20,17 +21,26 @@ from .files import writable_target
 # except --epochs, which sets a new total.
 RECORDED = ("dataset", "model", "hidden", "activation", "norm", "dropout", "dtype", "seed", "batch_size",
             "optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule", "warmup",
-            "clip_grad_norm", "epochs")
+            "clip_grad_norm", "epochs", "embedding_dim", "hidden_size")
 NEW_TOTAL = ("epochs",)
+VALIDATED = {"val_loss", "val_accuracy"}  # in the history of every epoch this command trains
 
 
 class Resumed(NamedTuple):
     """What --resume found: the epochs the checkpoint has finished (None if it holds none, and
     fit will say so), the total it recorded (None for a checkpoint from before totals were
-    recorded) and the settings it took from it, as ``key=value`` text."""
+    recorded), the settings it took from it, as ``key=value`` text, and whether its history
+    has the validation this command adds to every epoch (a script's may not)."""
     done: int | None
     total: int | None
     taken: str
+    validated: bool = True
+
+    def unvalidated_message(self, path: str) -> str:
+        return (f"--resume: {path} was written by fit from a script without validation, and this "
+                f"command validates every epoch: its history cannot take validated epochs; "
+                f"continue it from the script with fit(..., resume=True), or start a new run "
+                f"with --overwrite")
 
 
 def recorded_settings(args: argparse.Namespace) -> dict:
@@ -51,12 +61,15 @@ def check_checkpoint_path(cli: argparse.ArgumentParser, args: argparse.Namespace
     try:
         writable_target(path)
     except (OSError, ValueError) as err:
-        cli.error(f"--checkpoint {path}: {err}")
+        cli.error(f"--checkpoint: {err}")  # the error names the path
     exists = os.path.exists(path)
     if exists and not args.resume and not args.overwrite:
         cli.error(f"--checkpoint {path} already exists; add --resume to continue from it, or "
                   f"--overwrite to start over and replace it")
-    if not (exists and args.resume):
+    if args.resume and not exists:  # said here, in one line: fit would say it as a UserWarning
+        print(f"no checkpoint at {path} to resume from yet; starting at epoch 1", file=sys.stderr)
+        args.resume = False
+    if not args.resume:
         return None
     try:
         extra = read_extra(path)
@@ -66,8 +79,9 @@ def check_checkpoint_path(cli: argparse.ArgumentParser, args: argparse.Namespace
     done = fit_state.get("epoch") if isinstance(fit_state, dict) else None
     done = done if isinstance(done, int) and not isinstance(done, bool) and done >= 1 else None
     saved = extra.get("cli")
-    if not isinstance(saved, dict):
-        return Resumed(done, None, "")  # written by fit from a script, or by hand: fit says what it can resume
+    if not isinstance(saved, dict):  # written by fit from a script, or by hand: fit says what it can resume
+        history = fit_state.get("history") if isinstance(fit_state, dict) else None
+        return Resumed(done, None, "", not isinstance(history, dict) or VALIDATED <= history.keys())
     given = given_flags(parser, argv)
     clashes = [f"--{k.replace('_', '-')} {flag_text(given[k])} (saved: {flag_text(saved[k])})"
                for k in RECORDED if k in given and k in saved and given[k] != saved[k]
@@ -138,19 +152,29 @@ class Terminated(KeyboardInterrupt):
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises Terminated (in the main thread, where signals land)."""
+    """Within the block, SIGTERM raises Terminated and Ctrl-C KeyboardInterrupt (in the main
+    thread, where signals land). The first of either starts the shutdown, and from then on
+    both are ignored: a second signal a moment later (two Ctrl-C, a scheduler's repeated
+    SIGTERM) would otherwise land in the middle of the cleanup and end in a traceback."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def terminate(signum, frame):
-        raise Terminated()
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, terminate)
+    def stop(signum, frame):
+        for ignored in STOPS:
+            signal.signal(ignored, signal.SIG_IGN)
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    previous = {signum: signal.getsignal(signum) for signum in STOPS}
+    for signum in STOPS:
+        signal.signal(signum, stop)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
+STOPS = (signal.SIGINT, signal.SIGTERM)
 
 
 def interrupted_message(checkpoint: str | None, stop: BaseException | None = None) -> str:

@@ -55,8 +55,11 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
 
 def writable_target(path: str | os.PathLike) -> Path:
     """The file a save of ``path`` writes: the target of a symlink, followed. A ValueError if
-    it cannot be one (a FIFO, a directory); FileNotFoundError or PermissionError naming the
-    folder if it is missing or not writable. Checks only: nothing is created."""
+    it cannot be one (an empty path, a FIFO, a directory, a name too long for the folder once
+    the temporary file's prefix and suffix are added); FileNotFoundError or PermissionError
+    naming the folder if it is missing or not writable. Checks only: nothing is created."""
+    if os.fspath(path) in ("", b""):
+        raise ValueError("expected a file name, got an empty path ''")
     target = Path(os.path.realpath(path))
     old = _stat_or_none(target)
     if old is not None and not stat.S_ISREG(old.st_mode):
@@ -68,7 +71,28 @@ def writable_target(path: str | os.PathLike) -> Path:
         raise FileNotFoundError(f"{path}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise PermissionError(f"{path}: the folder {folder} is not writable")
+    _check_name_length(path, target)
     return target
+
+
+def _check_name_length(path: str | os.PathLike, target: Path) -> None:
+    """The temporary file's name (``.NAME.PID-XXXXXXXX.tmp``) must fit the folder's limit on a
+    name's bytes, or the save would fail only after an epoch's work."""
+    try:
+        limit = os.pathconf(target.parent, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # not knowable here (Windows): the usual 255
+        limit = 255
+    longest = len(os.fsencode(_temporary_name(target.name, "0" * 8)))
+    if longest > limit:
+        spare = longest - len(os.fsencode(target.name))
+        raise ValueError(f"{path}: the name is {len(os.fsencode(target.name))} bytes, and a save "
+                         f"writes it through a temporary file named .NAME.PID-XXXXXXXX.tmp of "
+                         f"{longest} bytes, more than the folder allows ({limit}); use a name of "
+                         f"at most {limit - spare} bytes")
+
+
+def _temporary_name(name: str, token: str) -> str:
+    return f".{name}.{os.getpid()}-{token}.tmp"
 
 
 def remove_stale_temporaries(target: Path) -> list[Path]:
@@ -102,7 +126,7 @@ def _still_writing(pid: int, tmp: str) -> bool:
 def _create_temporary(target: Path) -> tuple[int, str]:
     """A new file beside ``target`` named after it and this process, mode 0o666 & ~umask."""
     while True:
-        tmp = str(target.parent / f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+        tmp = str(target.parent / _temporary_name(target.name, secrets.token_hex(4)))
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
                          0o666)

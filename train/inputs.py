@@ -3,7 +3,11 @@ inputs to the model's dtype (or kept as integer token ids), targets as the loss 
 and fit's other arguments, before anything touches the model."""
 from __future__ import annotations
 
+import json
 import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -17,7 +21,9 @@ from .protocols import (
     BuiltForModel,
     BuiltOnOptimizer,
     HasTable,
+    IgnoresIndex,
     OnFlatBuffers,
+    SaysTargets,
     Walks,
     reduction,
     takes_ids,
@@ -132,6 +138,53 @@ def as_data(who: str, model, loss_fn, X, y, names: tuple[str, str] = ("X", "y")
     return X, whole_numbers(who, y_name, y, "class labels")
 
 
+def check_targets(who: str, model, loss_fn, X: np.ndarray, y: np.ndarray,
+                  names: tuple[str, str] = ("X", "y")) -> None:
+    """Check converted (X, y) against the model before anything changes state: the model's
+    output for the first sample, in eval mode (no running statistic moves, no dropout mask
+    is drawn, the loss is not called); for a loss that declares its ``targets``, the
+    targets' shape against that output's; and every class label against the model's number
+    of outputs, naming the first bad label's position in ``y`` as passed (not its place in a
+    shuffled batch)."""
+    x_name, y_name = names
+    was_training = getattr(model, "training", True)
+    model.train(False)
+    try:
+        with _named(who, x_name, X):
+            probe = model.forward(X[:1])
+    finally:
+        model.train(was_training)
+    if not isinstance(loss_fn, SaysTargets) or not isinstance(probe, np.ndarray) or probe.ndim < 1:
+        return
+    classes = loss_fn.targets == "classes"
+    want = probe.shape[1:-1] if classes else probe.shape[1:]
+    if y.shape[1:] != want:
+        what = "class labels" if classes else "targets"
+        hint = (f"; if they are the same values, use {y_name}.reshape{(len(y), *want)}"
+                if y.size == len(y) * math.prod(want) else "")
+        raise ValueError(f"{who}: {y_name} has shape {y.shape}, but the model's outputs "
+                         f"{(len(y), *probe.shape[1:])} need {what} of shape {(len(y), *want)}{hint}")
+    if not classes or y.dtype.kind not in "iu" or probe.ndim < 2:
+        return
+    bad = (y < 0) | (y >= probe.shape[-1])
+    if isinstance(loss_fn, IgnoresIndex):
+        bad &= y != loss_fn.ignore_index
+    if bad.any():
+        where = [int(i) for i in np.argwhere(bad)[0]]
+        raise ValueError(f"{who}: {y_name}{where} = {y[tuple(where)]} is not a class of the "
+                         f"model's {probe.shape[-1]} outputs (expected labels in [0, "
+                         f"{probe.shape[-1]}); {int(bad.sum())} such labels)")
+
+
+@contextmanager
+def _named(who: str, name: str, data: np.ndarray) -> Iterator[None]:
+    """A ValueError or TypeError from the model or the loss, prefixed with the data's name."""
+    try:
+        yield
+    except (ValueError, TypeError) as err:
+        raise type(err)(f"{who}: {name} of shape {data.shape}: {err}") from err
+
+
 class FitArguments(NamedTuple):
     """fit's arguments, checked and converted."""
 
@@ -144,20 +197,29 @@ class FitArguments(NamedTuple):
 
 
 def check_fit_arguments(model, loss_fn, optimizer, X, y, *, epochs, batch_size, validation,
-                        checkpoint, scheduler, clip_grad_norm, checkpoint_extra) -> FitArguments:
+                        checkpoint, scheduler, clip_grad_norm, checkpoint_extra,
+                        **options) -> FitArguments:
     """Every check of fit's arguments, in one place, before anything touches the model: a
-    ValueError or TypeError naming the argument as the caller passed it."""
+    ValueError or TypeError naming the argument as the caller passed it. ``options`` are the
+    plain ones (``seed``, ``shuffle``, ``progress``, ``resume``, ``on_epoch_end``)."""
+    batch_size = checked_batch_size("fit", batch_size)
+    _check_options(options)
+    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(f"fit: expected checkpoint as a path (str or os.PathLike), got "
+                        f"{type(checkpoint).__name__}")
     if checkpoint is not None:
         writable_target(checkpoint)  # a missing folder is said now, not after the first epoch
-        if "fit" in (checkpoint_extra or {}):
-            raise ValueError("fit: checkpoint_extra cannot hold 'fit', fit's own entry")
+    if checkpoint_extra is not None:
+        _check_extra(checkpoint_extra)
     X, y = as_data("fit", model, loss_fn, X, y)
+    check_targets("fit", model, loss_fn, X, y)
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
             raise ValueError(f"fit: expected validation=(X_val, y_val), a pair, got "
                              f"{_describe(validation)}")
         validation = as_data("fit: validation", model, loss_fn, validation[0], validation[1],
                              names=("X_val", "y_val"))
+        check_targets("fit: validation", model, loss_fn, validation[0], validation[1], names=("X_val", "y_val"))
     epochs = validate.integer("fit", "epochs", epochs, low=1)
     if isinstance(optimizer, BuiltForModel) and optimizer.model is not model:
         raise ValueError(f"fit: the optimizer {optimizer!r} was built for another model; "
@@ -172,8 +234,45 @@ def check_fit_arguments(model, loss_fn, optimizer, X, y, *, epochs, batch_size, 
                          f"build it on this one, e.g. CosineAnnealingLR(optimizer, T_max={epochs})")
     if clip_grad_norm is not None:
         clip_grad_norm = checked_max_norm("fit", clip_grad_norm, "clip_grad_norm")
-    steps = len(batch_bounds(len(X), batch_size))
+    steps = len(batch_bounds(len(X), batch_size, who="fit"))
     return FitArguments(X, y, validation, epochs, steps, clip_grad_norm)
+
+
+def checked_batch_size(who: str, batch_size: object) -> int:
+    """A batch size: an int >= 1, named as the caller's argument."""
+    return validate.integer(who, "batch_size", batch_size, low=1)
+
+
+def _check_options(options: dict) -> None:
+    """fit's plain options: a seed numpy accepts (an int >= 0), flags that are True or False,
+    a callable ``on_epoch_end``."""
+    validate.integer("fit", "seed", options["seed"], low=0)
+    for name in ("shuffle", "progress", "resume"):
+        validate.flag("fit", name, options[name])
+    if options["on_epoch_end"] is not None and not callable(options["on_epoch_end"]):
+        raise TypeError(f"fit: expected on_epoch_end to be callable (it is called with the "
+                        f"epoch's metrics), got {type(options['on_epoch_end']).__name__}")
+
+
+def _check_extra(extra: object) -> None:
+    """checkpoint_extra as every checkpoint will save it: a dict of plain JSON data, without
+    fit's own key; refused now rather than at the end of the first epoch."""
+    if not isinstance(extra, dict):
+        raise TypeError(f"fit: expected checkpoint_extra as a dict of plain JSON data, got "
+                        f"{type(extra).__name__}")
+    if "fit" in extra:
+        raise ValueError("fit: checkpoint_extra cannot hold 'fit', fit's own entry")
+    try:
+        json.dumps(extra, default=_plain_scalar)
+    except (TypeError, ValueError, RecursionError) as err:
+        raise TypeError(f"fit: checkpoint_extra must hold plain JSON data (numbers, strings, "
+                        f"lists, dicts), as every checkpoint saves it: {err}") from None
+
+
+def _plain_scalar(value: object) -> object:
+    if isinstance(value, np.generic):  # as checkpoint.save converts it
+        return value.item()
+    raise TypeError(f"{type(value).__name__} {value!r} is not JSON data")
 
 
 def _views_of(optimizer: OnFlatBuffers, model) -> bool:

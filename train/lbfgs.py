@@ -9,7 +9,7 @@ import numpy as np
 
 from ..layers import BatchNorm1d, Layer
 from ..layers.flat_params import flatten_params
-from ..layers.validate import integer
+from ..layers.validate import integer, real
 from .loop import as_data
 from .metrics import count_decisions
 
@@ -73,16 +73,17 @@ def fit_lbfgs(model: Layer, loss_fn, X, y, *, max_iter: int = 200, max_eval: int
     X, y : array-like
         All the training data; converted as ``fit`` converts them.
     max_iter : int
-        Most L-BFGS iterations (scipy's ``maxiter``).
+        Most L-BFGS iterations (scipy's ``maxiter``), 1 to 2**31 - 1.
     max_eval : int, optional
         Most loss-and-gradient evaluations (scipy's ``maxfun``); default ``max_iter * 5 // 4``,
         as in ``torch.optim.LBFGS``.
     tolerance_grad : float
-        Stop when the largest gradient component is at most this (scipy's ``gtol``).
+        Stop when the largest gradient component is at most this (scipy's ``gtol``); finite, >= 0.
     tolerance_change : float
-        Stop when the loss changes by at most this, relative to max(|loss|, 1) (``ftol``).
+        Stop when the loss changes by at most this, relative to max(|loss|, 1) (``ftol``);
+        finite, >= 0.
     history_size : int
-        Gradient differences kept for the curvature model (scipy's ``maxcor``).
+        Gradient differences kept for the curvature model (scipy's ``maxcor``), 1 to 1000.
     callback : callable, optional
         Called with each iteration's entry of the history (a dict).
 
@@ -104,8 +105,9 @@ def fit_lbfgs(model: Layer, loss_fn, X, y, *, max_iter: int = 200, max_eval: int
     """
     from scipy.optimize import minimize  # imported here: `import handprop.train` stays light
 
+    options = _check_options(max_iter, max_eval, tolerance_grad, tolerance_change, history_size,
+                             callback)
     X, y = as_data("fit_lbfgs", model, loss_fn, X, y)
-    max_iter = integer("fit_lbfgs", "max_iter", max_iter, low=1)
     flat_params, flat_grads = flatten_params(model)
     objective = _Objective(model, loss_fn, X, y, flat_params, flat_grads, callback)
     random_layers = [layer for layer in model.modules()
@@ -116,10 +118,7 @@ def fit_lbfgs(model: Layer, loss_fn, X, y, *, max_iter: int = 200, max_eval: int
     try:
         found = minimize(objective.loss_and_grad, flat_params.astype(np.float64), jac=True,
                          method="L-BFGS-B", callback=objective.record,
-                         options={"maxiter": max_iter,
-                                  "maxfun": max_eval or max_iter * 5 // 4,
-                                  "gtol": tolerance_grad, "ftol": tolerance_change,
-                                  "maxcor": history_size})
+                         options=options)
         flat_params[...] = found.x
         _set_running_statistics(model, X)
     finally:
@@ -128,6 +127,26 @@ def fit_lbfgs(model: Layer, loss_fn, X, y, *, max_iter: int = 200, max_eval: int
     return LBFGSResult(loss=float(found.fun), iterations=int(found.nit),
                        evaluations=int(found.nfev), converged=bool(found.success),
                        message=message, history=objective.history)
+
+
+MAX_COUNT = 2 ** 31 - 1      # scipy's L-BFGS-B counts iterations in a Fortran int
+MAX_HISTORY = 1000           # each kept difference costs two float64 copies of the parameters
+
+
+def _check_options(max_iter: object, max_eval: object, tolerance_grad: object,
+                   tolerance_change: object, history_size: object, callback: object) -> dict:
+    """fit_lbfgs's options checked for type and range, as scipy's ``options`` dict."""
+    who = "fit_lbfgs"
+    iterations = integer(who, "max_iter", max_iter, low=1, high=MAX_COUNT)
+    evaluations = (min(iterations * 5 // 4, MAX_COUNT) if max_eval is None
+                   else integer(who, "max_eval", max_eval, low=1, high=MAX_COUNT))
+    if callback is not None and not callable(callback):
+        raise TypeError(f"{who}: expected callback as a function of one dict (or None), got "
+                        f"{callback!r}")
+    return {"maxiter": iterations, "maxfun": evaluations,
+            "gtol": real(who, "tolerance_grad", tolerance_grad, low=0),
+            "ftol": real(who, "tolerance_change", tolerance_change, low=0),
+            "maxcor": integer(who, "history_size", history_size, low=1, high=MAX_HISTORY)}
 
 
 class _Objective:

@@ -16,10 +16,18 @@ from tqdm import tqdm
 from .checkpoint import save
 from .clip import clip_grad_norm as clip_gradients
 from .data import batch_bounds, minibatches
-from .inputs import as_data, as_inputs, check_finite, check_fit_arguments, model_dtype
+from .inputs import (
+    as_data,
+    as_inputs,
+    check_finite,
+    check_fit_arguments,
+    check_targets,
+    checked_batch_size,
+    model_dtype,
+)
 from .metrics import Totals, count_correct, epoch_line, format_metrics
 from .protocols import SavesState, Steps
-from .resume import fit_state, is_number
+from .resume import fit_state, generators, is_number
 from .resume import resume as resume_from
 from .schedule import LRScheduler
 
@@ -77,8 +85,8 @@ def fit(model, loss_fn, optimizer: Steps, X, y, *, epochs: int, batch_size: int 
         Called with the epoch's metrics (a dict) after each epoch, after its checkpoint.
     checkpoint : path, optional
         Saved (atomically) at the end of every epoch: weights, running statistics, the
-        optimizer's and the schedule's state, the history so far and the shuffling
-        generator's state. Its folder is checked before the first epoch.
+        optimizer's and the schedule's state, the history so far, the shuffling generator's
+        state and that of every generator the model's layers own (Dropout's). Its folder is checked before the first epoch.
     resume : bool
         Continue from ``checkpoint`` if it exists: the run ends with weights bit-for-bit
         identical to a run that was never interrupted (same machine, same BLAS thread count).
@@ -100,7 +108,8 @@ def fit(model, loss_fn, optimizer: Steps, X, y, *, epochs: int, batch_size: int 
     -------
     dict of lists, one entry per epoch (like Keras' ``History.history``): ``epoch``, ``loss``,
     ``accuracy`` (running averages over the epoch's steps), ``val_loss`` and
-    ``val_accuracy`` (with ``validation``), ``seconds``. Accuracy is there only where it
+    ``val_accuracy`` (with ``validation``; NaN for the epochs of a resumed run that had
+    none), ``seconds``. Accuracy is there only where it
     means something (``Loss.count_correct``): class indices (arg-max) and binary logits
     (logit > 0 against a 0/1 target); a regression loss's history has no accuracy keys.
     With labels (N, T) every position is a decision, except those equal to the loss's
@@ -110,14 +119,19 @@ def fit(model, loss_fn, optimizer: Steps, X, y, *, epochs: int, batch_size: int 
     ------
     ValueError
         If X (or y, for values) holds NaN or infinity, naming the first such row, or a token
-        id is outside the model's table, naming its position: checked before anything
-        touches the model. Errors name the data as passed (``X``, ``y``, ``X_val``, ``y_val``).
+        id is outside the model's table, naming its position; if a class label is not one of
+        the model's outputs, naming its position in ``y``; if the model's output for the
+        first sample does not fit the targets' shape: all checked before anything changes
+        state (the model's output is computed once in eval mode), for the validation data
+        too. Errors name the data as passed (``X``, ``y``, ``X_val``, ``y_val``).
     FloatingPointError
         If the loss turns NaN or infinite; the step that produced it is not applied.
     """
     args = check_fit_arguments(model, loss_fn, optimizer, X, y, epochs=epochs, batch_size=batch_size,
                                validation=validation, checkpoint=checkpoint, scheduler=scheduler,
-                               clip_grad_norm=clip_grad_norm, checkpoint_extra=checkpoint_extra)
+                               clip_grad_norm=clip_grad_norm, checkpoint_extra=checkpoint_extra,
+                               seed=seed, shuffle=shuffle, progress=progress, resume=resume,
+                               on_epoch_end=on_epoch_end)
     rng = np.random.default_rng(seed)
     history: dict[str, list] = {}
     first = 1
@@ -138,8 +152,7 @@ def fit(model, loss_fn, optimizer: Steps, X, y, *, epochs: int, batch_size: int 
                 logs["lr"] = scheduler.optimizer.lr  # the epoch's lr, before the schedule moves it
             logs["seconds"] = time.perf_counter() - started
             bar.finish(logs)
-        for key, value in logs.items():
-            history.setdefault(key, []).append(value)
+        record(history, logs)
         if scheduler is not None:
             scheduler.step()
         if checkpoint is not None:
@@ -149,11 +162,23 @@ def fit(model, loss_fn, optimizer: Steps, X, y, *, epochs: int, batch_size: int 
     return history
 
 
+def record(history: dict[str, list], logs: dict) -> None:
+    """Append one epoch's figures to ``history``, every list kept one entry per epoch: a
+    figure the epoch lacks (validation switched off on a resume) is NaN, and one it adds
+    (validation switched on) is NaN for the epochs before, so the history of a resumed run
+    always holds ``epoch`` numbers per metric and its checkpoint resumes again."""
+    done = len(history.get("epoch", []))
+    for key in [*history, *(k for k in logs if k not in history)]:
+        history.setdefault(key, [math.nan] * done).append(logs.get(key, math.nan))
+
+
 def _save(checkpoint, model, optimizer, scheduler, epoch: int, history: dict,
           rng: np.random.Generator, checkpoint_extra: dict | None) -> None:
     """The end-of-epoch checkpoint: the model, the optimizer's state where it has one, and
-    fit's own entry (epoch, history, the shuffling generator, the schedule)."""
-    extra = {"epoch": epoch, "history": history, "rng": rng.bit_generator.state}
+    fit's own entry (epoch, history, the shuffling generator, the state of every generator
+    the model's layers own, the schedule)."""
+    extra = {"epoch": epoch, "history": history, "rng": rng.bit_generator.state,
+             "generators": {key: g.bit_generator.state for key, g in generators(model).items()}}
     if scheduler is not None:
         extra["scheduler"] = {"class": type(scheduler).__name__, "state": scheduler.state_dict()}
     save(checkpoint, model, optimizer if isinstance(optimizer, SavesState) else None,
@@ -211,7 +236,7 @@ def _train_epoch(model, loss_fn, optimizer: Steps, X, y, batch_size: int, rng, e
     """One pass over the data; the running mean loss (and accuracy) of its steps."""
     totals = Totals()
     with np.errstate(over="ignore", invalid="ignore"):  # a bad loss is reported below
-        for step, (xb, yb) in enumerate(minibatches(X, y, batch_size, rng), 1):
+        for step, (xb, yb) in enumerate(minibatches(X, y, batch_size, rng, who="fit"), 1):
             with naming("fit", "X", X):
                 logits = model.forward(xb)
             with naming("fit", "y", y):
@@ -247,7 +272,10 @@ def evaluate(model, loss_fn, X, y, batch_size: int = 1024) -> dict[str, float]:
 
     X and y are converted as ``fit`` converts them. The model is put back in the mode it was in.
     """
-    return _evaluate(model, loss_fn, *as_data("evaluate", model, loss_fn, X, y), batch_size)
+    batch_size = checked_batch_size("evaluate", batch_size)
+    X, y = as_data("evaluate", model, loss_fn, X, y)
+    check_targets("evaluate", model, loss_fn, X, y)
+    return _evaluate(model, loss_fn, X, y, batch_size)
 
 
 def _evaluate(model, loss_fn, X: np.ndarray, y: np.ndarray, batch_size: int = 1024,
@@ -258,7 +286,7 @@ def _evaluate(model, loss_fn, X: np.ndarray, y: np.ndarray, batch_size: int = 10
     model.eval()
     try:
         totals = Totals()
-        for xb, yb in minibatches(X, y, batch_size):
+        for xb, yb in minibatches(X, y, batch_size, who="evaluate"):
             with naming(who, names[0], X):
                 logits = model.forward(xb)
             with naming(who, names[1], y):
@@ -275,12 +303,13 @@ def predict(model, X, batch_size: int = 1024) -> np.ndarray:
     X is converted as ``fit`` converts it (token ids stay integers). The model is put back in
     the mode it was in.
     """
+    batch_size = checked_batch_size("predict", batch_size)
     X = as_inputs("predict", model, X)
     was_training = model.training
     model.eval()
     try:
         with naming("predict", "X", X):
             return np.concatenate([model.forward(X[start:stop])
-                                   for start, stop in batch_bounds(len(X), batch_size)])
+                                   for start, stop in batch_bounds(len(X), batch_size, who="predict")])
     finally:
         model.train(was_training)

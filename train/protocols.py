@@ -101,6 +101,15 @@ class Walks(Protocol):
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Any]]: ...
 
 
+def named_layers(model: object, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(path, layer) of the model and every layer inside it: ``Layer.named_modules``, the one
+    tree walk; a duck-typed model without it is a single layer."""
+    if isinstance(model, Walks):
+        yield from model.named_modules(prefix)
+    else:
+        yield prefix, model
+
+
 def reduction(loss_fn: object) -> str:
     """The loss's reduction; ``"mean"`` for a loss that does not say."""
     return loss_fn.reduction if isinstance(loss_fn, Reduces) else "mean"

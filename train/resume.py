@@ -7,7 +7,8 @@ import warnings
 import numpy as np
 
 from .checkpoint import check, copy
-from .protocols import LoadsState
+from .protocols import LoadsState, named_layers
+from .schedule import MAX_EPOCHS
 
 
 def resume(checkpoint, model, optimizer, rng: np.random.Generator, scheduler=None,
@@ -26,7 +27,7 @@ def resume(checkpoint, model, optimizer, rng: np.random.Generator, scheduler=Non
     found: dict = {}
     loads = optimizer if isinstance(optimizer, LoadsState) else None
     checked = check(checkpoint, model, loads,
-                    check_extra=lambda extra: found.update(fit_state(checkpoint, extra, rng)))
+                    check_extra=lambda extra: found.update(fit_state(checkpoint, extra, rng, model)))
     before = None if scheduler is None else scheduler.state_dict()
     _load_scheduler(checkpoint, scheduler, found.get("scheduler"))
     try:
@@ -36,6 +37,9 @@ def resume(checkpoint, model, optimizer, rng: np.random.Generator, scheduler=Non
             scheduler.load_state_dict(before)
         raise
     rng.bit_generator.state = found["rng"]
+    for key, generator in generators(model).items():
+        if key in found["generators"]:
+            generator.bit_generator.state = found["generators"][key]
     done = found["epoch"]
     if epochs is not None and done >= epochs:
         warnings.warn(f"fit: the run in {checkpoint} is finished: it holds {done} epochs and "
@@ -44,9 +48,10 @@ def resume(checkpoint, model, optimizer, rng: np.random.Generator, scheduler=Non
     return done + 1, found["history"]
 
 
-def fit_state(checkpoint, extra: dict, rng: np.random.Generator) -> dict:
-    """The ``"fit"`` entry of a checkpoint's extra, checked: epoch, history and a generator
-    state that ``rng`` accepts. A ValueError naming the file otherwise."""
+def fit_state(checkpoint, extra: dict, rng: np.random.Generator, model=None) -> dict:
+    """The ``"fit"`` entry of a checkpoint's extra, checked: epoch, history, a generator
+    state that ``rng`` accepts and (given the model) the state of every generator its layers
+    own. A ValueError naming the file otherwise."""
     state = extra.get("fit")
     if not isinstance(state, dict):
         raise ValueError(f"fit: {checkpoint} holds no training state to resume from (it was "
@@ -55,17 +60,69 @@ def fit_state(checkpoint, extra: dict, rng: np.random.Generator) -> dict:
     epoch, history = state.get("epoch"), state.get("history")
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
         raise ValueError(f"fit: {checkpoint}: expected its epoch to be an int >= 1, got {epoch!r}")
+    if epoch > MAX_EPOCHS:
+        raise ValueError(f"fit: {checkpoint}: expected its epoch to be <= {MAX_EPOCHS:.0e}, got "
+                         f"{_short(epoch)}")
     if not isinstance(history, dict) or not all(
             isinstance(v, list) and len(v) == epoch and all(is_number(x) for x in v)
             for v in history.values()):
         raise ValueError(f"fit: {checkpoint}: expected its history to hold {epoch} numbers "
-                         f"per metric")
+                         f"per metric; its weights still load without the history: "
+                         f"checkpoint.load(path, model, optimizer)")
     try:
         type(rng.bit_generator)().state = state["rng"]  # a throwaway generator checks it
     except (TypeError, ValueError, KeyError, OverflowError) as err:
         raise ValueError(f"fit: {checkpoint}: its shuffling generator state does not load "
                          f"({type(err).__name__}: {err})") from None
-    return {**state, "epoch": epoch, "history": history}
+    saved = {} if model is None else _generator_states(checkpoint, state, model)
+    return {**state, "epoch": epoch, "history": history, "generators": saved}
+
+
+def generators(model) -> dict[str, np.random.Generator]:
+    """Every random generator the model's layers own (Dropout's ``rng``), by the layer's
+    path and attribute (``"2.rng"``), each generator once: the random state a bit-exact
+    resume must restore besides fit's own shuffling generator."""
+    found: dict[str, np.random.Generator] = {}
+    seen: set[int] = set()
+    for path, layer in named_layers(model):
+        for attr, value in vars(layer).items():
+            if isinstance(value, np.random.Generator) and id(value) not in seen:
+                seen.add(id(value))
+                found[f"{path}.{attr}" if path else attr] = value
+    return found
+
+
+def _generator_states(checkpoint, state: dict, model) -> dict:
+    """The saved states of the model's generators, checked to be one per generator, each
+    loadable. A checkpoint of an older handprop holds none: resuming it draws differently
+    from an uninterrupted run, which a warning says."""
+    mine = generators(model)
+    saved = state.get("generators")
+    if saved is None:
+        if mine:
+            warnings.warn(f"fit: {checkpoint} holds no state of the model's random generators "
+                          f"({', '.join(mine)}; written by an older handprop): the resumed "
+                          f"run draws other dropout masks than an uninterrupted one would",
+                          stacklevel=7)
+        return {}
+    if not isinstance(saved, dict) or set(saved) != set(mine):
+        got = sorted(saved) if isinstance(saved, dict) else type(saved).__name__
+        raise ValueError(f"fit: {checkpoint}: expected the states of the model's random "
+                         f"generators {sorted(mine)}, got {got}")
+    for key, generator in mine.items():
+        try:
+            type(generator.bit_generator)().state = saved[key]
+        except (TypeError, ValueError, KeyError, OverflowError) as err:
+            raise ValueError(f"fit: {checkpoint}: the state of the generator {key} does not "
+                             f"load ({type(err).__name__}: {err})") from None
+    return saved
+
+
+def _short(value) -> str:
+    """A value for a message: a huge int by its size, since printing it may itself fail."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an int of about {int(value.bit_length() * 0.30103) + 1} digits"
+    return repr(value)
 
 
 def is_number(value) -> bool:

@@ -31,8 +31,18 @@ def _at_least_0(who: str, name: str, value: object) -> float:
     return validate.real(who, name, value, low=0)
 
 
+MAX_EPOCHS = 10**12
+"""The bound of every count of epochs (or iterations) a schedule holds: far past any run, and
+exact as a float, so a count read from a damaged checkpoint (``last_epoch=10**400``) is
+refused when it is loaded instead of overflowing the lr's arithmetic later."""
+
+
 def _epoch(who: str, name: str, value: object, minimum: int = 1) -> int:
-    return validate.integer(who, name, value, low=minimum)
+    number = validate.integer(who, name, value, low=minimum)
+    if number > MAX_EPOCHS:
+        raise ValueError(f"{who}: expected {name} <= {MAX_EPOCHS:.0e}, got an int of "
+                         f"{len(str(number)) if number.bit_length() < 10_000 else 'over 3000'} digits")
+    return number
 
 
 class LRScheduler:

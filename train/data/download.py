@@ -56,6 +56,16 @@ DATASETS: dict[str, dict[str, Any]] = {
                       "t10k-images-idx3-ubyte.gz": 5_400_000, "t10k-labels-idx1-ubyte.gz": 6_400},
         "classes": 10,
     },
+    "names": {  # makemore's 32,033 names, one per line
+        "base_url": "https://raw.githubusercontent.com/karpathy/makemore/master/",
+        "sha256": {"names.txt": "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"},
+        "max_bytes": {"names.txt": 228_145},
+    },
+    "shakespeare": {  # tiny Shakespeare, char-rnn's input.txt
+        "base_url": "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/",
+        "sha256": {"input.txt": "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"},
+        "max_bytes": {"input.txt": 1_115_394},
+    },
 }
 
 

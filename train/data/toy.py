@@ -1,9 +1,25 @@
-"""Toy problems made on the fly: spiral arms and half-moons to classify, a noisy curve to fit."""
+"""Toy problems made on the fly: spiral arms and half-moons to classify, a noisy curve to fit.
+
+Each takes a seed (an int >= 0), a floating-point ``dtype`` and at most ``MAX_TOY_SAMPLES``
+(10**7) samples in all; anything else is a TypeError or ValueError naming the argument."""
 from __future__ import annotations
 
 import numpy as np
 
 from ...layers import validate
+
+# The most samples a toy problem makes: 10**7 points are 160 MB of float64 coordinates on the
+# way, a size bound stated before anything is allocated rather than a MemoryError.
+MAX_TOY_SAMPLES = 10**7
+
+
+def _checked(who: str, n_samples: int, seed: object, dtype: object) -> tuple[int, np.dtype]:
+    """The options every toy problem shares: at most ``MAX_TOY_SAMPLES`` samples, a seed that
+    is an int >= 0, and a floating-point dtype (``int`` would round every point to 0)."""
+    if n_samples > MAX_TOY_SAMPLES:
+        raise ValueError(f"{who}: expected at most MAX_TOY_SAMPLES = {MAX_TOY_SAMPLES:,} samples in "
+                         f"all, got {n_samples:,}")
+    return validate.integer(who, "seed", seed, low=0), validate.float_dtype(who, dtype)
 
 
 def spiral(n_per_class: int = 100, n_classes: int = 3, noise: float = 0.2, seed: int = 0,
@@ -21,6 +37,7 @@ def spiral(n_per_class: int = 100, n_classes: int = 3, noise: float = 0.2, seed:
     n_per_class = validate.integer("spiral", "n_per_class", n_per_class, low=1)
     n_classes = validate.integer("spiral", "n_classes", n_classes, low=2)
     noise = validate.real("spiral", "noise", noise, low=0)
+    seed, dtype = _checked("spiral", n_per_class * n_classes, seed, dtype)
     rng = np.random.default_rng(seed)
     r = np.linspace(0.0, 1.0, n_per_class)
     arms = []
@@ -47,6 +64,7 @@ def moons(n_samples: int = 200, noise: float = 0.1, seed: int = 0,
     """
     n_samples = validate.integer("moons", "n_samples", n_samples, low=2)
     noise = validate.real("moons", "noise", noise, low=0)
+    seed, dtype = _checked("moons", n_samples, seed, dtype)
     rng = np.random.default_rng(seed)
     n_upper = n_samples // 2
     t_upper = np.linspace(0.0, np.pi, n_upper)
@@ -73,6 +91,7 @@ def noisy_curve(n_samples: int = 200, noise: float = 0.1, seed: int = 0,
     """
     n_samples = validate.integer("noisy_curve", "n_samples", n_samples, low=1)
     noise = validate.real("noisy_curve", "noise", noise, low=0)
+    seed, dtype = _checked("noisy_curve", n_samples, seed, dtype)
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1.0, 1.0, (n_samples, 1))
     y = np.sin(3 * x) + noise * rng.standard_normal((n_samples, 1))

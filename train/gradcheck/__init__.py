@@ -8,17 +8,19 @@ arguments of one ``gradcheck`` call:
 - ``dense``: Linear, the activations, Dropout, BatchNorm1d, LayerNorm, Residual, the MLP;
 - ``convolution``: Conv2d, the pools, BatchNorm2d, Flatten, a small CNN;
 - ``losses``: every loss and reduction (``PerElement`` checks reduction="none");
-- ``sequence`` (to come): Embedding, the recurrent layers, attention.
+- ``sequence``: Embedding (its integer ids passed through unperturbed), RNN, LSTM, GRU;
+- ``attention``: CausalSelfAttention, the position embedding, the block and a tiny GPT on ids.
 """
 from __future__ import annotations
 
+from .attention import attention_checks
 from .common import Checks
 from .convolution import convolution_checks
 from .dense import dense_checks
 from .losses import PerElement, loss_checks
+from .sequence import sequence_checks
 
-FAMILIES = [dense_checks, convolution_checks, loss_checks]
-# FAMILIES.append(sequence_checks)  # from .sequence import sequence_checks, once it exists
+FAMILIES = [dense_checks, convolution_checks, loss_checks, sequence_checks, attention_checks]
 
 
 def builtin_checks(seed: int = 0) -> Checks:
@@ -33,5 +35,5 @@ def main(argv: list[str] | None = None) -> int:
     return cli_main(argv)
 
 
-__all__ = ["Checks", "FAMILIES", "PerElement", "builtin_checks", "convolution_checks", "dense_checks",
-           "loss_checks", "main"]
+__all__ = ["Checks", "FAMILIES", "PerElement", "attention_checks", "builtin_checks", "convolution_checks",
+           "dense_checks", "loss_checks", "main", "sequence_checks"]

@@ -34,7 +34,9 @@ class Adam(Optimizer):
     betas : (float, float)
         Decay rates of the two moment estimates, each in [0, 1).
     eps : float
-        Added to the denominator, >= 0.
+        Added to the denominator, >= 0, and not rounded to 0 in the parameters' dtype. A
+        float16 model is refused (a TypeError): eps=1e-8 is 0 there and small gradients
+        square to 0, so a zero gradient would make every weight NaN.
     weight_decay : float
         L2 penalty, >= 0, added to the gradient.
     amsgrad : bool
@@ -59,6 +61,7 @@ class Adam(Optimizer):
 
     options = {"betas": decay_pair, "eps": nonnegative, "weight_decay": nonnegative,
                "amsgrad": validate.flag}
+    divides_by_root = True
     state_buffers = {"exp_avg": None, "exp_avg_sq": None, "max_exp_avg_sq": "amsgrad"}
     counters = {"step": "step_count"}
     decoupled: ClassVar[bool] = False
@@ -75,6 +78,7 @@ class Adam(Optimizer):
 
     def step(self) -> None:
         """One update of every parameter from its current gradient (formulas above)."""
+        self._check_views()
         p, g, scratch, scaled = self.flat_params, self.flat_grads, self._scratch, self._scaled
         m, v = self.flat_state["exp_avg"], self.flat_state["exp_avg_sq"]
         beta1, beta2 = self.betas

@@ -16,6 +16,11 @@ import numpy as np
 
 from ...layers import validate
 from ...layers.flat_params import flat_layout, flatten_params
+from ..protocols import named_layers
+
+MAX_STEPS = 10**15
+"""The bound of a step counter loaded from a state dict: far past any run, and exact as a float,
+so a damaged checkpoint's ``step=10**400`` is refused on loading, not an OverflowError later."""
 
 Check = Callable[[str, str, object], Any]
 """An option's check: ``check(who, name, value)`` returns the value normalized, or raises a
@@ -85,6 +90,7 @@ class Optimizer:
     options: ClassVar[dict[str, Check]] = {}
     state_buffers: ClassVar[dict[str, str | None]] = {}
     counters: ClassVar[dict[str, str]] = {}
+    divides_by_root: ClassVar[bool] = False       # divides by sqrt(v) + eps (Adam, RMSprop)
     option_names: ClassVar[tuple[str, ...]] = ()  # derived: the keys of ``options``
     state_names: ClassVar[tuple[str, ...]] = ()   # derived: the keys of ``state_buffers``
 
@@ -94,6 +100,7 @@ class Optimizer:
 
     def __init__(self, model, lr: float, **options) -> None:
         checked = self._check_options(**options)
+        self._check_dtype(next((p.dtype for p in model.params.values()), np.dtype(np.float64)), checked)
         self.model = model
         self.lr = lr
         self.initial_lr: float | None = None
@@ -103,6 +110,26 @@ class Optimizer:
         self._scratch = np.empty_like(self.flat_params)
         self._scaled = np.empty_like(self.flat_params)
         self._apply(checked, {key: 0 for key in self.counters}, {})
+        # the arrays a step updates and reads, to see that they are still the model's
+        self._views = {name: (model.params[name], model.grads[name]) for name in self._layout}
+
+    def _check_views(self) -> None:
+        """Raise unless every entry of ``model.params`` and ``model.grads`` is still the view
+        of the flat buffers this optimizer steps: a replaced parameter would no longer be
+        updated, and a replaced gradient (a backward that assigned ``self.grads[k] = ...``
+        instead of writing into it) would no longer be seen. Identity checks only."""
+        params, grads = self.model.params, self.model.grads
+        for name, (p, g) in self._views.items():
+            if params.get(name) is not p:
+                raise ValueError(f"{type(self).__name__}: model.params[{name!r}] of {_owner(self.model, name)} "
+                                 f"was replaced after the optimizer was built, so a step would update "
+                                 f"an array the model no longer holds; write into it "
+                                 f"(params[...][...] = new) or build the optimizer again")
+            if grads.get(name) is not g:
+                raise ValueError(f"{type(self).__name__}: model.grads[{name!r}] of {_owner(self.model, name)} "
+                                 f"is not the array the optimizer reads: its backward replaced it "
+                                 f"(self.grads[k] = ...) instead of writing into it "
+                                 f"(self.grads[k][...] = ...), so the step would not see the gradient")
 
     # --- the learning rate -------------------------------------------------------------
     @property
@@ -130,6 +157,25 @@ class Optimizer:
 
     def _check_together(self, options: dict) -> None:
         """A rule between settings (SGD: Nesterov needs momentum); a ValueError if broken."""
+
+    def _check_dtype(self, dtype: np.dtype, options: dict) -> None:
+        """A rule between the settings and the parameters' dtype, checked before the model is
+        touched. An optimizer that divides by ``sqrt(v) + eps`` (``divides_by_root``: Adam,
+        RMSprop) refuses float16, where eps=1e-8 rounds to 0 and a gradient below 2.4e-4
+        squares to 0, so one zero gradient makes every weight 0/0 = NaN; and an eps > 0 that
+        rounds to 0 in the dtype, for the same reason."""
+        if not self.divides_by_root:
+            return
+        who = type(self).__name__
+        if dtype == np.float16:
+            raise TypeError(f"{who}: float16 parameters are refused: eps={options['eps']:g} "
+                            f"rounds to {float(np.float16(options['eps'])):g} in float16 and a "
+                            f"gradient below 2.4e-4 squares to 0, so a zero or small gradient "
+                            f"makes every weight NaN (0/0); build the model in float32")
+        if options["eps"] > 0 and dtype.type(options["eps"]) == 0:
+            raise ValueError(f"{who}: eps={options['eps']:g} rounds to 0 in {dtype}, so a zero "
+                             f"gradient makes every weight NaN (0/0); use an eps >= "
+                             f"{float(np.finfo(dtype).smallest_normal):g}")
 
     def _in_use(self, key: str, options: dict) -> bool:
         """Whether state buffer ``key`` is kept under these settings."""
@@ -188,8 +234,8 @@ class Optimizer:
         if initial_lr is not None:
             initial_lr = self._check_lr(initial_lr, name="initial_lr")
         options = self._check_options(**{key: state[key] for key in self.option_names})
-        counters = {key: validate.integer(who, f"the counter {key}", state[key], low=0)
-                    for key in self.counters}
+        self._check_dtype(self.flat_params.dtype, options)
+        counters = {key: _counter(who, key, state[key]) for key in self.counters}
         arrays = {key: self._checked_arrays(key, state[key], self._in_use(key, options))
                   for key in self.state_names}
         self._lr, self.initial_lr = lr, initial_lr
@@ -225,6 +271,25 @@ class Optimizer:
                 raise AttributeError(PYTORCH_NAMES[name].format(cls=type(self).__name__)
                                      + ' (see "Coming from PyTorch" in the README)')
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+def _owner(model, name: str) -> str:
+    """The layer that holds parameter ``name`` ("1.layer.0.W": the layer at "1.layer.0"), by
+    its repr and path."""
+    path = name.rpartition(".")[0]
+    for at, layer in named_layers(model):
+        if at == path:
+            return f"{layer!r} (layer {path!r})" if path else repr(layer)
+    return f"the layer at {path!r}"
+
+
+def _counter(who: str, key: str, value: object) -> int:
+    """A step counter from a state dict: an int in [0, MAX_STEPS]."""
+    number = validate.integer(who, f"the counter {key}", value, low=0)
+    if number > MAX_STEPS:
+        raise ValueError(f"{who}: expected the counter {key} <= {MAX_STEPS:.0e}, got an int of "
+                         f"{len(str(number)) if number.bit_length() < 10_000 else 'over 3000'} digits")
+    return number
 
 
 def _plain(value: object) -> object:

@@ -32,7 +32,9 @@ class RMSprop(Optimizer):
     alpha : float
         Decay rate of the averages, in [0, 1].
     eps : float
-        Added to the denominator, >= 0.
+        Added to the denominator, >= 0, and not rounded to 0 in the parameters' dtype. A
+        float16 model is refused (a TypeError): eps=1e-8 is 0 there and small gradients
+        square to 0, so a zero gradient would make every weight NaN.
     weight_decay : float
         L2 penalty, >= 0.
     momentum : float
@@ -43,6 +45,7 @@ class RMSprop(Optimizer):
 
     options = {"alpha": unit_interval, "eps": nonnegative, "weight_decay": nonnegative,
                "momentum": nonnegative, "centered": validate.flag}
+    divides_by_root = True
     state_buffers = {"square_avg": None, "momentum_buffer": "momentum", "grad_avg": "centered"}
     alpha: float
     eps: float
@@ -57,6 +60,7 @@ class RMSprop(Optimizer):
 
     def step(self) -> None:
         """One update of every parameter from its current gradient (formulas above)."""
+        self._check_views()
         p, g, scratch, scaled = self.flat_params, self.flat_grads, self._scratch, self._scaled
         s, alpha = self.flat_state["square_avg"], self.alpha
         if self.weight_decay:  # built aside: grads stay as backward left them

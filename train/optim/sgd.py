@@ -70,6 +70,7 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         """Update every parameter of the model in place from its current gradient."""
+        self._check_views()
         p, g, scratch, scaled = self.flat_params, self.flat_grads, self._scratch, self._scaled
         if self.weight_decay:  # built aside: grads stay as backward left them
             np.multiply(p, self.weight_decay, out=scratch)
