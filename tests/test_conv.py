@@ -268,6 +268,15 @@ def test_same_convolutions_by_flat_shifts_equal_the_clipped_taps_bit_for_bit(geo
         np.testing.assert_array_equal(got, want)
 
 
+def test_the_cache_keeps_the_input_not_its_im2col_columns():
+    """The columns are kh*kw copies of the input (the largest memory of a CNN's step):
+    backward builds them again, so forward keeps only x itself, not even a copy of it."""
+    conv, x = make(GEOMETRIES[6], dtype=np.float32)
+    conv.forward(x)
+    kept = [a for a in conv.cache if isinstance(a, np.ndarray)]
+    assert len(kept) == 1 and kept[0] is x
+
+
 def test_param_backward_fills_the_same_grads():
     conv, x = make(GEOMETRIES[1])
     dout = np.random.default_rng(0).standard_normal(conv.forward(x).shape)
