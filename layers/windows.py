@@ -172,7 +172,7 @@ def col2im(dcols: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pa
 # convolution), tap (p, q) reads x[i + a, j + b] for output (i, j), offsets a = p*dh - ph,
 # b = q*dw - pw: in an image's flat H*W pixels, the output's flat index shifted by a*W + b.
 # So a tap is one slice of H*W values per image and channel, instead of OH strided rows of
-# OW (numpy's per-row overhead dominated the copy: 2-3x faster). The price: the |b| columns
+# OW (numpy's per-row overhead dominated the copy: about 2x faster). The price: the |b| columns
 # at the left or right edge of a shifted slice wrapped onto the neighbouring row, where the
 # window reads padding; they are set to zero.
 
