@@ -9,7 +9,8 @@ How it measures:
 - Each contender runs in its own worker process (this file with ``--worker``), so two thread
   pools (numpy's OpenBLAS, PyTorch's OpenMP) never share a process. Each pool gets
   ``--threads`` threads (2 by default: OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and
-  ``torch.set_num_threads``).
+  ``torch.set_num_threads``); handprop's elementwise threads (``handprop.layers.parallel``,
+  where it exists) follow OpenBLAS's count.
 - The parent interleaves them in rounds (handprop, torch; then torch, handprop; ...) so slow
   drifts and other people's load hit both. Before each contender's turn the parent waits
   ``--settle`` seconds, since the other's worker threads keep spinning for a while after its
@@ -136,7 +137,12 @@ class HandpropContender:
             tracemalloc.stop()
 
     def info(self) -> dict:
-        info = {"numpy": np.__version__}
+        try:
+            from handprop.layers import parallel
+            threads = parallel.num_threads()
+        except ImportError:  # a handprop from before the elementwise threads: one thread
+            threads = 1
+        info = {"numpy": np.__version__, "elementwise_threads": threads}
         try:
             import threadpoolctl
             info["blas"] = ", ".join(
@@ -382,7 +388,8 @@ def print_report(report: dict) -> None:
     hp = c["handprop"]
     print(f"reference CNN, float32, batch {report['batch']}, SGD momentum 0.9: {report['model']}")
     print(f"machine: {report['cpu']}, {report['cpus']} cpus; python {report['python']}; "
-          f"numpy {hp['numpy']}; BLAS {hp['blas']}")
+          f"numpy {hp['numpy']}; BLAS {hp['blas']}; "
+          f"{hp['elementwise_threads']} elementwise thread(s) (handprop.layers.parallel)")
     env = {k: v for k, v in hp["env"].items() if v is not None}
     print("load average (1 min) before and after: "
           + " and ".join(f"{x:.1f}" for x in report["loadavg_1min_before_after"])

@@ -102,16 +102,117 @@ def taps(kernel: Pair, stride: Pair, dilation: Pair, out_hw: Pair
              slice(q * dw, q * dw + sw * (ow - 1) + 1, sw)) for p in range(kh) for q in range(kw)]
 
 
+def clipped_taps(kernel: Pair, stride: Pair, padding: Pair, dilation: Pair, in_hw: Pair,
+                 out_hw: Pair) -> list[tuple[int, int, slice, slice, slice, slice]]:
+    """``taps`` without the padding: for each tap (p, q), the outputs ``(out_rows, out_cols)``
+    whose tap lands inside the input, and the input pixels ``(in_rows, in_cols)`` they read
+    there (the unpadded input, no padded copy needed). Outputs outside ``out_rows`` x
+    ``out_cols`` read padding: zeros for a convolution."""
+    per_axis = [[_clip(t * d - pad, s, size, out) for t in range(k)]
+                for k, s, pad, d, size, out in zip(kernel, stride, padding, dilation, in_hw, out_hw)]
+    return [(p, q, rows[0], cols[0], rows[1], cols[1])
+            for p, rows in enumerate(per_axis[0]) for q, cols in enumerate(per_axis[1])]
+
+
+def _clip(offset: int, stride: int, size: int, out: int) -> tuple[slice, slice]:
+    """Along one axis, output i reads input ``i*stride + offset``: the outputs for which that
+    is inside [0, size), and the input indices they read, as slices."""
+    first = max(0, -(offset // stride))                 # ceil(-offset / stride), at least 0
+    stop = min(out, (size - 1 - offset) // stride + 1)
+    if stop <= first:
+        return slice(0, 0), slice(0, 0)
+    start = first * stride + offset
+    return slice(first, stop), slice(start, start + stride * (stop - first - 1) + 1, stride)
+
+
 def im2col(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
            out_hw: Pair) -> np.ndarray:
     """x (N, C, H, W) -> cols (kh*kw*C, N*OH*OW): column (n, i, j) holds the window that
     output (i, j) of image n sees, zero-padded, its entries ordered (p, q, c).
 
     Built tap by tap: rows (p, q, :) of cols are tap (p, q) of every window, one strided slice
-    of the padded input."""
-    (kh, kw), (oh, ow), (n, c) = kernel, out_hw, x.shape[:2]
-    xp = pad(x, padding)                                        # (C, N, Hp, Wp)
+    of the input; where the tap falls on the padding, zeros (no padded copy of x is made)."""
+    (kh, kw), (oh, ow), (n, c, h, w) = kernel, out_hw, x.shape
     cols = np.empty((kh, kw, c, n, oh, ow), x.dtype)
-    for p, q, rows, columns in taps(kernel, stride, dilation, out_hw):
-        cols[p, q] = xp[:, :, rows, columns]
+    xc = channels_outer(x)                                      # (C, N, H, W), a view
+    shifts = flat_shifts(kernel, stride, padding, dilation, (h, w), out_hw)
+    if shifts is not None and _rows_contiguous(xc):
+        _copy_shifted(cols, xc, shifts)
+    else:
+        for p, q, out_rows, out_cols, in_rows, in_cols in clipped_taps(
+                kernel, stride, padding, dilation, (h, w), out_hw):
+            tap = cols[p, q]                                    # (C, N, OH, OW)
+            tap[:, :, out_rows, out_cols] = xc[:, :, in_rows, in_cols]
+            tap[:, :, :out_rows.start] = tap[:, :, out_rows.stop:] = 0      # the padding
+            tap[:, :, out_rows, :out_cols.start] = tap[:, :, out_rows, out_cols.stop:] = 0
     return cols.reshape(kh * kw * c, n * oh * ow)
+
+
+def col2im(dcols: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pair,
+           padding: Pair, dilation: Pair, out_hw: Pair) -> np.ndarray:
+    """The adjoint of ``im2col``: dcols (kh*kw*C, N*OH*OW) -> dx (N, C, H, W), each entry
+    added back onto the pixel it was copied from (where windows overlap, the entries add;
+    those copied from the padding are dropped, and may be zeroed in dcols, which is
+    scratch). One slice-add per tap; dx is the NCHW view of (C, N, H, W) memory."""
+    (kh, kw), (oh, ow), (n, c, h, w) = kernel, out_hw, x_shape
+    dcols = dcols.reshape(kh, kw, c, n, oh, ow)
+    dxc = np.zeros((c, n, h, w), dcols.dtype)
+    shifts = flat_shifts(kernel, stride, padding, dilation, (h, w), out_hw)
+    if shifts is not None and _rows_contiguous(dcols[0, 0]):
+        _add_shifted(dcols, dxc, shifts)
+    else:
+        for p, q, out_rows, out_cols, in_rows, in_cols in clipped_taps(
+                kernel, stride, padding, dilation, (h, w), out_hw):
+            dxc[:, :, in_rows, in_cols] += dcols[p, q, :, :, out_rows, out_cols]
+    return channels_outer(dxc)
+
+
+# ---------------------------------------------------------------- "same" convolutions, faster
+# With stride 1 and the output as large as the input (padding d*(k - 1)/2: a "same"
+# convolution), tap (p, q) reads x[i + a, j + b] for output (i, j), offsets a = p*dh - ph,
+# b = q*dw - pw: in an image's flat H*W pixels, the output's flat index shifted by a*W + b.
+# So a tap is one slice of H*W values per image and channel, instead of OH strided rows of
+# OW (numpy's per-row overhead dominated the copy: about 2x faster). The price: the |b| columns
+# at the left or right edge of a shifted slice wrapped onto the neighbouring row, where the
+# window reads padding; they are set to zero.
+
+def flat_shifts(kernel: Pair, stride: Pair, padding: Pair, dilation: Pair, in_hw: Pair,
+                out_hw: Pair) -> list[tuple[int, int, int, int]] | None:
+    """For a "same" convolution, each tap's offsets (p, q, a, b); otherwise None."""
+    if stride != (1, 1) or in_hw != out_hw:
+        return None
+    return [(p, q, p * dilation[0] - padding[0], q * dilation[1] - padding[1])
+            for p in range(kernel[0]) for q in range(kernel[1])]
+
+
+def _rows_contiguous(a: np.ndarray) -> bool:
+    """Whether each image's (H, W) pixels of a (C, n, H, W) array are one run in memory."""
+    return a.strides[3] == a.itemsize and a.strides[2] == a.shape[3] * a.itemsize
+
+
+def _shifted(a: int, b: int, hw: Pair) -> tuple[slice, slice]:
+    """The outputs (flat) whose shifted pixel lies in the image, and those pixels (flat)."""
+    size, shift = hw[0] * hw[1], a * hw[1] + b
+    lo = max(0, -shift)
+    hi = max(lo, min(size, size - shift))
+    return slice(lo, hi), slice(lo + shift, hi + shift)
+
+
+def _copy_shifted(cols: np.ndarray, xc: np.ndarray, shifts: list) -> None:
+    """im2col of a "same" convolution: cols (kh, kw, C, n, H, W), xc (C, n, H, W)."""
+    (c, n, h, w), flat = xc.shape, xc.reshape(*xc.shape[:2], -1)     # (C, n, H*W), a view
+    for p, q, a, b in shifts:
+        tap, (outs, pixels) = cols[p, q], _shifted(a, b, (h, w))
+        tap_flat = tap.reshape(c, n, h * w)
+        tap_flat[:, :, outs] = flat[:, :, pixels]
+        tap_flat[:, :, :outs.start] = tap_flat[:, :, outs.stop:] = 0      # rows of padding
+        tap[:, :, :, :max(0, -b)] = tap[:, :, :, w - max(0, b):] = 0    # the wrapped columns
+
+
+def _add_shifted(dcols: np.ndarray, dxc: np.ndarray, shifts: list) -> None:
+    """col2im of a "same" convolution: dcols (kh, kw, C, n, H, W) into dxc (C, n, H, W)."""
+    (c, n, h, w), flat = dxc.shape, dxc.reshape(*dxc.shape[:2], -1)  # (C, n, H*W), a view
+    for p, q, a, b in shifts:
+        tap, (outs, pixels) = dcols[p, q], _shifted(a, b, (h, w))
+        tap[:, :, :, :max(0, -b)] = tap[:, :, :, w - max(0, b):] = 0    # read padding: dropped
+        flat[:, :, pixels] += tap.reshape(c, n, h * w)[:, :, outs]

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from handprop.layers import Conv2d
+from handprop.layers import Conv2d, windows
 from handprop.layers.conv import staged_backward, staged_forward
 from handprop.layers.gradcheck import gradcheck
 
@@ -120,7 +120,11 @@ GEOMETRIES = [
     ((1, 2, 9, 7), 3, (2, 3), (2, 1), (1, 2), (2, 1)),
     ((2, 1, 5, 5), 2, 1, 1, 0, 1),
     ((2, 2, 6, 7), 3, 3, 3, 2, 2),
+    ((3, 2, 1, 2), 2, 3, 1, 1, 1),          # one row: taps p = 0 and p = 2 read only padding
+    ((2, 3, 6, 5), 2, 3, 1, 1, 1),          # "same" convolutions: im2col by flat shifts
+    ((2, 2, 7, 9), 3, (3, 5), 1, (2, 4), 2),
 ]
+SAME = [GEOMETRIES[i] for i in (3, 5, 6, 7)]    # stride 1, padding d*(k - 1)/2: OH, OW = H, W
 
 
 def make(geometry, seed=0, dtype=F64, bias=True):
@@ -182,7 +186,7 @@ def test_overlapping_windows_must_add():
     class Overwrites(Conv2d):
         def backward(self, dout):
             dout2d = self._param_grads(dout)                                  # (O, N*OH*OW)
-            (n, c, h, w), (oh, ow) = self.cache.x_shape, self.cache.out_hw
+            (n, c, h, w), (oh, ow) = self.cache.x.shape, self.cache.out_hw
             dxp = np.zeros((c, n, h + 2, w + 2))
             for p in range(3):
                 for q in range(3):
@@ -245,6 +249,32 @@ def test_any_memory_layout_gives_the_same_result():
     np.testing.assert_array_equal(conv.forward(nhwc), out)
     np.testing.assert_array_equal(conv.backward(np.asfortranarray(dout)), dx)
     np.testing.assert_array_equal(conv.grads["W"], dW)
+
+
+@pytest.mark.parametrize("geometry", SAME)
+@pytest.mark.parametrize("layout", ["NCHW", "CNHW"])
+def test_same_convolutions_by_flat_shifts_equal_the_clipped_taps_bit_for_bit(geometry, layout,
+                                                                             monkeypatch):
+    """A "same" convolution copies each tap as one shifted run of H*W pixels per image and
+    zeroes the columns that wrapped; the general path copies clipped rows: the same values."""
+    conv, x = make(geometry)
+    if layout == "CNHW":                   # what Conv2d and the pools return
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    dout = np.random.default_rng(2).standard_normal(conv.forward(x).shape)
+    flat = [conv.forward(x), conv.backward(dout), conv.grads["W"].copy()]
+    monkeypatch.setattr(windows, "flat_shifts", lambda *args: None)
+    clipped = [conv.forward(x), conv.backward(dout), conv.grads["W"]]
+    for got, want in zip(flat, clipped):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_the_cache_keeps_the_input_not_its_im2col_columns():
+    """The columns are kh*kw copies of the input (the largest memory of a CNN's step):
+    backward builds them again, so forward keeps only x itself, not even a copy of it."""
+    conv, x = make(GEOMETRIES[6], dtype=np.float32)
+    conv.forward(x)
+    kept = [a for a in conv.cache if isinstance(a, np.ndarray)]
+    assert len(kept) == 1 and kept[0] is x
 
 
 def test_param_backward_fills_the_same_grads():
