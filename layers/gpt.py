@@ -191,6 +191,11 @@ class GPT(Composite):
         self.lm_head = (None if c.tie_weights else
                         Linear(c.n_embd, c.vocab_size, bias=False, rng=seeds[-1], dtype=dtype))
 
+    @property
+    def block_size(self) -> int:
+        """The longest context it takes (``sample`` crops to it)."""
+        return self.config.block_size
+
     def named_children(self) -> Iterator[tuple[str, Layer]]:
         named = [("wte", self.wte), ("wpe", self.wpe), ("drop", self.drop), ("h", self.h),
                  ("ln_f", self.ln_f), ("lm_head", self.lm_head)]

@@ -6,7 +6,8 @@ from .loop import evaluate, fit, predict
 from .optim import SGD, Adam, AdamW, Optimizer, RMSprop
 from .plot import plot_history
 from .schedule import CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR, StepLR
+from .warmup_cosine import WarmupCosineLR
 
 __all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSprop", "CosineAnnealingLR", "LinearLR",
            "LRScheduler", "SequentialLR", "StepLR", "clip_grad_norm", "LBFGSResult", "evaluate",
-           "fit", "fit_lbfgs", "plot_history", "predict"]
+           "fit", "fit_lbfgs", "plot_history", "predict", "WarmupCosineLR"]

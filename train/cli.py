@@ -35,6 +35,7 @@ from .cli_checkpoints import (
     resuming_message,
     sigterm_as_interrupt,
 )
+from .cli_iterations import add_iteration_flags, by_iterations, run_iterations
 from .cli_registry import DATASETS, DEFAULT_HIDDEN, MODELS, Dataset, listed, over_budget
 from .cli_text import TextSet, blas_threads, check_vocabulary, text_summary
 from .data import default_data_dir
@@ -51,8 +52,6 @@ DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-2}
 # usage error (exit 2) rather than an allocation of many GiB. The widths of the layers are held
 # to the memory the model would take, MAX_MODEL_BYTES (4 GiB), estimated before it is built.
 MAX_LAYERS, MAX_EPOCHS, MAX_BATCH, MAX_CLASSES = 64, 10**6, 1 << 20, 10**4
-
-
 
 
 def bounded(kind, minimum: float, inclusive: bool, maximum: float = math.inf):
@@ -159,6 +158,7 @@ def parser() -> argparse.ArgumentParser:
                    "epoch here (needs matplotlib: pip install \"handprop[plot]\")")
     p.add_argument("--no-progress", action="store_true", help="no progress bars; one plain line per epoch")
     p.add_argument("--version", action="version", version=f"handprop {version('handprop')}")
+    add_iteration_flags(p, bounded)
     return p
 
 
@@ -191,6 +191,8 @@ def closed_pipe() -> int:
 def run(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None) -> int:
     """Check the flags, load the data, build the model, train, print the summary line; the
     exit code: 0 done, 1 a failure on the way (data, divergence, a file), 2 a usage error."""
+    if by_iterations(cli, args, argv, parser):  # the GPT: cli_iterations
+        return run_iterations(cli, args, argv, parser)
     resumed = check_flags(cli, args, argv)
     if resumed is not None and resumed.done is not None and resumed.done >= args.epochs:
         print(finished_message(args.checkpoint, resumed.done, args.epochs), flush=True)

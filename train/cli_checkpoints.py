@@ -21,8 +21,10 @@ from .files import writable_target
 # except --epochs, which sets a new total.
 RECORDED = ("dataset", "model", "hidden", "activation", "norm", "dropout", "dtype", "seed", "batch_size",
             "optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule", "warmup",
-            "clip_grad_norm", "epochs", "embedding_dim", "hidden_size")
-NEW_TOTAL = ("epochs",)
+            "clip_grad_norm", "epochs", "embedding_dim", "hidden_size", "n_layer", "n_head",
+            "n_embd", "block_size", "max_iters", "eval_interval", "eval_iters", "min_lr",
+            "warmup_iters", "lr_decay_iters", "beta2", "threads")
+NEW_TOTAL = ("epochs", "max_iters")
 VALIDATED = {"val_loss", "val_accuracy"}  # in the history of every epoch this command trains
 
 
@@ -183,7 +185,9 @@ def interrupted_message(checkpoint: str | None, stop: BaseException | None = Non
     if checkpoint is None:
         return f"{what}; nothing was saved (--checkpoint PATH keeps each finished epoch)"
     try:
-        epoch = read_extra(checkpoint)["fit"]["epoch"]
+        extra = read_extra(checkpoint)
+        kept = (f"iteration {extra['iterations']['iteration']}" if "iterations" in extra
+                else f"epoch {extra['fit']['epoch']}")
     except (OSError, ValueError, KeyError, TypeError):
         return f"{what} before the first epoch finished; no checkpoint at {checkpoint}"
-    return f"{what}; {checkpoint} keeps epoch {epoch}: add --resume to continue from it"
+    return f"{what}; {checkpoint} keeps {kept}: add --resume to continue from it"

@@ -18,6 +18,7 @@ from types import MappingProxyType
 import numpy as np
 
 from ..layers import Layer, cnn, mlp
+from .cli_iterations import build_gpt, gpt_size, not_by_epochs
 from .cli_text import char_lm_builder, char_lm_size, load_names_set
 from .data import DATASETS as DOWNLOADS
 from .data import default_data_dir, download, load_mnist, moons, spiral
@@ -155,6 +156,8 @@ MODELS: dict[str, Model] = {
                    # only waits on hand-offs, 9x slower per step on a busy two-core machine
                    blas_threads=1)
        for cell in ("lstm", "rnn", "gru")},
+    "gpt": Model(build_gpt, gpt_size, "nanoGPT's character-level GPT, trained by iterations on --dataset "
+                 "shakespeare (cli_iterations)", ids=True),
 }
 
 
@@ -185,6 +188,9 @@ DATASETS: dict[str, Dataset] = {
                      classes=DOWNLOADS[name]["classes"]) for name in ("mnist", "fashion-mnist")},
     "names": Dataset(load_names_set, "makemore's 32,033 names, one sequence per name, split "
                      "80/10/10 (for --model lstm, rnn or gru)", 4, files=True, text=True),
+    "shakespeare": Dataset(not_by_epochs, "tiny Shakespeare's input.txt as random windows, the first "
+                           "nine tenths for training (for --model gpt, cli_iterations)", 1,
+                           files=True, text=True),
 }
 IMAGE_SETS = " or ".join(name for name, entry in DATASETS.items() if entry.images)
 FILE_SETS = " or ".join(name for name, entry in DATASETS.items() if entry.files)

@@ -4,7 +4,8 @@ its docstring and its ``step()``; ``base.py`` holds what they share (the flat bu
 declared option checks, ``state_dict``/``load_state_dict``)."""
 from .adam import Adam, AdamW
 from .base import Optimizer
+from .groups import decay_groups
 from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSprop"]
+__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSprop", "decay_groups"]

@@ -7,6 +7,7 @@ import numpy as np
 
 from ...layers import validate
 from .base import Optimizer, decay_pair, nonnegative
+from .groups import check_cover, checked_param_groups, group_masks, parameter_names
 from .inplace import addcmul, lerp
 
 
@@ -41,6 +42,11 @@ class Adam(Optimizer):
         L2 penalty, >= 0, added to the gradient.
     amsgrad : bool
         Divide by the largest second moment so far (Reddi et al., 2018).
+    param_groups : list of dict, optional
+        A weight decay per group of parameters, as torch.optim's parameter groups:
+        ``[{"params": [names], "weight_decay": w}, ...]``, each parameter of ``model.params``
+        in exactly one group (a group without ``weight_decay`` takes ``weight_decay``).
+        ``decay_groups(model, w)`` gives nanoGPT's split. Saved with the settings.
 
     The state (``flat_state`` / ``state_dict``): ``exp_avg``, ``exp_avg_sq``,
     ``max_exp_avg_sq`` (with amsgrad) and the step count ``step``.
@@ -60,7 +66,7 @@ class Adam(Optimizer):
     """
 
     options = {"betas": decay_pair, "eps": nonnegative, "weight_decay": nonnegative,
-               "amsgrad": validate.flag}
+               "amsgrad": validate.flag, "param_groups": checked_param_groups}
     divides_by_root = True
     state_buffers = {"exp_avg": None, "exp_avg_sq": None, "max_exp_avg_sq": "amsgrad"}
     counters = {"step": "step_count"}
@@ -69,12 +75,49 @@ class Adam(Optimizer):
     eps: float
     weight_decay: float
     amsgrad: bool
+    param_groups: list[dict] | None
     step_count: int
 
     def __init__(self, model, lr: float = 1e-3, *, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False) -> None:
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False,
+                 param_groups: list[dict] | None = None) -> None:
         super().__init__(model, lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad)
+                         amsgrad=amsgrad, param_groups=param_groups)
+
+    def _check_together(self, options: dict) -> None:
+        if options["param_groups"] is not None:
+            check_cover(type(self).__name__, options["param_groups"],
+                        list(parameter_names(self.model)))
+
+    def _apply(self, options: dict, counters: dict, arrays: dict) -> None:
+        super()._apply(options, counters, arrays)
+        # (decay, mask) per distinct decay of the groups; None: one decay for every parameter
+        self._decays: list[tuple[float, np.ndarray]] | None = None
+        self._decay_all = self.weight_decay   # the decay of every parameter, when one for all
+        if self.param_groups is not None:
+            decays = group_masks(self.param_groups, self.weight_decay, self._layout,
+                                 self.flat_params.size)
+            if len(decays) > 1:
+                self._decays = decays
+            else:  # one decay for all: the plain path, bit for bit
+                self._decay_all = decays[0][0]
+
+    def _decay(self, p: np.ndarray, g: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+        """Weight decay, per group: AdamW shrinks p (each group by 1 - lr * its decay, computed
+        as torch does, in Python floats); Adam returns g + decay * p, built in ``scratch``."""
+        if self._decays is None:
+            if self.decoupled:
+                p *= 1 - self.lr * self._decay_all
+                return g
+            np.multiply(p, self._decay_all, out=scratch)
+            return np.add(g, scratch, out=scratch)
+        for decay, mask in self._decays:  # the masks cover the buffer: every entry written
+            np.copyto(scratch, 1 - self.lr * decay if self.decoupled else decay, where=mask)
+        if self.decoupled:
+            p *= scratch
+            return g
+        scratch *= p
+        return np.add(g, scratch, out=scratch)
 
     def step(self) -> None:
         """One update of every parameter from its current gradient (formulas above)."""
@@ -84,12 +127,10 @@ class Adam(Optimizer):
         beta1, beta2 = self.betas
         self.step_count += 1
         t = float(self.step_count)
-        if self.weight_decay:
-            if self.decoupled:
-                p *= 1 - self.lr * self.weight_decay                  # AdamW: p shrinks apart
-            else:  # built aside: grads stay as backward left them
-                np.multiply(p, self.weight_decay, out=scratch)
-                g = np.add(g, scratch, out=scratch)                   # g + weight_decay * p
+        if self._decay_all or self._decays is not None:
+            # AdamW: p shrinks apart; Adam: g + weight_decay * p, built aside (grads stay as
+            # backward left them)
+            g = self._decay(p, g, scratch)
         lerp(m, g, 1 - beta1, scaled)                                 # m = b1 m + (1 - b1) g
         v *= beta2
         addcmul(v, g, g, 1 - beta2, scaled)                           # v = b2 v + (1 - b2) g g
@@ -114,11 +155,15 @@ class AdamW(Adam):
     so the decay does not pass through the moment estimates and the per-coordinate scaling:
     every weight shrinks by the same fraction. Parameters are Adam's, with
     ``weight_decay=1e-2`` by default.
+
+    nanoGPT decays only the matrices: ``AdamW(model, lr, weight_decay=0.1,
+    param_groups=decay_groups(model, 0.1))`` (docs/optimizers.md, "Parameter groups").
     """
 
     decoupled: ClassVar[bool] = True
 
     def __init__(self, model, lr: float = 1e-3, *, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False,
+                 param_groups: list[dict] | None = None) -> None:
         super().__init__(model, lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad)
+                         amsgrad=amsgrad, param_groups=param_groups)

@@ -54,7 +54,8 @@ PYTORCH_NAMES = {
                   "and holds its parameters in one flat buffer, optimizer.flat_params "
                   "(by name: optimizer.model.params)",
     "param_groups": "{cls} has no param_groups: one group, its settings are attributes "
-                    "(optimizer.lr, ...)",
+                    "(optimizer.lr, ...); Adam and AdamW take param_groups=[...] of weight "
+                    "decays",
 }
 
 
@@ -99,9 +100,9 @@ class Optimizer:
         cls.option_names, cls.state_names = tuple(cls.options), tuple(cls.state_buffers)
 
     def __init__(self, model, lr: float, **options) -> None:
+        self.model = model  # first: a check may look at its parameters (parameter groups)
         checked = self._check_options(**options)
         self._check_dtype(next((p.dtype for p in model.params.values()), np.dtype(np.float64)), checked)
-        self.model = model
         self.lr = lr
         self.initial_lr: float | None = None
         self.flat_params, self.flat_grads = flatten_params(model)
