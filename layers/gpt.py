@@ -23,7 +23,7 @@ from .gelu import GELU
 from .layernorm import LayerNorm
 from .linear import Linear
 from .sequential import Composite, Sequential
-from .validate import flag, float_dtype, generator, integer, parameter_budget, real
+from .validate import flag, float_dtype, generator, integer, parameter_budget, real, spawn
 
 
 class PositionEmbedding(Layer):
@@ -107,7 +107,7 @@ class Block(Composite):
         dropout = real(who, "dropout", dropout, low=0, high=1, high_open=True)
         bias, dtype = flag(who, "bias", bias), float_dtype(who, dtype)
         parameter_budget(who, block_parameters(e), dtype)
-        weights, attn_rng, mlp_rng = generator(who, rng).spawn(3)
+        weights, attn_rng, mlp_rng = spawn(generator(who, rng), 3)
         self.ln_1 = LayerNorm(e, bias=bias, dtype=dtype)
         self.attn = CausalSelfAttention(e, n_head, bias=bias, dropout=dropout, rng=attn_rng,
                                         dtype=dtype)
@@ -181,7 +181,7 @@ class GPT(Composite):
         super().__init__()
         self.config = c = config
         self.dtype = np.dtype(dtype)
-        seeds = np.random.default_rng(rng).spawn(c.n_layer + 4)
+        seeds = spawn(np.random.default_rng(rng), c.n_layer + 4)
         self.wte = Embedding(c.vocab_size, c.n_embd, rng=seeds[0], dtype=dtype)
         self.wpe = PositionEmbedding(c.block_size, c.n_embd, rng=seeds[1], dtype=dtype)
         self.drop = Dropout(c.dropout, rng=seeds[2]) if c.dropout > 0 else None

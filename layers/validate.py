@@ -130,6 +130,15 @@ def generator(who: str, rng: object, name: str = "rng") -> np.random.Generator:
     return np.random.default_rng(rng)  # type: ignore[arg-type]
 
 
+def spawn(rng: np.random.Generator, n: int) -> list[np.random.Generator]:
+    """``n`` independent child generators of ``rng``: numpy's ``Generator.spawn``, which numpy
+    1.24 (our minimum) lacks, drawn the same way (from the generator's seed sequence), so that a
+    seed builds the same model under every supported numpy."""
+    bits = rng.bit_generator
+    seed_seq = getattr(bits, "seed_seq", None) or bits._seed_seq  # public from numpy 1.25
+    return [np.random.Generator(type(bits)(child)) for child in seed_seq.spawn(n)]
+
+
 MAX_PARAMETER_BYTES = 2 ** 32
 """The memory bound of the Python API's builders: the parameters of one layer or model
 (``Linear``, ``Conv2d``, ``Embedding``, ``mlp``, ``cnn``, ``gpt``, ...) and their gradients,

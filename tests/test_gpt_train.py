@@ -162,6 +162,28 @@ def test_a_checkpoint_not_written_by_fit_iterations_is_refused(tmp_path):
                        max_iters=2, checkpoint=tmp_path / "c.npz", resume=True)
 
 
+def test_a_checkpoint_whose_generators_do_not_fit_the_model_is_refused_by_name(tmp_path):
+    from handprop.train.checkpoint import load, read_extra, save
+    vocab, train, val = tiny_text()
+    path = tmp_path / "c.npz"
+
+    def run(resume):
+        model = gpt(vocab, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.1)
+        opt, _ = nanogpt_run(model)
+        fit_iterations(model, SoftmaxCrossEntropy(), opt, train, val, block_size=8, batch_size=4,
+                       max_iters=2, eval_iters=1, checkpoint=path, resume=resume)
+        return model, opt
+
+    model, opt = run(resume=False)
+    extra = read_extra(path)
+    extra["iterations"]["generators"].popitem()
+    load(path, model, opt)
+    save(path, model, opt, **extra)
+    with pytest.raises(ValueError, match=rf"fit_iterations: {path}: expected the states of the "
+                                         r"model's random generators \["):
+        run(resume=True)
+
+
 @pytest.mark.parametrize("change,error,message", [
     (dict(block_size=0), ValueError, "block_size"),
     (dict(val_ids=np.arange(5)), ValueError, "val_ids holds 5 ids, no window of block_size=8"),

@@ -15,18 +15,24 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
 from ..layers import validate
-from .checkpoint import check, copy, save
+from .checkpoint import save
 from .clip import checked_max_norm
 from .clip import clip_grad_norm as clip_gradients
 from .data.text import random_windows
 from .files import writable_target
-from .protocols import LoadsState, SavesState
-from .resume import _load_scheduler, is_number
+from .protocols import SavesState
+from .resume import (
+    checked_generator_state,
+    checked_generator_states,
+    generator_states,
+    is_number,
+    load_run,
+    set_generator_states,
+)
 from .schedule import LRScheduler
 
 WHO = "fit_iterations"
@@ -168,36 +174,6 @@ def estimate_loss(model, loss_fn, ids: np.ndarray, block_size: int, batch_size: 
     return total / batches
 
 
-# --- the generators a model's layers own ---------------------------------------------------
-def generator_states(model) -> dict[str, dict]:
-    """The state of each generator a layer owns (``layer.rng``: dropout's), by layer path."""
-    return {path: layer.rng.bit_generator.state for path, layer in model.named_modules()
-            if isinstance(getattr(layer, "rng", None), np.random.Generator)}
-
-
-def load_generator_states(model, states: dict[str, dict], where: object) -> None:
-    """Put back what ``generator_states`` gave; a ValueError naming ``where`` if they do not
-    fit the model's generators (checked before any is set)."""
-    owners = {path: layer.rng for path, layer in model.named_modules()
-              if isinstance(getattr(layer, "rng", None), np.random.Generator)}
-    if not isinstance(states, dict) or set(states) != set(owners):
-        got = sorted(states) if isinstance(states, dict) else type(states).__name__
-        raise ValueError(f"{WHO}: {where}: its dropout generators {got} do not match the "
-                         f"model's {sorted(owners)}")
-    for path, state in states.items():
-        _checked_generator_state(owners[path], state, where)
-    for path, state in states.items():
-        owners[path].bit_generator.state = state
-
-
-def _checked_generator_state(rng: np.random.Generator, state: Any, where: object) -> None:
-    try:
-        type(rng.bit_generator)().state = state  # a throwaway generator checks it
-    except (TypeError, ValueError, KeyError, OverflowError) as err:
-        raise ValueError(f"{WHO}: {where}: a generator state does not load "
-                         f"({type(err).__name__}: {err})") from None
-
-
 # --- checkpoints ---------------------------------------------------------------------------
 def _save(checkpoint, run: _Run, done: int, history: dict, checkpoint_extra: dict | None) -> None:
     """The checkpoint after an evaluation: the model, the optimizer, and the run's own entry."""
@@ -222,24 +198,14 @@ def resume_iterations(checkpoint, model, optimizer, rng: np.random.Generator,
         warnings.warn(f"{WHO}: no checkpoint at {checkpoint} to resume from; starting at "
                       f"iteration 0", stacklevel=3)
         return 0, {}
-    found: dict = {}
-    loads = optimizer if isinstance(optimizer, LoadsState) else None
-    checked = check(checkpoint, model, loads,
-                    check_extra=lambda extra: found.update(iteration_state(checkpoint, extra, rng)))
-    before = None if scheduler is None else scheduler.state_dict()
-    _load_scheduler(checkpoint, scheduler, found.get("scheduler"))
-    try:
-        load_generator_states(model, found["generators"], checkpoint)
-        copy(checked, model, loads)
-    except Exception:
-        if scheduler is not None and before is not None:
-            scheduler.load_state_dict(before)
-        raise
+    found = load_run(checkpoint, model, optimizer, scheduler,
+                     lambda extra: iteration_state(checkpoint, extra, rng, model))
     rng.bit_generator.state = found["rng"]
+    set_generator_states(model, found["generators"])
     return found["iteration"], found["history"]
 
 
-def iteration_state(checkpoint, extra: dict, rng: np.random.Generator) -> dict:
+def iteration_state(checkpoint, extra: dict, rng: np.random.Generator, model) -> dict:
     """The ``"iterations"`` entry of a checkpoint's extra, checked: iteration, history and a
     window generator state ``rng`` accepts; a ValueError naming the file otherwise."""
     state = extra.get("iterations")
@@ -255,8 +221,8 @@ def iteration_state(checkpoint, extra: dict, rng: np.random.Generator) -> dict:
             isinstance(v, list) and all(is_number(x) for x in v) for v in history.values()):
         raise ValueError(f"{WHO}: {checkpoint}: expected its history as lists of numbers of "
                          f"one length")
-    _checked_generator_state(rng, state.get("rng"), checkpoint)
-    return {**state, "generators": state.get("generators", {})}
+    checked_generator_state(WHO, checkpoint, rng, state.get("rng"))
+    return {**state, "generators": checked_generator_states(WHO, checkpoint, state.get("generators"), model)}
 
 
 def _checked_sizes(**sizes: object) -> dict[str, int]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -24,10 +25,26 @@ def resume(checkpoint, model, optimizer, rng: np.random.Generator, scheduler=Non
         warnings.warn(f"fit: no checkpoint at {checkpoint} to resume from; starting at "
                       f"epoch 1", stacklevel=3)
         return 1, {}
+    found = load_run(checkpoint, model, optimizer, scheduler,
+                     lambda extra: fit_state(checkpoint, extra, rng, model))
+    rng.bit_generator.state = found["rng"]
+    set_generator_states(model, found["generators"])
+    done = found["epoch"]
+    if epochs is not None and done >= epochs:
+        warnings.warn(f"fit: the run in {checkpoint} is finished: it holds {done} epochs and "
+                      f"epochs={epochs}, so there is nothing to train; its history is returned "
+                      f"as it is (to train further, pass a larger epochs=)", stacklevel=3)
+    return done + 1, found["history"]
+
+
+def load_run(checkpoint, model, optimizer, scheduler, read_state) -> dict:
+    """What resuming ``fit`` and ``fit_iterations`` share: check the whole file, the run's own
+    entry of its extra through ``read_state(extra)``, then load the schedule, the model and
+    the optimizer, all or nothing (the schedule, loaded first since its load checks it, is put
+    back if the optimizer's load fails after it). Returns what ``read_state`` gave."""
     found: dict = {}
     loads = optimizer if isinstance(optimizer, LoadsState) else None
-    checked = check(checkpoint, model, loads,
-                    check_extra=lambda extra: found.update(fit_state(checkpoint, extra, rng, model)))
+    checked = check(checkpoint, model, loads, check_extra=lambda extra: found.update(read_state(extra)))
     before = None if scheduler is None else scheduler.state_dict()
     _load_scheduler(checkpoint, scheduler, found.get("scheduler"))
     try:
@@ -36,16 +53,7 @@ def resume(checkpoint, model, optimizer, rng: np.random.Generator, scheduler=Non
         if scheduler is not None and before is not None:
             scheduler.load_state_dict(before)
         raise
-    rng.bit_generator.state = found["rng"]
-    for key, generator in generators(model).items():
-        if key in found["generators"]:
-            generator.bit_generator.state = found["generators"][key]
-    done = found["epoch"]
-    if epochs is not None and done >= epochs:
-        warnings.warn(f"fit: the run in {checkpoint} is finished: it holds {done} epochs and "
-                      f"epochs={epochs}, so there is nothing to train; its history is returned "
-                      f"as it is (to train further, pass a larger epochs=)", stacklevel=3)
-    return done + 1, found["history"]
+    return found
 
 
 def fit_state(checkpoint, extra: dict, rng: np.random.Generator, model=None) -> dict:
@@ -92,6 +100,43 @@ def generators(model) -> dict[str, np.random.Generator]:
     return found
 
 
+def generator_states(model) -> dict[str, Any]:
+    """The state of every generator the model's layers own, by ``generators``' keys: what a
+    checkpoint keeps so that a resumed run draws what an uninterrupted one would."""
+    return {key: g.bit_generator.state for key, g in generators(model).items()}
+
+
+def set_generator_states(model, states: dict[str, Any]) -> None:
+    """Put back what ``generator_states`` gave (checked by ``checked_generator_states``)."""
+    for key, generator in generators(model).items():
+        if key in states:
+            generator.bit_generator.state = states[key]
+
+
+def checked_generator_states(who: str, checkpoint, saved: object, model) -> dict:
+    """``saved``, checked to hold one loadable state per generator of the model; a ValueError
+    naming ``who`` and the file otherwise."""
+    mine = generators(model)
+    if not isinstance(saved, dict) or set(saved) != set(mine):
+        got = sorted(saved) if isinstance(saved, dict) else type(saved).__name__
+        raise ValueError(f"{who}: {checkpoint}: expected the states of the model's random "
+                         f"generators {sorted(mine)}, got {got}")
+    for key, generator in mine.items():
+        checked_generator_state(who, checkpoint, generator, saved[key], key)
+    return saved
+
+
+def checked_generator_state(who: str, checkpoint, generator: np.random.Generator, state: object,
+                            key: str = "") -> None:
+    """A ValueError naming ``who`` and the file unless ``generator`` would accept ``state``
+    (tried on a throwaway generator of its kind)."""
+    try:
+        type(generator.bit_generator)().state = state  # type: ignore[assignment]
+    except (TypeError, ValueError, KeyError, OverflowError) as err:
+        raise ValueError(f"{who}: {checkpoint}: the state of the generator {key or 'rng'} does "
+                         f"not load ({type(err).__name__}: {err})") from None
+
+
 def _generator_states(checkpoint, state: dict, model) -> dict:
     """The saved states of the model's generators, checked to be one per generator, each
     loadable. A checkpoint of an older handprop holds none: resuming it draws differently
@@ -103,19 +148,9 @@ def _generator_states(checkpoint, state: dict, model) -> dict:
             warnings.warn(f"fit: {checkpoint} holds no state of the model's random generators "
                           f"({', '.join(mine)}; written by an older handprop): the resumed "
                           f"run draws other dropout masks than an uninterrupted one would",
-                          stacklevel=7)
+                          stacklevel=8)
         return {}
-    if not isinstance(saved, dict) or set(saved) != set(mine):
-        got = sorted(saved) if isinstance(saved, dict) else type(saved).__name__
-        raise ValueError(f"fit: {checkpoint}: expected the states of the model's random "
-                         f"generators {sorted(mine)}, got {got}")
-    for key, generator in mine.items():
-        try:
-            type(generator.bit_generator)().state = saved[key]
-        except (TypeError, ValueError, KeyError, OverflowError) as err:
-            raise ValueError(f"fit: {checkpoint}: the state of the generator {key} does not "
-                             f"load ({type(err).__name__}: {err})") from None
-    return saved
+    return checked_generator_states("fit", checkpoint, saved, model)
 
 
 def _short(value) -> str:
