@@ -153,8 +153,10 @@ class CausalSelfAttention(Layer):
         dv = att_used.swapaxes(-1, -2) @ dy                           # (N, H, T, D)
         if att_keep is not None:
             datt *= att_keep
-        # softmax Jacobian, collapsed: att * (datt - row sum of datt * att); 0 where masked
-        dscores = datt - (datt * att).sum(axis=-1, keepdims=True)     # (N, H, T, T)
+        # softmax Jacobian, collapsed: att * (datt - row sum of datt * att); 0 where masked.
+        # The row sums as a product with ones (as causal_softmax's), then in place in datt.
+        row = (datt * att) @ np.ones(t, self.dtype)                   # (N, H, T)
+        dscores = np.subtract(datt, row[..., None], out=datt)         # (N, H, T, T)
         dscores *= att
         dscores *= self.scale                                         # then the scores'
         dqkv = np.empty((n, t, 3, h, d), self.dtype)                  # (N, T, 3, H, D)
