@@ -124,8 +124,9 @@ class CausalSelfAttention(Layer):
         # = masked_softmax(scores * scale, causal_mask(t)), in place in fewer passes
         att = causal_softmax(scores, self.scale)                      # (N, H, T, T)
         att_keep = self._dropout_mask(att.shape)
-        y = (att if att_keep is None else att * att_keep) @ v         # (N, H, T, D)
-        y2 = y.transpose(0, 2, 1, 3).reshape(n * t, e)                # (M, E) merge the heads
+        y2 = np.empty((n * t, e), self.dtype)                         # (M, E) the heads merged
+        y = y2.reshape(n, t, h, d).transpose(0, 2, 1, 3)              # (N, H, T, D) a view of it
+        np.matmul(att if att_keep is None else att * att_keep, v, out=y)   # merged as written
         out = self._affine(y2, "W_out", "b_out")                      # (M, E)
         out_keep = self._dropout_mask(out.shape)
         if out_keep is not None:
