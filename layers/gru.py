@@ -72,6 +72,8 @@ class GRU(Recurrent):
     """
 
     gates = 3
+    hidden_bias_in_xw = False                                # b_hn sits inside r * (...)
+    da_shared = False                                        # da_h carries dhw_n, da_i dan
 
     def forward(self, x: np.ndarray, h0: np.ndarray | None = None) -> np.ndarray:
         """x (N, T, D), h0 (N, H) or None -> out (N, T, H)."""

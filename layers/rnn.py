@@ -80,8 +80,7 @@ class RNN(Recurrent):
     def _step(self, xw: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[tuple, Step]:
         (h_prev,) = state
         a = h_prev @ self.params["W_hh"]                     # (N, H)
-        a += xw                                              # xw = x_t @ W_ih + b_ih
-        a += self.params["b_hh"]
+        a += xw                                              # xw = x_t @ W_ih + b_ih + b_hh
         h = np.tanh(a, out=a) if self.nonlinearity == "tanh" else np.maximum(a, 0, out=a)
         return (h,), Step(h_prev, h)
 
