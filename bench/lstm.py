@@ -14,6 +14,7 @@ bench/harness.py's; the phases are forward (with the loss), backward and optimiz
 
     python bench/lstm.py --torch-python /work/venvs/torch/bin/python
     python bench/lstm.py --torch-python ... --rounds 5 --threads 1 2 --json
+    python bench/lstm.py --torch-python ... --baseline-python /work/venvs/main/bin/python
 """
 from __future__ import annotations
 
@@ -102,6 +103,8 @@ def torch_step() -> harness.Step:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--torch-python", help="a python with torch (none: handprop alone)")
+    p.add_argument("--baseline-python", help="a python with another handprop installed (main's, "
+                   "say): a third contender, 'baseline', for before/after figures")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=30)
@@ -113,8 +116,10 @@ def main() -> None:
     if args.worker:
         library, threads = args.worker[0], int(args.worker[1])
         return harness.serve(library, threads, torch_step if library == "torch" else handprop_step)
-    pythons = {"handprop": sys.executable, "torch": args.torch_python or ""}
-    libraries = ["handprop"] + (["torch"] if args.torch_python else [])
+    pythons = {"handprop": sys.executable, "torch": args.torch_python or "",
+               "baseline": args.baseline_python or ""}
+    libraries = (["handprop"] + (["baseline"] if args.baseline_python else [])
+                 + (["torch"] if args.torch_python else []))
     contenders = [(lib, n) for lib in libraries for n in args.threads]
     best = harness.compete(os.path.abspath(__file__), contenders, pythons, args.rounds,
                            args.steps, args.warmup, args.settle)
