@@ -103,5 +103,5 @@ class GRU(Recurrent):
         daz = dz * z * (1 - z)
         da_i = np.concatenate([dar, daz, dan], axis=1)       # (N, 3H)
         da_h = np.concatenate([dar, daz, dhw_n], axis=1)     # (N, 3H)
-        dh_prev = da_h @ self.params["W_hh"].T + dh * z      # through hw, and directly
+        dh_prev = da_h @ self.W_hh_T + dh * z                # through hw, and directly
         return da_i, da_h, (dh_prev,)

@@ -90,7 +90,7 @@ class RNN(Recurrent):
             da = dh * (1 - step.h * step.h)                  # tanh' = 1 - tanh^2
         else:
             da = dh * (step.h > 0)                           # relu' = [a > 0] = [h > 0]
-        dh_prev = da @ self.params["W_hh"].T                 # (N, H)
+        dh_prev = da @ self.W_hh_T                           # (N, H)
         return da, da, (dh_prev,)                            # input and hidden side alike
 
     def extra_repr(self) -> str:
