@@ -72,6 +72,8 @@ class GRU(Recurrent):
     """
 
     gates = 3
+    hidden_bias_in_xw = False                                # b_hn sits inside r * (...)
+    da_shared = False                                        # da_h carries dhw_n, da_i dan
 
     def forward(self, x: np.ndarray, h0: np.ndarray | None = None) -> np.ndarray:
         """x (N, T, D), h0 (N, H) or None -> out (N, T, H)."""
@@ -101,5 +103,5 @@ class GRU(Recurrent):
         daz = dz * z * (1 - z)
         da_i = np.concatenate([dar, daz, dan], axis=1)       # (N, 3H)
         da_h = np.concatenate([dar, daz, dhw_n], axis=1)     # (N, 3H)
-        dh_prev = da_h @ self.params["W_hh"].T + dh * z      # through hw, and directly
+        dh_prev = da_h @ self.W_hh_T + dh * z                # through hw, and directly
         return da_i, da_h, (dh_prev,)

@@ -5,6 +5,7 @@ Not a layer itself. Derivation: docs/derivations/recurrent.md#backpropagation-th
 A recurrent layer is one step function applied at every time step with the same weights::
 
     xw_t            = x_t @ W_ih + b_ih                 (N, G*H)   for all t at once
+                      (+ b_hh too where it adds as b_ih does: RNN, LSTM)
     state_t, step_t = step(xw_t, state_{t-1})           state = (h,) or (h, c)
     out[:, t]       = h_t                               (N, H)
 
@@ -27,7 +28,7 @@ equal.
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -53,6 +54,12 @@ class Recurrent(Layer):
 
     gates: int = 1
     state_names: tuple[str, ...] = ("h0",)
+    # b_hh adds to the pre-activation as b_ih does (RNN, LSTM; not the GRU, where r scales it):
+    # then it joins b_ih in xw once, before the loop, instead of once per step
+    hidden_bias_in_xw: ClassVar[bool] = True
+    # the step's da_i and da_h are one array (RNN, LSTM): backward keeps one (T, N, G*H) buffer
+    da_shared: ClassVar[bool] = True
+    W_hh_T: np.ndarray        # set by backward (and staged_backward) for the steps
 
     def __init__(self, input_size: int, hidden_size: int, *, stateful: bool = False,
                  rng: int | np.random.Generator | None = None, dtype=np.float32) -> None:
@@ -92,12 +99,26 @@ class Recurrent(Layer):
                        step: Any) -> tuple[np.ndarray, np.ndarray, tuple]:
         raise NotImplementedError
 
+    def hidden_weight_T(self) -> np.ndarray:
+        """W_hh.T as a contiguous (G*H, H) array, made once per backward for the steps'
+        ``dh_prev = da @ W_hh.T`` (OpenBLAS takes about 1.5x longer with the transposed view
+        at (32, 512) @ (512, 128))."""
+        return np.ascontiguousarray(self.params["W_hh"].T)
+
+    def _staged_step_backward(self, dstate: tuple[np.ndarray, ...],
+                              step: Any) -> tuple[np.ndarray, np.ndarray, tuple]:
+        """The step's backward as its derivation reads; a layer whose ``_step_backward`` is a
+        fused in-place form overrides this with the readable one."""
+        return self._step_backward(dstate, step)
+
     def _run(self, x: np.ndarray, initial: tuple[np.ndarray | None, ...]) -> np.ndarray:
         """The forward loop: x (N, T, D) and the initial states (each (N, H) or None)."""
         state, given = self._initial_states(x, initial)
         xs = np.ascontiguousarray(x.transpose(1, 0, 2))     # (T, N, D)
-        xw = xs @ self.params["W_ih"]                        # (T, N, G*H): every step at once
-        xw += self.params["b_ih"]
+        xw = (xs.reshape(-1, xs.shape[2]) @ self.params["W_ih"]).reshape(xs.shape[:2] + (-1,))
+        xw += self.params["b_ih"]                            # (T, N, G*H): every step at once
+        if self.hidden_bias_in_xw:
+            xw += self.params["b_hh"]
         hs = np.empty((xs.shape[0] + 1,) + state[0].shape, self.dtype)
         hs[0] = state[0]
         steps = []
@@ -116,20 +137,24 @@ class Recurrent(Layer):
         """dout (N, T, H) -> dx (N, T, D), or (dx, dh0[, dc0]) when the initial states were
         given; fills the four weight gradients and ``dh0`` (``dc0``)."""
         xs, hs, steps, given = self._saved()
+        self.W_hh_T = self.hidden_weight_T()
         check_grad(self, dout, (xs.shape[1], xs.shape[0], self.hidden_size), self.dtype)
         douts = dout.transpose(1, 0, 2)                      # (T, N, H), a view
         da_i = np.empty(xs.shape[:2] + (self.params["b_ih"].size,), self.dtype)  # (T, N, G*H)
-        da_h = np.empty_like(da_i)
+        da_h = da_i if self.da_shared else np.empty_like(da_i)
         dstate = tuple(np.zeros_like(hs[0]) for _ in self.state_names)
         for t in reversed(range(len(steps))):
             dstate = (dstate[0] + douts[t],) + dstate[1:]    # h_t fed the output and step t+1
-            da_i[t], da_h[t], dstate = self._step_backward(dstate, steps[t])
+            da_i[t], step_da_h, dstate = self._step_backward(dstate, steps[t])
+            if da_h is not da_i:
+                da_h[t] = step_da_h
         rows_i, rows_h = da_i.reshape(-1, da_i.shape[2]), da_h.reshape(-1, da_h.shape[2])
         np.matmul(xs.reshape(-1, xs.shape[2]).T, rows_i, out=self.grads["W_ih"])
         np.matmul(hs[:-1].reshape(-1, hs.shape[2]).T, rows_h, out=self.grads["W_hh"])
         batch_sum(rows_i, out=self.grads["b_ih"])
         batch_sum(rows_h, out=self.grads["b_hh"])
-        dx = np.ascontiguousarray((da_i @ self.params["W_ih"].T).transpose(1, 0, 2))
+        dx = (rows_i @ self.params["W_ih"].T).reshape(xs.shape)   # (T, N, D)
+        dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
         return self._result(dx, dstate, given)
 
     def staged_backward(self, dout: np.ndarray) -> dict[str, np.ndarray]:
@@ -139,6 +164,7 @@ class Recurrent(Layer):
         ``b_hh``. Kept for reading and for the test that holds ``backward`` equal to it.
         """
         xs, hs, steps, _ = self._saved()
+        self.W_hh_T = self.hidden_weight_T()
         check_grad(self, dout, (xs.shape[1], xs.shape[0], self.hidden_size), self.dtype)
         grads = {key: np.zeros_like(p) for key, p in self.params.items()}
         dx = np.zeros_like(xs)                               # (T, N, D)
@@ -147,7 +173,7 @@ class Recurrent(Layer):
             dh_from_output = dout[:, t]                      # (N, H)
             dh_next = dstate[0]                              # from step t+1, through W_hh
             dh = dh_from_output + dh_next                    # the two paths into h_t add
-            da_i, da_h, dstate = self._step_backward((dh,) + dstate[1:], steps[t])
+            da_i, da_h, dstate = self._staged_step_backward((dh,) + dstate[1:], steps[t])
             dx[t] = da_i @ self.params["W_ih"].T             # (N, D)
             grads["W_ih"] += xs[t].T @ da_i                  # shared weights: summed over t
             grads["W_hh"] += hs[t].T @ da_h                  # hs[t] is h_{t-1}

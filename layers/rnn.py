@@ -80,8 +80,7 @@ class RNN(Recurrent):
     def _step(self, xw: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[tuple, Step]:
         (h_prev,) = state
         a = h_prev @ self.params["W_hh"]                     # (N, H)
-        a += xw                                              # xw = x_t @ W_ih + b_ih
-        a += self.params["b_hh"]
+        a += xw                                              # xw = x_t @ W_ih + b_ih + b_hh
         h = np.tanh(a, out=a) if self.nonlinearity == "tanh" else np.maximum(a, 0, out=a)
         return (h,), Step(h_prev, h)
 
@@ -91,7 +90,7 @@ class RNN(Recurrent):
             da = dh * (1 - step.h * step.h)                  # tanh' = 1 - tanh^2
         else:
             da = dh * (step.h > 0)                           # relu' = [a > 0] = [h > 0]
-        dh_prev = da @ self.params["W_hh"].T                 # (N, H)
+        dh_prev = da @ self.W_hh_T                           # (N, H)
         return da, da, (dh_prev,)                            # input and hidden side alike
 
     def extra_repr(self) -> str:
