@@ -121,11 +121,12 @@ class CausalSelfAttention(Layer):
         # (M, 3E) -> (N, T, 3, H, D) -> (3, N, H, T, D): q | k | v, then the heads
         q, k, v = qkv.reshape(n, t, 3, h, d).transpose(2, 0, 3, 1, 4)
         scores = q @ k.swapaxes(-1, -2)                               # (N, H, T, T)
-        scores *= self.scale
-        att = masked_softmax(scores, causal_mask(t))                  # (N, H, T, T)
+        # = masked_softmax(scores * scale, causal_mask(t)), in place in fewer passes
+        att = causal_softmax(scores, self.scale)                      # (N, H, T, T)
         att_keep = self._dropout_mask(att.shape)
-        y = (att if att_keep is None else att * att_keep) @ v         # (N, H, T, D)
-        y2 = y.transpose(0, 2, 1, 3).reshape(n * t, e)                # (M, E) merge the heads
+        y2 = np.empty((n * t, e), self.dtype)                         # (M, E) the heads merged
+        y = y2.reshape(n, t, h, d).transpose(0, 2, 1, 3)              # (N, H, T, D) a view of it
+        np.matmul(att if att_keep is None else att * att_keep, v, out=y)   # merged as written
         out = self._affine(y2, "W_out", "b_out")                      # (M, E)
         out_keep = self._dropout_mask(out.shape)
         if out_keep is not None:
@@ -153,8 +154,10 @@ class CausalSelfAttention(Layer):
         dv = att_used.swapaxes(-1, -2) @ dy                           # (N, H, T, D)
         if att_keep is not None:
             datt *= att_keep
-        # softmax Jacobian, collapsed: att * (datt - row sum of datt * att); 0 where masked
-        dscores = datt - (datt * att).sum(axis=-1, keepdims=True)     # (N, H, T, T)
+        # softmax Jacobian, collapsed: att * (datt - row sum of datt * att); 0 where masked.
+        # The row sums as a product with ones (as causal_softmax's), then in place in datt.
+        row = (datt * att) @ np.ones(t, self.dtype)                   # (N, H, T)
+        dscores = np.subtract(datt, row[..., None], out=datt)         # (N, H, T, T)
         dscores *= att
         dscores *= self.scale                                         # then the scores'
         dqkv = np.empty((n, t, 3, h, d), self.dtype)                  # (N, T, 3, H, D)
@@ -202,6 +205,34 @@ def causal_mask(t: int) -> np.ndarray:
     mask = np.tril(np.ones((t, t), bool))
     mask.flags.writeable = False
     return mask
+
+
+@functools.lru_cache(maxsize=16)
+def causal_bias(t: int, dtype: np.dtype) -> np.ndarray:
+    """(T, T) of ``dtype``: 0 where query i may attend to key j (j <= i), -inf where not
+    (read-only). Added to a score it keeps the score (s + 0 = s) or masks it (s - inf = -inf)."""
+    bias = np.where(causal_mask(t), 0, -np.inf).astype(dtype)
+    bias.flags.writeable = False
+    return bias
+
+
+def causal_softmax(scores: np.ndarray, scale: float) -> np.ndarray:
+    """``masked_softmax(scores * scale, causal_mask(T))`` computed in place in ``scores``
+    (..., T, T) and returned: the forward's fast path (equal to the staged form to rounding).
+
+    The mask is added (0 or -inf) instead of selected, and every step writes into ``scores``:
+    no temporaries the size of the scores. Key 0 is never masked, so no row is fully masked
+    and the staged form's guards for such rows are not needed. The row sums are one product
+    with a vector of ones (a BLAS call, several times faster than numpy's sum over a short
+    last axis; the terms are added in another order, so equal to rounding, not bit for bit).
+    """
+    t = scores.shape[-1]
+    scores *= scale
+    scores += causal_bias(t, scores.dtype)
+    np.subtract(scores, scores.max(axis=-1, keepdims=True), out=scores)
+    np.exp(scores, out=scores)
+    total = scores @ np.ones(t, scores.dtype)                     # (..., T) row sums
+    return np.divide(scores, total[..., None], out=scores)
 
 
 def masked_softmax(scores: np.ndarray, keep: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from handprop.layers import Embedding
+from handprop.layers.embedding import scatter_add
 
 F64 = np.float64
 
@@ -65,6 +66,22 @@ def test_repeated_ids_add_their_gradients_where_fancy_index_plus_equals_would_lo
     lossy[IDS.reshape(-1)] += rows                     # the classic mistake: one use survives
     assert not np.allclose(lossy[1], by_hand)
     assert not emb.grads["W"][3].any()                 # an id never used gets nothing
+
+
+@pytest.mark.parametrize("dtype, atol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_the_fast_scatter_add_equals_the_staged_add_at(dtype, atol):
+    """scatter_add (sort, one reduceat per run of equal ids) against np.add.at, with ids
+    repeated many times, ids never used, and stale values in the output to be cleared."""
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, 40, 700)
+    ids[ids == 7] = 8                                  # row 7: never used, must come out 0
+    rows = rng.standard_normal((700, 5)).astype(dtype)
+    staged = np.zeros((41, 5), dtype)
+    np.add.at(staged, ids, rows)
+    fast = np.full((41, 5), 9.0, dtype)
+    scatter_add(fast, ids, rows)
+    assert fast.dtype == dtype and not fast[7].any() and not fast[40].any()
+    np.testing.assert_allclose(fast, staged, rtol=0, atol=atol)
 
 
 def test_gradient_matches_central_differences_in_float64():
