@@ -135,7 +135,7 @@ def spawn(rng: np.random.Generator, n: int) -> list[np.random.Generator]:
     1.24 (our minimum) lacks, drawn the same way (from the generator's seed sequence), so that a
     seed builds the same model under every supported numpy."""
     bits = rng.bit_generator
-    seed_seq = getattr(bits, "seed_seq", None) or bits._seed_seq  # public from numpy 1.25
+    seed_seq = getattr(bits, "seed_seq", None) or bits._seed_seq  # type: ignore[attr-defined]  # 1.25+: public
     return [np.random.Generator(type(bits)(child)) for child in seed_seq.spawn(n)]
 
 
