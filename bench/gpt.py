@@ -17,6 +17,8 @@ How it measures, so that the figures mean something on a small shared machine:
 - The driver asks one worker at a time: ``--settle`` seconds of quiet, a few untimed steps,
   then ``--steps`` steps, each timed whole and phase by phase (forward with the loss, backward,
   optimizer: clipping and the AdamW step); the worker answers with the medians.
+- handprop's worker calls ``keep_freed_memory`` first, as ``python -m handprop.train`` does
+  (train/memory.py); ``--default-malloc`` adds a contender without it.
 - Rounds interleave the contenders (the order rotates every round), so background load falls
   on all of them; each figure is the best of the per-round medians. Each library's headline is
   its best thread count.
@@ -158,7 +160,10 @@ def worker(library: str, threads: int) -> None:
         torch.set_num_threads(threads)
         phases = torch_step()
     else:
-        phases = handprop_step()
+        if library == "handprop":           # as python -m handprop.train runs: memory kept
+            from handprop.train import keep_freed_memory
+            keep_freed_memory()
+        phases = handprop_step()            # "handprop-malloc": glibc's malloc as it comes
     for line in sys.stdin:
         steps, warmup, settle = line.split()[1:]
         time.sleep(float(settle))
@@ -197,11 +202,14 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--settle", type=float, default=0.3)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--default-malloc", action="store_true",
+                   help="also time handprop without keep_freed_memory (glibc's malloc as it comes)")
     p.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         return worker(args.worker[0], int(args.worker[1]))
-    libraries = ["handprop"] + (["torch"] if args.torch_python else [])
+    libraries = (["handprop"] + (["handprop-malloc"] if args.default_malloc else [])
+                 + (["torch"] if args.torch_python else []))
     contenders = [(lib, n) for lib in libraries for n in args.threads]
     workers = {c: start(*c, args.torch_python) for c in contenders}
     best: dict = {c: None for c in contenders}

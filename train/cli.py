@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
-import math
 import os
 import sys
 import time
@@ -21,7 +20,7 @@ from importlib.metadata import version
 
 import numpy as np
 
-from ..layers import Layer, validate
+from ..layers import Layer
 from ..layers.models import ACTIVATIONS
 from ..losses import SoftmaxCrossEntropy
 from . import cli_registry as registry
@@ -38,8 +37,18 @@ from .cli_checkpoints import (
 from .cli_iterations import add_iteration_flags, by_iterations, run_iterations
 from .cli_registry import DATASETS, DEFAULT_HIDDEN, MODELS, Dataset, listed, over_budget
 from .cli_text import TextSet, blas_threads, check_vocabulary, text_summary
+from .cli_types import (
+    bounded,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    probability,
+    widths,
+)
 from .data import default_data_dir
 from .loop import evaluate, fit, format_metrics
+from .memory import keep_freed_memory
 from .optim import SGD, Adam, AdamW, RMSprop
 from .plot import INSTALL_HINT, plot_history
 from .schedule import CosineAnnealingLR, LinearLR, SequentialLR, StepLR
@@ -51,56 +60,7 @@ DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-2}
 # Sane maxima of the sizes a flag or a data file can ask for: beyond them is a slip, and a
 # usage error (exit 2) rather than an allocation of many GiB. The widths of the layers are held
 # to the memory the model would take, MAX_MODEL_BYTES (4 GiB), estimated before it is built.
-MAX_LAYERS, MAX_EPOCHS, MAX_BATCH, MAX_CLASSES = 64, 10**6, 1 << 20, 10**4
-
-
-def bounded(kind, minimum: float, inclusive: bool, maximum: float = math.inf):
-    """An argparse type: a finite ``kind`` > minimum (>= with ``inclusive``), <= maximum.
-    The checks are ``validate.real``'s; the messages quote the text the user typed."""
-    def parse(text):
-        value = kind(text)
-        try:
-            validate.real("flag", "value", value, low=minimum, low_open=not inclusive)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected a finite number {'>=' if inclusive else '>'} {minimum}, got {text}") from None
-        try:
-            validate.real("flag", "value", value, high=maximum, finite=False)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected at most {maximum}, got {text}") from None
-        return value
-    parse.__name__ = kind.__name__  # argparse names the type in "invalid int value"
-    return parse
-
-
-positive_int, positive_float = bounded(int, 0, False), bounded(float, 0, False)
-non_negative_int, non_negative_float = bounded(int, 0, True), bounded(float, 0, True)
-
-
-def probability(text):
-    """An argparse type: a dropout probability, 0 <= P < 1 (P = 1 would drop everything)."""
-    value = float(text)  # not a number: argparse's "invalid probability value"
-    try:
-        return validate.real("--dropout", "P", value, low=0, high=1, high_open=True)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability 0 <= P < 1, got {text}") from None
-
-
-def widths(text):
-    """An argparse type: comma-separated hidden widths, each >= 1; none left empty."""
-    pieces = [piece.strip() for piece in text.split(",")] if text.strip() else []
-    if "" in pieces:
-        raise argparse.ArgumentTypeError(f"expected comma-separated widths like 100,100, got "
-                                         f"{text!r}: width {pieces.index('') + 1} is empty")
-    try:
-        sizes = [int(w) for w in pieces]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated widths like 100,100, got {text!r}") from None
-    if any(w < 1 for w in sizes):
-        raise argparse.ArgumentTypeError(f"expected widths >= 1, got {text!r}")
-    if len(sizes) > MAX_LAYERS:  # their size is held to MAX_MODEL_BYTES once the data's is known
-        raise argparse.ArgumentTypeError(f"expected at most {MAX_LAYERS} widths, got {text!r}")
-    return sizes
+MAX_EPOCHS, MAX_BATCH, MAX_CLASSES = 10**6, 1 << 20, 10**4
 
 
 def parser() -> argparse.ArgumentParser:
@@ -165,6 +125,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     cli = parser()
     args = cli.parse_args(argv)
+    keep_freed_memory()  # a step's arrays reuse the last step's memory instead of faulting it in
     try:
         with sigterm_as_interrupt():
             try:
