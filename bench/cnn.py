@@ -236,6 +236,9 @@ def worker(contender_name: str, batch_size: int, threads: int, clock: str) -> in
     CLOCK = CLOCKS[clock]
     out = sys.stdout
     sys.stdout = sys.stderr  # nothing but answers goes to the parent
+    if contender_name == "handprop":        # as python -m handprop.train runs: memory kept
+        from handprop.train import keep_freed_memory
+        keep_freed_memory()
     try:
         contender = (HandpropContender(batch_size) if contender_name == "handprop"
                      else TorchContender(batch_size, threads))

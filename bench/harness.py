@@ -100,6 +100,9 @@ def serve(library: str, threads: int, build: Callable[[], Step]) -> None:
     if library == "torch":
         import torch
         torch.set_num_threads(threads)
+    else:                                   # as python -m handprop.train runs: memory kept
+        from handprop.train import keep_freed_memory
+        keep_freed_memory()
     phases = build()
     for line in sys.stdin:
         request = json.loads(line)

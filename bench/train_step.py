@@ -216,6 +216,9 @@ PHASES = {"handprop": handprop_phases, "torch": torch_phases}
 def worker(name: str) -> int:
     """Answer the driver's requests, one JSON line each, until stdin closes."""
     library, kind = name.split()
+    if library != "torch":                  # as python -m handprop.train runs: memory kept
+        from handprop.train import keep_freed_memory
+        keep_freed_memory()
     builders = {}
     for line in sys.stdin:
         req = json.loads(line)
