@@ -243,6 +243,15 @@ def batch_sum(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return np.matmul(_ones(a.shape[0], a.dtype), a, out=out)
 
 
+def row_mean(a: np.ndarray) -> np.ndarray:
+    """Mean of an (..., D) array over its last axis, kept as (..., 1) to broadcast back.
+
+    Computed as the matrix product a @ ones(D) over D: numpy's reduction along a short last
+    axis (a LayerNorm's 128 features) takes about five times as long.
+    """
+    return (a @ _ones(a.shape[-1], a.dtype))[..., None] / a.shape[-1]
+
+
 @functools.lru_cache(maxsize=64)
 def _ones(n: int, dtype: np.dtype) -> np.ndarray:
     ones = np.ones(n, dtype)

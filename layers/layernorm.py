@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .base import Layer, batch_sum, check_grad, check_input, check_size, float_dtype, non_default
+from .base import Layer, batch_sum, check_grad, check_input, check_size, float_dtype, non_default, row_mean
 from .validate import flag, parameter_budget, real
 
 
@@ -92,9 +92,9 @@ class LayerNorm(Layer):
         check_input(self, x, dtype=self.dtype)
         if x.ndim == 0 or x.shape[-1] != d:
             raise ValueError(f"{self!r}: expected input of shape (..., {d}), got {x.shape}")
-        mu = x.mean(axis=-1, keepdims=True)                      # (..., 1)
+        mu = row_mean(x)                                         # (..., 1) x.mean(-1), by BLAS
         xc = x - mu                                              # (..., D)
-        var = (xc * xc).mean(axis=-1, keepdims=True)             # (..., 1) from centred values
+        var = row_mean(xc * xc)                                  # (..., 1) from centred values
         inv_std = 1 / np.sqrt(var + self.eps)                    # (..., 1)
         xhat = np.multiply(xc, inv_std, out=xc)                  # takes over xc's memory
         self.cache = Saved(xhat, inv_std)
@@ -119,8 +119,8 @@ class LayerNorm(Layer):
         else:
             dxhat = dout
         # dx = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), per row
-        mean_dxhat = dxhat.mean(axis=-1, keepdims=True)          # (..., 1)
-        mean_proj = (dxhat * xhat).mean(axis=-1, keepdims=True)  # (..., 1)
+        mean_dxhat = row_mean(dxhat)                             # (..., 1)
+        mean_proj = row_mean(dxhat * xhat)                       # (..., 1)
         dx = xhat * mean_proj                                    # (..., D)
         np.subtract(dxhat, dx, out=dx)
         dx -= mean_dxhat
