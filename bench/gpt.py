@@ -51,8 +51,8 @@ def batch():
 # ---------------------------------------------------------------------------------------------
 # handprop's step (imports handprop only inside its worker)
 
-def handprop_step():
-    from handprop.layers import gpt
+def handprop_step(workers: int = 1):
+    from handprop.layers import DataParallel, gpt
     from handprop.losses import SoftmaxCrossEntropy
     from handprop.train import AdamW, clip_grad_norm
     from handprop.train.optim import decay_groups
@@ -62,12 +62,13 @@ def handprop_step():
                 param_groups=decay_groups(model, WEIGHT_DECAY))
     loss_fn = SoftmaxCrossEntropy()
     x, y = batch()
+    run = DataParallel(model, workers) if workers > 1 else model
 
     def forward():
-        loss_fn.forward(model.forward(x), y)
+        loss_fn.forward(run.forward(x), y)
 
     def backward():
-        model.param_backward(loss_fn.backward())
+        run.param_backward(loss_fn.backward())
 
     def optimizer():
         clip_grad_norm(model, CLIP)
@@ -160,10 +161,11 @@ def worker(library: str, threads: int) -> None:
         torch.set_num_threads(threads)
         phases = torch_step()
     else:
-        if library == "handprop":           # as python -m handprop.train runs: memory kept
+        if library != "handprop-malloc":    # as python -m handprop.train runs: memory kept
             from handprop.train import keep_freed_memory
             keep_freed_memory()
-        phases = handprop_step()            # "handprop-malloc": glibc's malloc as it comes
+        # "handprop-split": the batch split over `threads` copies, one BLAS thread each
+        phases = handprop_step(threads if library == "handprop-split" else 1)
     for line in sys.stdin:
         steps, warmup, settle = line.split()[1:]
         time.sleep(float(settle))
@@ -182,8 +184,9 @@ def worker(library: str, threads: int) -> None:
 
 
 def start(library: str, threads: int, torch_python: str) -> subprocess.Popen:
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
-           "MKL_NUM_THREADS": str(threads)}
+    blas = 1 if library == "handprop-split" else threads
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": str(blas), "OMP_NUM_THREADS": str(blas),
+           "MKL_NUM_THREADS": str(blas)}
     python = torch_python if library == "torch" else sys.executable
     return subprocess.Popen([python, __file__, "--worker", library, str(threads)], env=env,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -204,6 +207,8 @@ def main() -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--default-malloc", action="store_true",
                    help="also time handprop without keep_freed_memory (glibc's malloc as it comes)")
+    p.add_argument("--split", action="store_true",
+                   help="also time handprop's batch split over threads (DataParallel, one BLAS thread each)")
     p.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -211,6 +216,8 @@ def main() -> None:
     libraries = (["handprop"] + (["handprop-malloc"] if args.default_malloc else [])
                  + (["torch"] if args.torch_python else []))
     contenders = [(lib, n) for lib in libraries for n in args.threads]
+    if args.split:
+        contenders[len(args.threads):len(args.threads)] = [("handprop-split", n) for n in args.threads if n > 1]
     workers = {c: start(*c, args.torch_python) for c in contenders}
     best: dict = {c: None for c in contenders}
     loads = [load()]
@@ -241,11 +248,12 @@ def report(best: dict, loads: list[str], args: argparse.Namespace) -> None:
     for (lib, n), v in best.items():
         print(f"| {lib} | {n} | {v['step']:.1f} | {v['forward']:.1f} | {v['backward']:.1f} | "
               f"{v['optimizer']:.1f} |")
-    fastest = {lib: min((v["step"], n) for (name, n), v in best.items() if name == lib)
-               for lib in {lib for lib, _ in best}}
+    runs = {"handprop": ("handprop", "handprop-split"), "torch": ("torch",)}  # not -malloc
+    fastest = {lib: min((v["step"], n, name) for (name, n), v in best.items() if name in names)
+               for lib, names in runs.items() if any(name in names for name, _ in best)}
     if "torch" in fastest:
         ours, theirs = fastest["handprop"], fastest["torch"]
-        print(f"best: handprop {ours[0]:.1f} ms ({ours[1]} thread(s)), torch {theirs[0]:.1f} ms "
+        print(f"best: {ours[2]} {ours[0]:.1f} ms ({ours[1]} thread(s)), torch {theirs[0]:.1f} ms "
               f"({theirs[1]} thread(s)): handprop at {theirs[0] / ours[0]:.2f}x PyTorch's step speed")
     print("loads:", " | ".join(loads))
 

@@ -16,7 +16,8 @@ The layers, by family (one file each, named for what it holds):
     regularization  dropout.py
     convolution     conv.py (Conv2d), pool.py (MaxPool2d, AvgPool2d), flatten.py (Flatten)
     sequence        embedding.py (Embedding: takes integer ids), rnn.py, lstm.py, gru.py
-    containers      sequential.py (Sequential, Residual)
+    containers      sequential.py (Sequential, Residual), data_parallel.py (DataParallel:
+                    the batch split over threads)
 
 Not layers:
 
@@ -40,6 +41,7 @@ from .base import Layer
 from .batchnorm import BatchNorm1d
 from .batchnorm2d import BatchNorm2d
 from .conv import Conv2d
+from .data_parallel import DataParallel
 from .dropout import Dropout
 from .embedding import Embedding
 from .flat_params import flatten_params
@@ -60,7 +62,7 @@ from .sigmoid import Sigmoid
 from .softmax import Softmax
 from .tanh import Tanh
 
-__all__ = ["Layer", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "CausalSelfAttention", "Conv2d", "Dropout",
-           "Embedding", "Flatten", "GELU", "GRU", "LSTM", "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d", "RNN",
-           "ReLU", "Residual", "Sequential", "Sigmoid", "Softmax", "Tanh", "char_lm", "cnn", "flatten_params",
-           "gpt", "mlp", "reorder_gates"]
+__all__ = ["Layer", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "CausalSelfAttention", "Conv2d", "DataParallel",
+           "Dropout", "Embedding", "Flatten", "GELU", "GRU", "LSTM", "LayerNorm", "LeakyReLU", "Linear",
+           "MaxPool2d", "RNN", "ReLU", "Residual", "Sequential", "Sigmoid", "Softmax", "Tanh", "char_lm",
+           "cnn", "flatten_params", "gpt", "mlp", "reorder_gates"]

@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from handprop.layers import gpt
+from handprop.layers import DataParallel, gpt
 from handprop.losses import SoftmaxCrossEntropy
 from handprop.train import AdamW
 from handprop.train.iterations import fit_iterations
@@ -63,6 +63,24 @@ def test_twenty_adamw_steps_with_clipping_give_pytorchs_losses(dtype, expected, 
     assert model.params["wte.W"].dtype == dtype
 
 
+def test_the_batch_split_over_two_workers_gives_pytorchs_losses_too(monkeypatch):
+    shards = []
+    split = DataParallel._run
+    monkeypatch.setattr(DataParallel, "_run", lambda self, method, parts: shards.append(len(parts))
+                        or split(self, method, parts))
+    model = reference_weights(gpt(VOCAB, block_size=BLOCK, n_layer=LAYERS, n_head=HEADS,
+                                  n_embd=EMBD, dtype=np.float64))
+    opt, sched = nanogpt_run(model)
+    ids = np.random.default_rng(2).integers(0, VOCAB, 200)
+    history = fit_iterations(model, SoftmaxCrossEntropy(), opt, ids, ids, block_size=BLOCK,
+                             batch_size=BATCH, max_iters=20, eval_interval=10, eval_iters=1,
+                             scheduler=sched, clip_grad_norm=1.0, seed=1, workers=2)
+    # the mean of each stretch of 10 steps (train_loss is the mean since the last evaluation)
+    expected = [np.mean(LOSSES_FLOAT64[:10]), np.mean(LOSSES_FLOAT64[10:])]
+    np.testing.assert_allclose(history["train_loss"], expected, rtol=0, atol=1e-10)
+    assert set(shards) == {2}            # every forward and backward ran on two copies
+
+
 TEXT = "First Citizen: Before we proceed any further, hear me speak. All: Speak, speak. " * 8
 
 
@@ -91,7 +109,7 @@ def test_a_tiny_gpt_learns_tiny_text_end_to_end():
 RUN = textwrap.dedent("""
     import os, signal, sys
     import numpy as np
-    from handprop.layers import gpt
+    from handprop.layers import DataParallel, gpt
     from handprop.losses import SoftmaxCrossEntropy
     from handprop.train import AdamW
     from handprop.train.iterations import fit_iterations
@@ -189,10 +207,12 @@ def test_a_checkpoint_whose_generators_do_not_fit_the_model_is_refused_by_name(t
     (dict(val_ids=np.arange(5)), ValueError, "val_ids holds 5 ids, no window of block_size=8"),
     (dict(train_ids=np.zeros(50)), TypeError, "train_ids as a 1-D array of integer ids"),
     (dict(clip_grad_norm=0.0), ValueError, "clip_grad_norm"),
+    (dict(workers=0), ValueError, r"fit_iterations: expected workers in \[1, 256\], got 0"),
+    (dict(workers=2, dropout=0.1), ValueError, "DataParallel: expected a module without dropout"),
 ])
 def test_bad_arguments_are_refused_before_training(change, error, message):
     vocab, train, val = tiny_text()
-    model = gpt(vocab, block_size=8, n_layer=1, n_head=2, n_embd=16)
+    model = gpt(vocab, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=change.pop("dropout", 0.0))
     opt, _ = nanogpt_run(model)
     before = model.state_dict()
     kwargs = {**dict(train_ids=train, val_ids=val, block_size=8, batch_size=4, max_iters=2), **change}

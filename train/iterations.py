@@ -18,7 +18,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..layers import validate
+from ..layers import DataParallel, validate
+from ..layers.data_parallel import MAX_WORKERS
 from .checkpoint import save
 from .clip import checked_max_norm
 from .clip import clip_grad_norm as clip_gradients
@@ -44,7 +45,7 @@ def fit_iterations(model, loss_fn, optimizer, train_ids, val_ids, *, block_size:
                    clip_grad_norm: float | None = None, seed: int = 0,
                    checkpoint: str | os.PathLike | None = None, resume: bool = False,
                    checkpoint_extra: dict | None = None,
-                   on_eval: Callable[[dict], None] | None = None) -> dict[str, list]:
+                   on_eval: Callable[[dict], None] | None = None, workers: int = 1) -> dict[str, list]:
     """Train ``model`` (token ids (N, T) -> logits (N, T, V)) for ``max_iters`` iterations.
 
     Parameters
@@ -78,6 +79,12 @@ def fit_iterations(model, loss_fn, optimizer, train_ids, val_ids, *, block_size:
         (``"iterations"``: the iteration, the history, the generators, the schedule).
     on_eval : callable, optional
         Called with each evaluation's figures (a dict), after its checkpoint.
+    workers : int
+        Split every batch between this many copies of the model on threads
+        (``handprop.layers.DataParallel``): every elementwise pass on every core. Give BLAS
+        one thread each (``threadpoolctl.threadpool_limits(1, "blas")``). The gradients are
+        the same sums taken in another order, so a run agrees with ``workers=1`` to rounding,
+        not bit for bit; a resumed run needs the same count.
 
     Returns
     -------
@@ -91,23 +98,26 @@ def fit_iterations(model, loss_fn, optimizer, train_ids, val_ids, *, block_size:
         If the loss turns NaN or infinite; the step that produced it is not applied.
     """
     sizes = _checked_sizes(block_size=block_size, batch_size=batch_size, max_iters=max_iters,
-                           eval_interval=eval_interval, eval_iters=eval_iters, seed=seed)
+                           eval_interval=eval_interval, eval_iters=eval_iters, seed=seed,
+                           workers=workers)
     train_ids, val_ids = (_checked_ids(name, ids, block_size) for name, ids in
                           (("train_ids", train_ids), ("val_ids", val_ids)))
     if clip_grad_norm is not None:
         clip_grad_norm = checked_max_norm(WHO, clip_grad_norm, "clip_grad_norm")
     if checkpoint is not None:
         writable_target(checkpoint)
+    # the model (saved, clipped, stepped), and what runs it: itself, or its copies on threads
+    runner = DataParallel(model, workers) if workers > 1 else model
     rng = np.random.default_rng(seed)
     done, history = 0, dict[str, list]()
     if resume:
         done, history = resume_iterations(checkpoint, model, optimizer, rng, scheduler)
-    model.train()
-    run = _Run(model, loss_fn, optimizer, scheduler, clip_grad_norm, rng, sizes)
+    runner.train()
+    run = _Run(model, runner, loss_fn, optimizer, scheduler, clip_grad_norm, rng, sizes)
     while done < max_iters:
         stop = min(max_iters, (done // eval_interval + 1) * eval_interval)
         logs = run.train(train_ids, done, stop)
-        logs["val_loss"] = estimate_loss(model, loss_fn, val_ids, block_size, batch_size,
+        logs["val_loss"] = estimate_loss(runner, loss_fn, val_ids, block_size, batch_size,
                                          eval_iters, np.random.default_rng([seed, 1, stop]))
         done = stop
         for key, value in logs.items():
@@ -123,9 +133,10 @@ class _Run:
     """What every iteration uses: the model, loss, optimizer, schedule, clipping, window
     generator and sizes."""
 
-    def __init__(self, model, loss_fn, optimizer, scheduler, clip: float | None,
+    def __init__(self, model, runner, loss_fn, optimizer, scheduler, clip: float | None,
                  rng: np.random.Generator, sizes: dict[str, int]) -> None:
-        self.model, self.loss_fn, self.optimizer, self.scheduler = model, loss_fn, optimizer, scheduler
+        self.model, self.runner, self.loss_fn = model, runner, loss_fn
+        self.optimizer, self.scheduler = optimizer, scheduler
         self.clip, self.rng = clip, rng
         self.block_size, self.batch_size = sizes["block_size"], sizes["batch_size"]
 
@@ -143,13 +154,13 @@ class _Run:
     def step(self, x: np.ndarray, y: np.ndarray, it: int) -> float:
         """Forward, backward, clip, step, schedule: the loss of the batch."""
         with np.errstate(over="ignore", invalid="ignore"):  # a bad loss is reported below
-            logits = self.model.forward(x)
+            logits = self.runner.forward(x)
             loss = self.loss_fn.forward(logits, y)
         if not math.isfinite(loss):
             raise FloatingPointError(
                 f"{WHO}: the loss became {loss} at iteration {it}; training stopped before "
                 f"applying that step (lr={self.optimizer.lr:g}): try a smaller learning rate")
-        self.model.param_backward(self.loss_fn.backward())
+        self.runner.param_backward(self.loss_fn.backward())
         if self.clip is not None:
             clip_gradients(self.model, self.clip)
         self.optimizer.step()
@@ -226,7 +237,8 @@ def iteration_state(checkpoint, extra: dict, rng: np.random.Generator, model) ->
 
 
 def _checked_sizes(**sizes: object) -> dict[str, int]:
-    return {name: validate.integer(WHO, name, value, low=0 if name == "seed" else 1)
+    return {name: validate.integer(WHO, name, value, low=0 if name == "seed" else 1,
+                                   high=MAX_WORKERS if name == "workers" else None)
             for name, value in sizes.items()}
 
 
