@@ -53,7 +53,7 @@ class DataParallel(Composite):
     >>> from handprop.layers import Linear, ReLU, Sequential
     >>> model = Sequential(Linear(3, 4, rng=0), ReLU(), Linear(4, 2, rng=1))
     >>> dp = DataParallel(model, workers=2)
-    >>> x = np.random.default_rng(2).standard_normal((5, 3))
+    >>> x = np.random.default_rng(2).standard_normal((5, 3)).astype(np.float32)
     >>> bool(np.allclose(dp.forward(x), model.forward(x)))
     True
     """

@@ -11,6 +11,7 @@ import handprop.train.cli_iterations as cli_iterations
 from handprop.train.checkpoint import read_extra
 from handprop.train.cli import main, parser
 from handprop.train.cli_iterations import RECIPE
+from handprop.train.iterations import fit_iterations
 
 LINES = ["To be, or not to be, that is the question:",
          "Whether 'tis nobler in the mind to suffer",
@@ -37,7 +38,7 @@ def test_the_gpt_command_trains_and_ends_with_a_summary_line(text_dir, capsys):
         or out[0].startswith("shakespeare: ")
     assert out[2].startswith("iter 10/20 train_loss=") and out[3].startswith("iter 20/20 ")
     assert re.fullmatch(r"val_loss=\d\.\d{4} train_loss=\d\.\d{4} iterations=20 seconds=\S+ "
-                        r"blas_threads=1", out[-1]), out[-1]
+                        r"blas_threads=1 workers=1", out[-1]), out[-1]
 
 
 def test_the_defaults_are_nanogpts_cpu_recipe(text_dir, monkeypatch):
@@ -50,6 +51,7 @@ def test_the_defaults_are_nanogpts_cpu_recipe(text_dir, monkeypatch):
         "beta2": 0.99, "weight_decay": 0.1, "clip_grad_norm": 1.0, "eval_interval": 250,
         "eval_iters": 200, "optimizer": "adamw"}
     assert seen["model"] == "gpt" and seen["dropout"] == 0.0 and seen["threads"] == 2
+    assert seen["workers"] == 1          # --threads given: no choice to make, one copy
 
 
 def test_a_resumed_run_ends_bit_for_bit_where_an_uninterrupted_one_does(text_dir, tmp_path, capsys):
@@ -81,10 +83,28 @@ def test_the_thread_count_is_chosen_reported_and_recorded(text_dir, tmp_path, ca
     path = str(tmp_path / "c.npz")
     assert main(tiny(text_dir, "--max-iters", "10", "--checkpoint", path, threads=())) == 0
     out = capsys.readouterr().out
-    chosen = re.search(r"^blas_threads=(\d) \(chosen: 1 thread \d+ ms, 2 threads \d+ ms\)$", out, re.M)
+    chosen = re.search(r"^blas_threads=(\d) workers=(\d) \(chosen: 1 thread \d+ ms, 2 threads \d+ ms, "
+                       r"2 workers \d+ ms\)$", out, re.M)
     assert chosen, out
-    assert out.rstrip().endswith(f"blas_threads={chosen[1]}")
-    assert read_extra(path)["cli"]["threads"] == int(chosen[1])
+    assert chosen[1] == "1" or chosen[2] == "1"          # two copies run one BLAS thread each
+    assert out.rstrip().endswith(f"blas_threads={chosen[1]} workers={chosen[2]}")
+    saved = read_extra(path)["cli"]
+    assert (saved["threads"], saved["workers"]) == (int(chosen[1]), int(chosen[2]))
+
+
+def test_workers_split_the_batch_and_a_resume_keeps_them(text_dir, tmp_path, capsys, monkeypatch):
+    split = []
+    monkeypatch.setattr(cli_iterations, "fit_iterations",
+                        lambda *a, **k: split.append(k["workers"]) or fit_iterations(*a, **k))
+    path = str(tmp_path / "c.npz")
+    assert main(tiny(text_dir, "--max-iters", "10", "--checkpoint", path, "--workers", "2",
+                     threads=())) == 0
+    assert capsys.readouterr().out.rstrip().endswith("blas_threads=1 workers=2")
+    assert main(["--checkpoint", path, "--resume", "--max-iters", "20", "--data-dir", str(text_dir)]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("blas_threads=1 workers=2") and split == [2, 2]
+    # with dropout the copies would repeat one generator's masks: auto leaves them out
+    assert main(tiny(text_dir, "--max-iters", "10", "--dropout", "0.1", threads=())) == 0
+    assert "workers" not in capsys.readouterr().out.split("(chosen: ")[1].split(")")[0]
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -93,6 +113,8 @@ def test_the_thread_count_is_chosen_reported_and_recorded(text_dir, tmp_path, ca
     (["--n-embd", "30", "--n-head", "4"], "--n-embd 30 is not divisible by --n-head 4"),
     (["--warmup-iters", "50", "--lr-decay-iters", "10"], "--lr-decay-iters 10 ends the cosine before"),
     (["--threads", "0"], "expected auto or a thread count >= 1, got 0"),
+    (["--workers", "0"], "--workers: expected a finite number > 0, got 0"),
+    (["--workers", "2", "--dropout", "0.1"], "--workers 2 needs --dropout 0"),
     (["--dataset", "spiral"], "--model gpt trains on text by iterations"),
 ])
 def test_usage_errors_of_the_gpt_command(argv, message, capsys):
@@ -117,7 +139,7 @@ def test_the_gpt_flags_are_in_the_help():
     text = parser().format_help()
     for flag in ("--n-layer", "--n-head", "--n-embd", "--block-size", "--max-iters",
                  "--eval-interval", "--eval-iters", "--min-lr", "--warmup-iters",
-                 "--lr-decay-iters", "--beta2", "--threads"):
+                 "--lr-decay-iters", "--beta2", "--threads", "--workers"):
         assert flag in text
 
 

@@ -23,7 +23,7 @@ RECORDED = ("dataset", "model", "hidden", "activation", "norm", "dropout", "dtyp
             "optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule", "warmup",
             "clip_grad_norm", "epochs", "embedding_dim", "hidden_size", "n_layer", "n_head",
             "n_embd", "block_size", "max_iters", "eval_interval", "eval_iters", "min_lr",
-            "warmup_iters", "lr_decay_iters", "beta2", "threads")
+            "warmup_iters", "lr_decay_iters", "beta2", "threads", "workers")
 NEW_TOTAL = ("epochs", "max_iters")
 VALIDATED = {"val_loss", "val_accuracy"}  # in the history of every epoch this command trains
 

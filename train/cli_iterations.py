@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ..layers import Layer, gpt
+from ..layers import DataParallel, Layer, gpt
+from ..layers.data_parallel import MAX_WORKERS
 from ..losses import SoftmaxCrossEntropy
 from .checkpoint import read_extra
 from .cli_checkpoints import check_checkpoint_path, given_flags, recorded_settings
@@ -74,7 +75,10 @@ def add_iteration_flags(p: argparse.ArgumentParser, bounded: Callable) -> None:
     g.add_argument("--beta2", metavar="X", type=bounded(float, 0, True, 0.999999), help="AdamW's second "
                    "beta (default 0.99)")
     g.add_argument("--threads", metavar="N|auto", type=threads, help="BLAS threads: a number, or auto to time a "
-                   "few steps with each count and take the fastest (default auto)")
+                   "few steps with each count, and with --workers, and take the fastest (default auto)")
+    g.add_argument("--workers", metavar="N", type=bounded(int, 0, False, MAX_WORKERS), help="split each batch "
+                   "between N copies of the model on threads, one BLAS thread each (default: chosen by "
+                   "--threads auto, else 1; needs --dropout 0)")
 
 
 def threads(text: str) -> int | str:
@@ -98,7 +102,7 @@ def by_iterations(cli: argparse.ArgumentParser, args: argparse.Namespace,
         return True
     ours = [key for key in given_flags(parser, argv) if key in RECIPE and key not in
             ("batch_size", "lr", "weight_decay", "clip_grad_norm", "optimizer")] + \
-        (["threads"] if args.threads is not None else [])
+        [key for key in ("threads", "workers") if getattr(args, key) is not None]
     if ours:
         cli.error(f"{', '.join(sorted(_flag(k) for k in set(ours)))}: only for --model gpt")
     return False
@@ -131,8 +135,9 @@ def run_iterations(cli: argparse.ArgumentParser, args: argparse.Namespace,
     model = build_gpt(args, (args.block_size,), len(vocab))
     print(describe(model, args), flush=True)
     if args.threads == "auto":
-        args.threads, timings = choose_threads(model, train_ids, args)
-        print(f"blas_threads={args.threads} (chosen: {timings})", flush=True)
+        args.threads, args.workers, timings = choose_threads(model, train_ids, args)
+        print(f"blas_threads={args.threads} workers={args.workers} (chosen: {timings})", flush=True)
+    args.workers = args.workers or 1
     return train(args, model, vocab, train_ids, val_ids)
 
 
@@ -153,13 +158,14 @@ def train(args: argparse.Namespace, model: Layer, vocab: Vocabulary, train_ids: 
                 eval_interval=args.eval_interval, eval_iters=args.eval_iters, scheduler=schedule,
                 clip_grad_norm=args.clip_grad_norm, seed=args.seed, checkpoint=args.checkpoint,
                 resume=args.resume, checkpoint_extra={"cli": settings},
-                on_eval=lambda logs: print(eval_line(logs, args.max_iters), flush=True))
+                on_eval=lambda logs: print(eval_line(logs, args.max_iters), flush=True),
+                workers=args.workers)
     except (FloatingPointError, ValueError, OSError) as err:
         return _failure(err)
     seconds = time.perf_counter() - started
     print(f"val_loss={history['val_loss'][-1]:.4f} train_loss={history['train_loss'][-1]:.4f} "
           f"iterations={history['iteration'][-1]} seconds={seconds:.1f} "
-          f"blas_threads={args.threads}", flush=True)
+          f"blas_threads={args.threads} workers={args.workers}", flush=True)
     return 0
 
 
@@ -189,6 +195,11 @@ def check_flags(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: li
             setattr(args, key, value)
     if args.checkpoint:
         check_checkpoint_path(cli, args, argv, parser)
+    if args.workers is not None and args.threads == "auto" and "threads" not in given:
+        args.threads = 1            # one BLAS thread for each copy
+    if (args.workers or 1) > 1 and args.dropout > 0:
+        cli.error(f"--workers {args.workers} needs --dropout 0: the copies of the model would "
+                  f"repeat one generator's dropout masks")
     if args.n_embd % args.n_head:
         cli.error(f"--n-embd {args.n_embd} is not divisible by --n-head {args.n_head} (each "
                   f"head takes n_embd / n_head features)")
@@ -258,26 +269,42 @@ def describe(model: Layer, args: argparse.Namespace) -> str:
 
 
 def choose_threads(model: Layer, ids: np.ndarray, args: argparse.Namespace,
-                   rounds: int = 2, steps: int = 2) -> tuple[int, str]:
-    """The fastest BLAS thread count for a training step (forward and backward) of a copy of
-    ``model`` at the run's shapes, over interleaved rounds; and the timings as text."""
-    probe, loss_fn = copy.deepcopy(model), SoftmaxCrossEntropy()
+                   rounds: int = 2, steps: int = 2, settle: float = 0.1) -> tuple[int, int, str]:
+    """The fastest way to run a training step (forward and backward) of a copy of ``model``
+    at the run's shapes, over interleaved rounds: a BLAS thread count, or (without dropout,
+    unless --workers was given) the batch split over one copy per core with one BLAS thread
+    each. Before each timing, ``settle`` seconds of quiet: OpenBLAS's threads spin a while
+    after a product, and would take a core from the next way's copies. Returns the BLAS
+    threads, the workers, and the timings as text."""
+    loss_fn, cores = SoftmaxCrossEntropy(), os.cpu_count() or 1
     rng = np.random.default_rng(0)
     starts = rng.integers(0, len(ids) - args.block_size, args.batch_size)
     x = ids[starts[:, None] + np.arange(args.block_size)]
     y = ids[starts[:, None] + np.arange(1, args.block_size + 1)]
-    counts = sorted({1, 2, os.cpu_count() or 1} & set(range(1, (os.cpu_count() or 1) + 1)))
-    best = {n: float("inf") for n in counts}
-    for _ in range(rounds):
-        for n in counts:
-            with threadpool_limits(limits=n, user_api="blas"):
-                for _ in range(steps):
+    ways = [(n, args.workers or 1) for n in sorted({1, 2, cores} & set(range(1, cores + 1)))]
+    if args.workers is None and args.dropout == 0 and cores > 1:
+        ways.append((1, cores))
+    probes = {way: DataParallel(copy.deepcopy(model), way[1]) if way[1] > 1 else copy.deepcopy(model)
+              for way in ways}
+    best = {way: float("inf") for way in ways}
+    for round in range(rounds + 1):          # round 0 untimed: first allocations, threads started
+        for way, probe in probes.items():
+            time.sleep(settle if round else 0)
+            with threadpool_limits(limits=way[0], user_api="blas"):
+                for _ in range(steps if round else 1):
                     started = time.perf_counter()
                     loss_fn.forward(probe.forward(x), y)
                     probe.param_backward(loss_fn.backward())
-                    best[n] = min(best[n], time.perf_counter() - started)
-    chosen = min(counts, key=lambda n: best[n])
-    return chosen, ", ".join(f"{n} thread{'s' * (n > 1)} {best[n] * 1e3:.0f} ms" for n in counts)
+                    if round:
+                        best[way] = min(best[way], time.perf_counter() - started)
+    threads, workers = min(ways, key=lambda way: best[way])
+    return threads, workers, ", ".join(f"{_way_text(*way)} {best[way] * 1e3:.0f} ms" for way in ways)
+
+
+def _way_text(threads: int, workers: int) -> str:
+    if workers > 1:
+        return f"{workers} workers"
+    return f"{threads} thread{'s' * (threads > 1)}"
 
 
 def eval_line(logs: dict, max_iters: int) -> str:
