@@ -136,3 +136,16 @@ def test_loading_groups_that_do_not_fit_the_model_changes_nothing():
     with pytest.raises(ValueError, match="missing b"):
         opt.load_state_dict(state)
     assert opt.param_groups == [{"params": ["W", "b"]}]
+
+
+def test_the_decay_spans_merge_neighbours_and_cover_the_buffer_once():
+    from handprop.train.optim.groups import group_spans
+    layout = {"a": (0, 4, (4,)), "b": (4, 6, (2,)), "c": (6, 9, (3,)), "d": (9, 10, (1,))}
+    groups = [{"params": ["a", "c", "b"], "weight_decay": 0.1}, {"params": ["d"]}]
+    spans = dict(group_spans(groups, 0.0, layout))
+    assert spans == {0.1: [slice(0, 9)], 0.0: [slice(9, 10)]}
+    covered = np.zeros(10, int)
+    for pieces in spans.values():
+        for piece in pieces:
+            covered[piece] += 1
+    assert (covered == 1).all()

@@ -7,7 +7,7 @@ import numpy as np
 
 from ...layers import validate
 from .base import Optimizer, decay_pair, nonnegative
-from .groups import check_cover, checked_param_groups, group_masks, parameter_names
+from .groups import check_cover, checked_param_groups, group_spans, parameter_names
 from .inplace import addcmul, lerp
 
 
@@ -92,11 +92,10 @@ class Adam(Optimizer):
     def _apply(self, options: dict, counters: dict, arrays: dict) -> None:
         super()._apply(options, counters, arrays)
         # (decay, mask) per distinct decay of the groups; None: one decay for every parameter
-        self._decays: list[tuple[float, np.ndarray]] | None = None
+        self._decays: list[tuple[float, list[slice]]] | None = None
         self._decay_all = self.weight_decay   # the decay of every parameter, when one for all
         if self.param_groups is not None:
-            decays = group_masks(self.param_groups, self.weight_decay, self._layout,
-                                 self.flat_params.size)
+            decays = group_spans(self.param_groups, self.weight_decay, self._layout)
             if len(decays) > 1:
                 self._decays = decays
             else:  # one decay for all: the plain path, bit for bit
@@ -111,8 +110,10 @@ class Adam(Optimizer):
                 return g
             np.multiply(p, self._decay_all, out=scratch)
             return np.add(g, scratch, out=scratch)
-        for decay, mask in self._decays:  # the masks cover the buffer: every entry written
-            np.copyto(scratch, 1 - self.lr * decay if self.decoupled else decay, where=mask)
+        for decay, spans in self._decays:  # the spans cover the buffer: every entry written
+            value = 1 - self.lr * decay if self.decoupled else decay
+            for span in spans:
+                scratch[span] = value
         if self.decoupled:
             p *= scratch
             return g
