@@ -102,6 +102,14 @@ def test_workers_split_the_batch_and_a_resume_keeps_them(text_dir, tmp_path, cap
     assert capsys.readouterr().out.rstrip().endswith("blas_threads=1 workers=2")
     assert main(["--checkpoint", path, "--resume", "--max-iters", "20", "--data-dir", str(text_dir)]) == 0
     assert capsys.readouterr().out.rstrip().endswith("blas_threads=1 workers=2") and split == [2, 2]
+    whole = str(tmp_path / "whole.npz")                  # resumed bit for bit
+    assert main(tiny(text_dir, "--max-iters", "20", "--checkpoint", whole, "--workers", "2",
+                     threads=())) == 0
+    resumed, uninterrupted = np.load(path), np.load(whole)
+    weights = [name for name in uninterrupted.files if name.startswith("model/")]
+    assert weights
+    for name in weights:
+        np.testing.assert_array_equal(resumed[name], uninterrupted[name], err_msg=name)
     # with dropout the copies would repeat one generator's masks: auto leaves them out
     assert main(tiny(text_dir, "--max-iters", "10", "--dropout", "0.1", threads=())) == 0
     assert "workers" not in capsys.readouterr().out.split("(chosen: ")[1].split(")")[0]
