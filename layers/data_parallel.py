@@ -11,8 +11,9 @@ copies' gradients add (a sum over rows split in parts is the sum of the parts).
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +71,7 @@ class DataParallel(Composite):
         for twin in self.copies[1:]:
             for layer in twin.modules():
                 layer.cache = None
-        self.pool = ThreadPoolExecutor(self.workers - 1) if self.workers > 1 else None
+        self.pool: ThreadPoolExecutor | None = None     # started at the first batch
         self.sizes: list[int] = []
 
     def named_children(self) -> Iterator[tuple[str, Layer]]:
@@ -79,6 +80,10 @@ class DataParallel(Composite):
     def __deepcopy__(self, memo: dict) -> "DataParallel":
         """A deep copy of the module in a DataParallel of its own (threads are not copied)."""
         return DataParallel(copy.deepcopy(self.module, memo), self.workers).train(self.training)
+
+    def __getstate__(self) -> dict:
+        """For pickle: everything but the threads, which the copy starts anew."""
+        return {**vars(self), "pool": None}
 
     @property
     def takes_ids(self) -> bool:  # type: ignore[override]
@@ -101,7 +106,7 @@ class DataParallel(Composite):
         outs = self._run("forward", shards)
         return outs[0] if len(outs) == 1 else np.concatenate(outs)
 
-    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:  # type: ignore[override]  # ids: None
         """dout (N, ...) -> dx (N, ...) (None for token ids); the copies' gradients added
         into the module's."""
         return self._backward("backward", dout)
@@ -112,34 +117,56 @@ class DataParallel(Composite):
     def _backward(self, method: str, dout: np.ndarray) -> np.ndarray | None:
         if not self.sizes:
             raise RuntimeError(f"{self!r}: backward called before forward; call forward(x) first")
+        if not isinstance(dout, np.ndarray) or dout.ndim == 0 or len(dout) != sum(self.sizes):
+            got = dout.shape if isinstance(dout, np.ndarray) else type(dout).__name__
+            raise ValueError(f"{self!r}: expected dout for the {sum(self.sizes)} rows of the "
+                             f"last forward pass, got {got}")
         douts = np.split(dout, np.cumsum(self.sizes)[:-1])
         dxs = self._run(method, douts)
         grads = self.module.grads
+        # one layer used twice has one gradient array under two names: add it once
+        names = {id(g): name for name, g in grads.items()}.values()
         for twin in self.copies[1:len(douts)]:          # a sum over the batch, shard by shard
-            for name, twin_grad in twin.grads.items():
-                grads[name] += twin_grad
+            twin_grads = twin.grads
+            for name in names:
+                grads[name] += twin_grads[name]
         if method == "param_backward" or dxs[0] is None:
             return None
         return dxs[0] if len(dxs) == 1 else np.concatenate(dxs)
 
     def _run(self, method: str, shards: list) -> list:
-        """``method`` of copy i on shard i, shard 0 on this thread and the rest on the pool."""
-        pending = [self.pool.submit(getattr(twin, method), shard)       # type: ignore[union-attr]
-                   for twin, shard in zip(self.copies[1:], shards[1:])]
-        first = getattr(self.module, method)(shards[0])
+        """``method`` of copy i on shard i, shard 0 on this thread and the rest on the pool,
+        each under this thread's numpy errstate; every shard finishes before an error in any
+        is raised."""
+        if len(shards) > 1 and self.pool is None:
+            self.pool = ThreadPoolExecutor(self.workers - 1, thread_name_prefix="DataParallel")
+        pending = [self.pool.submit(_under_errstate, np.geterr(), getattr(twin, method), shard)
+                   for twin, shard in zip(self.copies[1:], shards[1:])] if self.pool else []
+        try:
+            first = getattr(self.module, method)(shards[0])
+        finally:
+            wait(pending)
         return [first] + [p.result() for p in pending]
 
     def _share_parameters(self) -> None:
         """Point every copy at the module's current parameter arrays (an optimizer moves them
-        into one flat buffer after the copies were made)."""
+        into one flat buffer after the copies were made), and at its mode (``module.eval()``
+        called on the module itself)."""
         for layers in zip(*(twin.modules() for twin in self.copies)):
             own = vars(layers[0]).get("params")
-            if own:                                     # a Composite gathers its members' instead
-                for twin in layers[1:]:
+            for twin in layers[1:]:
+                twin.training = layers[0].training
+                if own:                                 # a Composite gathers its members' instead
                     twin.params.update(own)
 
     def extra_repr(self) -> str:
         return f"workers={self.workers}"
+
+
+def _under_errstate(errors: Any, method: Callable, shard: np.ndarray) -> Any:
+    """``method(shard)`` under the caller's errstate: numpy keeps it per thread."""
+    with np.errstate(**errors):
+        return method(shard)
 
 
 def refuse_batch_dependent(module: Layer) -> None:

@@ -123,6 +123,7 @@ def test_workers_split_the_batch_and_a_resume_keeps_them(text_dir, tmp_path, cap
     (["--threads", "0"], "expected auto or a thread count >= 1, got 0"),
     (["--workers", "0"], "--workers: expected a finite number > 0, got 0"),
     (["--workers", "2", "--dropout", "0.1"], "--workers 2 needs --dropout 0"),
+    (["--workers", "2", "--threads", "2"], "--workers 2 runs one BLAS thread in each copy"),
     (["--dataset", "spiral"], "--model gpt trains on text by iterations"),
 ])
 def test_usage_errors_of_the_gpt_command(argv, message, capsys):

@@ -1,6 +1,10 @@
 """DataParallel (layers/data_parallel.py): the batch split over copies of a model on threads
 gives the whole batch's output and gradients, under an optimizer's flat buffer, in eval mode,
 through the checker; what it refuses (fit_iterations with workers=2: tests/test_gpt_train.py)."""
+import copy
+import pickle
+import time
+
 import numpy as np
 import pytest
 
@@ -100,3 +104,68 @@ def test_a_bad_worker_count_is_refused(workers, error, message):
 def test_backward_before_forward_says_so():
     with pytest.raises(RuntimeError, match="backward called before forward"):
         DataParallel(dense(), 2).backward(np.ones((2, 2)))
+
+
+class Failing(Linear):
+    """A Linear whose forward fails on a batch with a negative first entry, after a pause."""
+
+    finished: list = []
+
+    def forward(self, x):
+        if x[0, 0] < 0:
+            raise ValueError("this shard failed")
+        time.sleep(0.2)
+        Failing.finished.append(len(x))
+        return super().forward(x)
+
+
+def test_an_error_in_one_shard_waits_for_the_others_then_is_raised():
+    split = DataParallel(Failing(2, 2, rng=0, dtype=F64), 2)
+    x = np.array([[-1.0, 0], [1, 0], [1, 0], [1, 0]])
+    with pytest.raises(ValueError, match="this shard failed"):
+        split.forward(x)
+    assert Failing.finished == [2]          # the other shard had finished when the error came
+
+
+def test_the_shards_run_under_the_callers_errstate():
+    layer = Linear(3, 2, rng=0, dtype=F64)
+    layer.params["W"][...] = 2.0
+    x = np.array([[0.0, 0, 0], [0, 0, 0], [1e308, 1e308, 1e308], [1e308, 1e308, 1e308]])
+    split = DataParallel(layer, 2)          # only the second shard overflows
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError, match="overflow"):
+        split.forward(x)
+
+
+def test_a_layer_used_twice_adds_its_gradient_once():
+    shared = Linear(3, 3, rng=0, dtype=F64)
+    whole = Sequential(shared, shared)
+    split = DataParallel(copy.deepcopy(whole), 2)
+    rng = np.random.default_rng(5)
+    x, dout = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    whole.forward(x), split.forward(x)
+    whole.backward(dout), split.backward(dout)
+    for name, grad in whole.grads.items():
+        np.testing.assert_allclose(split.module.grads[name], grad, rtol=0, atol=1e-14, err_msg=name)
+
+
+def test_eval_on_the_module_itself_reaches_the_copies():
+    split = DataParallel(tiny_gpt(), 2)
+    split.module.eval()
+    split.forward(np.zeros((2, 6), int))
+    assert not any(layer.training for layer in split.copies[1].modules())
+
+
+def test_a_dout_for_another_batch_is_refused_with_the_whole_shapes():
+    split = DataParallel(dense(), 2)
+    split.forward(np.ones((4, 3)))
+    with pytest.raises(ValueError, match=r"expected dout for the 4 rows of the last forward pass, "
+                                         r"got \(5, 2\)"):
+        split.backward(np.ones((5, 2)))
+
+
+def test_it_pickles_without_its_threads():
+    split = DataParallel(dense(), 2)
+    x = np.random.default_rng(6).standard_normal((4, 3))
+    before = split.forward(x)
+    again = pickle.loads(pickle.dumps(split))
+    np.testing.assert_array_equal(again.forward(x), before)

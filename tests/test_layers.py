@@ -197,3 +197,18 @@ def test_linear_on_a_sequence_equals_linear_on_its_rows_without_copying_x():
     assert lin.cache is x     # kept as given: the (M, in) rows are a view made in backward
     report = gradcheck(Linear(3, 2, rng=1, dtype=np.float64), x[..., :3].copy(), seed=0)
     assert report.ok, report
+
+
+@pytest.mark.parametrize("shape", [(64, 16, 28, 28), (3, 70_000), (5,), ()])
+def test_relu_against_zeros_of_any_trailing_block_is_max_with_nan_kept(shape):
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    if x.size:
+        x.flat[0] = np.nan
+    np.testing.assert_array_equal(ReLU().forward(x), np.where(np.isnan(x), x, np.maximum(x, 0)))
+
+
+def test_row_mean_is_the_mean_over_the_last_axis_kept_for_broadcasting():
+    from handprop.layers.base import row_mean
+    a = np.random.default_rng(2).standard_normal((3, 4, 5))
+    for view in (a, a[:, ::2], a.transpose(1, 0, 2)):
+        np.testing.assert_allclose(row_mean(view), view.mean(axis=-1, keepdims=True), rtol=1e-14)

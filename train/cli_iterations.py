@@ -197,6 +197,9 @@ def check_flags(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: li
         check_checkpoint_path(cli, args, argv, parser)
     if args.workers is not None and args.threads == "auto" and "threads" not in given:
         args.threads = 1            # one BLAS thread for each copy
+    if (args.workers or 1) > 1 and args.threads not in ("auto", 1):
+        cli.error(f"--workers {args.workers} runs one BLAS thread in each copy of the model, not "
+                  f"--threads {args.threads}: leave --threads out")
     if (args.workers or 1) > 1 and args.dropout > 0:
         cli.error(f"--workers {args.workers} needs --dropout 0: the copies of the model would "
                   f"repeat one generator's dropout masks")

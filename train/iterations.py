@@ -10,6 +10,7 @@ bit-for-bit where an uninterrupted one does (same machine, same BLAS thread coun
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -17,6 +18,7 @@ import warnings
 from collections.abc import Callable
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..layers import DataParallel, validate
 from ..layers.data_parallel import MAX_WORKERS
@@ -81,10 +83,10 @@ def fit_iterations(model, loss_fn, optimizer, train_ids, val_ids, *, block_size:
         Called with each evaluation's figures (a dict), after its checkpoint.
     workers : int
         Split every batch between this many copies of the model on threads
-        (``handprop.layers.DataParallel``): every elementwise pass on every core. Give BLAS
-        one thread each (``threadpoolctl.threadpool_limits(1, "blas")``). The gradients are
-        the same sums taken in another order, so a run agrees with ``workers=1`` to rounding,
-        not bit for bit; a resumed run needs the same count.
+        (``handprop.layers.DataParallel``): every elementwise pass on every core. BLAS runs
+        one thread in each meanwhile (two copies that each ask for every core wait on each
+        other). The gradients are the same sums taken in another order, so a run agrees with
+        ``workers=1`` to rounding, not bit for bit; a resumed run needs the same count.
 
     Returns
     -------
@@ -114,11 +116,22 @@ def fit_iterations(model, loss_fn, optimizer, train_ids, val_ids, *, block_size:
         done, history = resume_iterations(checkpoint, model, optimizer, rng, scheduler)
     runner.train()
     run = _Run(model, runner, loss_fn, optimizer, scheduler, clip_grad_norm, rng, sizes)
+    with threadpool_limits(1, "blas") if workers > 1 else contextlib.nullcontext():
+        return _iterate(run, done, history, train_ids, val_ids, seed, sizes, checkpoint,
+                        checkpoint_extra, on_eval)
+
+
+def _iterate(run: _Run, done: int, history: dict, train_ids: np.ndarray, val_ids: np.ndarray,
+             seed: int, sizes: dict[str, int], checkpoint, checkpoint_extra: dict | None,
+             on_eval: Callable[[dict], None] | None) -> dict[str, list]:
+    """fit_iterations' loop: train to each evaluation, evaluate, checkpoint, report."""
+    max_iters, eval_interval = sizes["max_iters"], sizes["eval_interval"]
     while done < max_iters:
         stop = min(max_iters, (done // eval_interval + 1) * eval_interval)
         logs = run.train(train_ids, done, stop)
-        logs["val_loss"] = estimate_loss(runner, loss_fn, val_ids, block_size, batch_size,
-                                         eval_iters, np.random.default_rng([seed, 1, stop]))
+        logs["val_loss"] = estimate_loss(run.runner, run.loss_fn, val_ids, run.block_size,
+                                         run.batch_size, sizes["eval_iters"],
+                                         np.random.default_rng([seed, 1, stop]))
         done = stop
         for key, value in logs.items():
             history.setdefault(key, []).append(value)
