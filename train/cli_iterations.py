@@ -290,15 +290,15 @@ def choose_threads(model: Layer, ids: np.ndarray, args: argparse.Namespace,
     probes = {way: DataParallel(copy.deepcopy(model), way[1]) if way[1] > 1 else copy.deepcopy(model)
               for way in ways}
     best = {way: float("inf") for way in ways}
-    for round in range(rounds + 1):          # round 0 untimed: first allocations, threads started
+    for lap in range(rounds + 1):            # lap 0 untimed: first allocations, threads started
         for way, probe in probes.items():
-            time.sleep(settle if round else 0)
+            time.sleep(settle if lap else 0)
             with threadpool_limits(limits=way[0], user_api="blas"):
-                for _ in range(steps if round else 1):
+                for _ in range(steps if lap else 1):
                     started = time.perf_counter()
                     loss_fn.forward(probe.forward(x), y)
                     probe.param_backward(loss_fn.backward())
-                    if round:
+                    if lap:
                         best[way] = min(best[way], time.perf_counter() - started)
     threads, workers = min(ways, key=lambda way: best[way])
     return threads, workers, ", ".join(f"{_way_text(*way)} {best[way] * 1e3:.0f} ms" for way in ways)
