@@ -110,9 +110,11 @@ def test_workers_split_the_batch_and_a_resume_keeps_them(text_dir, tmp_path, cap
     assert weights
     for name in weights:
         np.testing.assert_array_equal(resumed[name], uninterrupted[name], err_msg=name)
-    # with dropout the copies would repeat one generator's masks: auto leaves them out
-    assert main(tiny(text_dir, "--max-iters", "10", "--dropout", "0.1", threads=())) == 0
-    assert "workers" not in capsys.readouterr().out.split("(chosen: ")[1].split(")")[0]
+    # with dropout the copies would repeat one generator's masks: auto leaves them out, and
+    # --workers 1 leaves the BLAS thread count to auto
+    for flags in (("--dropout", "0.1"), ("--workers", "1")):
+        assert main(tiny(text_dir, "--max-iters", "10", *flags, threads=())) == 0
+        assert "workers" not in capsys.readouterr().out.split("(chosen: ")[1].split(")")[0]
 
 
 @pytest.mark.parametrize("argv,message", [
