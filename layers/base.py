@@ -179,8 +179,10 @@ class Layer:
         missing = sorted(own.keys() - state.keys())
         unexpected = sorted(state.keys() - own.keys(), key=str)
         if strict and (missing or unexpected):
+            what = mismatch(missing, unexpected)
+            rest = "" if what.startswith("every name") else " (strict=False loads the rest)"
             raise ValueError(f"{self!r}: {source} does not match the model's params and "
-                             f"buffers: {mismatch(missing, unexpected)} (strict=False loads the rest)")
+                             f"buffers: {what}{rest}")
         for name, target in own.items():
             if name not in state:
                 continue

@@ -176,8 +176,9 @@ def refuse_batch_dependent(module: Layer) -> None:
         if vars(layer).get("buffers"):
             raise ValueError(f"DataParallel: expected a module without batch statistics, got "
                              f"{where} with buffers {sorted(layer.buffers)}: each shard would "
-                             f"see its own statistics")
+                             f"see its own statistics; LayerNorm has none, or train unsplit")
         if any(isinstance(getattr(layer, name, 0), float) and getattr(layer, name) > 0
                for name in ("p", "dropout")):
             raise ValueError(f"DataParallel: expected a module without dropout, got {where} "
-                             f"({layer!r}): its copies would repeat one generator's draws")
+                             f"({layer!r}): its copies would repeat one generator's draws; "
+                             f"build it with dropout 0, or train unsplit")

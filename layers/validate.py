@@ -174,11 +174,20 @@ def mismatch(missing: Iterable[object], unexpected: Iterable[object]) -> str:
 
     >>> mismatch(["W"], [])
     'missing W'
+    >>> mismatch(["0.W"], ["module.0.W"])
+    "every name differs by the prefix 'module.' (from a DataParallel: use its .module)"
     """
     lacking, extra = [str(m) for m in missing], [str(u) for u in unexpected]
+    for ours, theirs, advice in ((lacking, extra, "from a DataParallel: use its .module"),
+                                 (extra, lacking, "for a DataParallel: use its .module")):
+        if ours and sorted(f"{PREFIX}{name}" for name in ours) == sorted(theirs):
+            return f"every name differs by the prefix {PREFIX!r} ({advice})"
     parts = [f"missing {', '.join(lacking)}"] if lacking else []
     parts += [f"unexpected {', '.join(extra)}"] if extra else []
     return "; ".join(parts)
+
+
+PREFIX = "module."       # DataParallel's names, as torch.nn.DataParallel's
 
 
 def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:

@@ -112,6 +112,8 @@ def test_workers_split_the_batch_and_a_resume_keeps_them(text_dir, tmp_path, cap
         np.testing.assert_array_equal(resumed[name], uninterrupted[name], err_msg=name)
     # with dropout the copies would repeat one generator's masks: auto leaves them out, and
     # --workers 1 leaves the BLAS thread count to auto
+    assert main(tiny(text_dir, "--max-iters", "10", "--workers", "2", threads=("--threads", "auto"))) == 0
+    assert "(chosen" not in capsys.readouterr().out      # one BLAS thread a copy: no choice left
     for flags in (("--dropout", "0.1"), ("--workers", "1")):
         assert main(tiny(text_dir, "--max-iters", "10", *flags, threads=())) == 0
         assert "workers" not in capsys.readouterr().out.split("(chosen: ")[1].split(")")[0]

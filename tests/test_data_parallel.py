@@ -169,3 +169,13 @@ def test_it_pickles_without_its_threads():
     before = split.forward(x)
     again = pickle.loads(pickle.dumps(split))
     np.testing.assert_array_equal(again.forward(x), before)
+
+
+def test_a_state_dict_across_the_wrapper_says_the_prefix_differs():
+    split, bare = DataParallel(dense(), 2), dense()
+    with pytest.raises(ValueError, match=r"every name differs by the prefix 'module.' \(from a "
+                                         r"DataParallel: use its .module\)$"):
+        bare.load_state_dict(split.state_dict())
+    with pytest.raises(ValueError, match=r"prefix 'module.' \(for a DataParallel: use its .module\)$"):
+        split.load_state_dict(bare.state_dict())
+    bare.load_state_dict(split.module.state_dict())

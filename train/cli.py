@@ -65,8 +65,9 @@ MAX_EPOCHS, MAX_BATCH, MAX_CLASSES = 10**6, 1 << 20, 10**4
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=(
-        "Train a model (an MLP, a small CNN, or a character-level language model) with SGD, "
-        "Adam, AdamW or RMSprop and print a summary line of key=value pairs."))
+        "Train a model (an MLP, a small CNN, a character-level language model, or a GPT on tiny "
+        "Shakespeare) with SGD, Adam, AdamW or RMSprop and print a summary line of key=value "
+        "pairs."))
     p.add_argument("--model", choices=list(MODELS), default="mlp", help=listed(MODELS))
     p.add_argument("--hidden", type=widths, default=list(DEFAULT_HIDDEN), help="hidden widths (default 100,100); the model may take at most 4 GiB")
     p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")

@@ -195,8 +195,8 @@ def check_flags(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: li
             setattr(args, key, value)
     if args.checkpoint:
         check_checkpoint_path(cli, args, argv, parser)
-    if (args.workers or 1) > 1 and args.threads == "auto" and "threads" not in given:
-        args.threads = 1            # one BLAS thread for each copy
+    if (args.workers or 1) > 1 and args.threads == "auto":
+        args.threads = 1            # one BLAS thread for each copy: nothing left to choose
     if (args.workers or 1) > 1 and args.threads not in ("auto", 1):
         cli.error(f"--workers {args.workers} runs one BLAS thread in each copy of the model, not "
                   f"--threads {args.threads}: leave --threads out")

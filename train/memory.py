@@ -24,7 +24,13 @@ TRIM_THRESHOLD = 256 << 20
 
 
 def keep_freed_memory() -> bool:
-    """Ask glibc's malloc to keep freed blocks for reuse (see the module's docstring).
+    """Ask glibc's malloc to keep freed blocks for reuse: a step's arrays then take the last
+    step's memory instead of faulting fresh pages in (about 2,100 faults a GPT step).
+
+    It sets the whole process, once and for good (there is no undo): blocks up to 32 MiB come
+    from malloc's heap, and up to 256 MiB of freed heap stays with the process instead of
+    going back to the OS. ``python -m handprop.train`` calls it; call it at the top of a
+    training script of your own.
 
     Returns
     -------
