@@ -79,3 +79,20 @@ def test_float64_backward_is_the_product_rule_bit_for_bit():
     layer.forward(x)
     pdf = np.exp(-0.5 * (x * x)) * (1 / np.sqrt(2 * np.pi))
     np.testing.assert_array_equal(layer.backward(dout), dout * (ndtr(x) + x * pdf))
+
+
+@pytest.mark.slow
+def test_the_fit_script_makes_the_coefficients_the_layer_uses():
+    import importlib.util
+    import pathlib
+
+    from handprop.layers.gelu import TAIL_POLYNOMIAL
+    path = pathlib.Path(__file__).parents[1] / "docs" / "derivations" / "normal_cdf_fit.py"
+    spec = importlib.util.spec_from_file_location("normal_cdf_fit", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    fixed = [0.5]
+    while len(fixed) <= script.DEGREE:
+        fixed.append(float(np.float32(script.fit(fixed)[len(fixed)])))
+    np.testing.assert_array_equal(np.float32(fixed), np.float32(TAIL_POLYNOMIAL))
+    assert script.measured(np.array(fixed)) < 8.5e-8
