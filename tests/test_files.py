@@ -39,3 +39,18 @@ def test_a_name_whose_temporary_file_is_too_long_is_refused_before_epoch_one(tmp
     captured = capsys.readouterr()
     assert "use a name of at most" in captured.err and "epoch=" not in captured.out
     assert sorted(p.name for p in tmp_path.iterdir()) == [longest.name]  # nothing else written
+
+
+def test_an_interrupt_just_after_the_temporary_file_is_made_removes_it(tmp_path, monkeypatch):
+    import handprop.train.files as files
+    real_open = os.open
+
+    def then_interrupted(*args, **kwargs):   # Ctrl-C or SIGTERM landing as open returns
+        os.close(real_open(*args, **kwargs))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(files.os, "open", then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_write(tmp_path / "c.npz") as f:
+            f.write(b"never")
+    assert os.listdir(tmp_path) == []

@@ -34,8 +34,11 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
     target = writable_target(path)
     remove_stale_temporaries(target)
     old = _stat_or_none(target)
-    fd, tmp = _create_temporary(target)
+    named: list[str] = []      # the temporary file's name, known before the file exists
     try:
+        # inside the try: an interrupt that lands just after the file is made still removes it
+        fd = _create_temporary(target, named)
+        tmp = named[-1]
         with os.fdopen(fd, "wb") as f:
             if old is not None:
                 _keep_owner_and_mode(f.fileno(), old)
@@ -44,12 +47,13 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
             os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        for name in named:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
         raise
     finally:
         with _active_lock:
-            _active.discard(tmp)
+            _active.difference_update(named)
     _fsync_directory(target.parent)
 
 
@@ -123,18 +127,21 @@ def _still_writing(pid: int, tmp: str) -> bool:
     return True
 
 
-def _create_temporary(target: Path) -> tuple[int, str]:
-    """A new file beside ``target`` named after it and this process, mode 0o666 & ~umask."""
+def _create_temporary(target: Path, named: list[str]) -> int:
+    """A new file beside ``target`` named after it and this process, mode 0o666 & ~umask; its
+    name is appended to ``named`` (and marked as being written) before the file is made."""
     while True:
         tmp = str(target.parent / _temporary_name(target.name, secrets.token_hex(4)))
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                         0o666)
-        except FileExistsError:
-            continue
         with _active_lock:
             _active.add(tmp)
-        return fd, tmp
+        named.append(tmp)
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                           0o666)
+        except FileExistsError:
+            named.pop()         # another writer's: not ours to remove
+            with _active_lock:
+                _active.discard(tmp)
 
 
 def _keep_owner_and_mode(fd: int, old: os.stat_result) -> None:
