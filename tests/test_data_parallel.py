@@ -220,6 +220,9 @@ def test_a_shard_of_one_row_is_normalized_with_the_batch():
     (whole, _), (model, _) = normalized("mlp"), normalized("mlp")
     x = np.random.default_rng(8).standard_normal((3, 6))          # shards of 2 and 1 rows
     np.testing.assert_allclose(DataParallel(model, 2).forward(x), whole.forward(x), rtol=0, atol=1e-14)
+    pixels = np.random.default_rng(9).standard_normal((3, 2, 1, 1))   # one value a shard's channel
+    whole, split = BatchNorm2d(2, dtype=F64), DataParallel(BatchNorm2d(2, dtype=F64), 3)
+    np.testing.assert_allclose(split.forward(pixels), whole.forward(pixels), rtol=0, atol=1e-14)
 
 
 def test_a_copy_that_fails_frees_the_others_waiting_at_batchnorm_and_its_error_is_raised():
