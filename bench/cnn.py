@@ -78,8 +78,17 @@ def batch(batch_size: int) -> tuple[np.ndarray, np.ndarray]:
 class HandpropContender:
     name = "handprop"
 
-    def __init__(self, batch_size: int) -> None:
-        from handprop.layers import BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
+    def __init__(self, batch_size: int, workers: int = 1) -> None:
+        from handprop.layers import (
+            BatchNorm2d,
+            Conv2d,
+            DataParallel,
+            Flatten,
+            Linear,
+            MaxPool2d,
+            ReLU,
+            Sequential,
+        )
         from handprop.losses import SoftmaxCrossEntropy
         from handprop.train import SGD
         f32 = np.float32
@@ -93,10 +102,12 @@ class HandpropContender:
         self.opt = SGD(self.model, lr=0.01, momentum=0.9)
         self.x, self.y = batch(batch_size)
         self.names = [repr(layer) for layer in self.model]
+        # --split: the batch between `workers` copies on threads, BatchNorm's statistics added
+        self.run = DataParallel(self.model, workers) if workers > 1 else self.model
 
     def step(self) -> None:
-        self.loss_fn.forward(self.model.forward(self.x), self.y)
-        self.model.param_backward(self.loss_fn.backward())
+        self.loss_fn.forward(self.run.forward(self.x), self.y)
+        self.run.param_backward(self.loss_fn.backward())
         self.opt.step()
 
     def profile(self) -> list[tuple[str, float, float]]:
@@ -230,7 +241,8 @@ class TorchContender:
 
 # ---------------------------------------------------------------------------- a worker process
 
-def worker(contender_name: str, batch_size: int, threads: int, clock: str) -> int:
+def worker(contender_name: str, batch_size: int, threads: int, clock: str,
+           split: bool = False) -> int:
     """Answer the parent's commands, one JSON line each way, until "quit"."""
     global CLOCK
     CLOCK = CLOCKS[clock]
@@ -240,7 +252,8 @@ def worker(contender_name: str, batch_size: int, threads: int, clock: str) -> in
         from handprop.train import keep_freed_memory
         keep_freed_memory()
     try:
-        contender = (HandpropContender(batch_size) if contender_name == "handprop"
+        contender = (HandpropContender(batch_size, threads if split else 1)
+                     if contender_name == "handprop"
                      else TorchContender(batch_size, threads))
         contender.step()
         answer = {"ready": True, "layers": contender.names,
@@ -280,13 +293,16 @@ def worker(contender_name: str, batch_size: int, threads: int, clock: str) -> in
 class Worker:
     """A contender in its own process, spoken to in JSON lines."""
 
-    def __init__(self, name: str, python: str, batch_size: int, threads: int, clock: str) -> None:
-        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    def __init__(self, name: str, python: str, batch_size: int, threads: int, clock: str,
+                 split: bool = False) -> None:
+        split = split and name == "handprop"        # then one BLAS thread in each copy
+        blas = 1 if split else threads
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(blas), OMP_NUM_THREADS=str(blas))
         self.name = name
         self.stderr = tempfile.TemporaryFile("w+")  # the profiler's chatter; shown on failure
         self.process = subprocess.Popen(
             [python, os.path.abspath(__file__), "--worker", name, "--batch", str(batch_size),
-             "--threads", str(threads), "--clock", clock],
+             "--threads", str(threads), "--clock", clock, *(["--split"] if split else [])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=env)
         self.hello = self.read()
 
@@ -340,7 +356,7 @@ def measure(args) -> dict:
     workers, load_before = {}, os.getloadavg()
     try:
         for name, python in pythons.items():
-            workers[name] = Worker(name, python, args.batch, args.threads, args.clock)
+            workers[name] = Worker(name, python, args.batch, args.threads, args.clock, args.split)
             if not workers[name].hello["ready"]:
                 raise SystemExit(f"bench/cnn.py: the {name} worker could not start: "
                                  f"{workers[name].hello['error']}")
@@ -362,7 +378,7 @@ def measure(args) -> dict:
     finally:
         for w in workers.values():
             w.close()
-    report = {"model": REFERENCE, "dtype": "float32", "batch": args.batch,
+    report = {"model": REFERENCE, "dtype": "float32", "batch": args.batch, "split": args.split,
               "threads": args.threads, "clock": args.clock,
               "rounds": args.rounds, "steps_per_round": args.steps, "settle_s": args.settle,
               **machine(), "loadavg_1min_before_after": [load_before[0], os.getloadavg()[0]],
@@ -389,7 +405,8 @@ def best_layers(rounds: list[list[dict]]) -> list[dict]:
 def print_report(report: dict) -> None:
     c = report["contenders"]
     hp = c["handprop"]
-    print(f"reference CNN, float32, batch {report['batch']}, SGD momentum 0.9: {report['model']}")
+    split = ", the batch split between copies on threads" if report.get("split") else ""
+    print(f"reference CNN, float32, batch {report['batch']}, SGD momentum 0.9{split}: {report['model']}")
     print(f"machine: {report['cpu']}, {report['cpus']} cpus; python {report['python']}; "
           f"numpy {hp['numpy']}; BLAS {hp['blas']}; "
           f"{hp['elementwise_threads']} elementwise thread(s) (handprop.layers.parallel)")
@@ -440,11 +457,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--torch-python", metavar="PATH",
                    help="a python with torch installed (default: this one, if it has torch)")
     p.add_argument("--no-torch", action="store_true", help="measure handprop alone")
+    p.add_argument("--split", action="store_true", help="handprop's step with the batch split "
+                   "between --threads copies on threads (DataParallel), one BLAS thread each")
     p.add_argument("--json", action="store_true", help="print one JSON line")
     p.add_argument("--worker", choices=["handprop", "torch"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        return worker(args.worker, args.batch, args.threads, args.clock)
+        return worker(args.worker, args.batch, args.threads, args.clock, args.split)
     report = measure(args)
     if args.json:
         print(json.dumps(report))

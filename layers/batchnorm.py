@@ -5,7 +5,7 @@ Derivation: docs/derivations/normalization.md#batchnorm1d. ``BatchNorm1d.backwar
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -76,6 +76,8 @@ class BatchNorm1d(Layer):
         self.buffers = {"running_mean": np.zeros(d, self.dtype),
                         "running_var": np.ones(d, self.dtype)}
 
+    shards: tuple[Any, int] | None = None   # (ShardSums, this copy's shard): set by DataParallel
+
     @property
     def running_mean(self) -> np.ndarray:
         return self.buffers["running_mean"]
@@ -87,18 +89,19 @@ class BatchNorm1d(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (N, D) -> out (N, D)."""
         check_input(self, x, self.num_features, self.dtype)
-        n = x.shape[0]
         if self.training:
+            n, (total,) = self._batch_total(x.shape[0], batch_sum(x))
             if n < 2:
                 raise ValueError(f"{self!r}: expected more than 1 value per channel when "
                                  f"training, got input of shape {x.shape}; the batch variance "
                                  f"of one sample is undefined (call eval() to use the running "
                                  f"statistics)")
-            mu = batch_sum(x) / n                 # (D,)
+            mu = total / n                        # (D,)
             xc = x - mu                           # (N, D)
             sq = xc * xc                          # (N, D)
-            var = batch_sum(sq) / n               # (D,) from centred values: no cancellation
-            if np.isfinite(mu).all() and np.isfinite(var).all():  # one NaN would stay forever
+            var = self._batch_total(x.shape[0], batch_sum(sq))[1][0] / n   # (D,) from centred values
+            first = self.shards is None or self.shards[1] == 0     # one copy updates the buffers
+            if first and np.isfinite(mu).all() and np.isfinite(var).all():  # a NaN would stay
                 m = self.momentum
                 self.running_mean[...] = (1 - m) * self.running_mean + m * mu
                 self.running_var[...] = (1 - m) * self.running_var + m * (var * (n / (n - 1)))
@@ -126,13 +129,24 @@ class BatchNorm1d(Layer):
         scale = self.params["gamma"] * inv_std    # (D,)
         if not batch_stats:                       # eval: mean and variance are constants
             return np.multiply(dout, scale, out=dx)
-        n = dout.shape[0]
+        # the means over the whole batch: this copy's sums, or every shard's (DataParallel); the
+        # gradients keep this copy's own, which DataParallel adds
+        n, (sum_dbeta, sum_dgamma) = self._batch_total(dout.shape[0], dbeta, dgamma)
         # dx = scale * (dout - dbeta / n - xhat * dgamma / n), one pass at a time
-        np.multiply(xhat, dgamma / n, out=dx)
+        np.multiply(xhat, sum_dgamma / n, out=dx)
         np.subtract(dout, dx, out=dx)
-        dx -= dbeta / n
+        dx -= sum_dbeta / n
         dx *= scale
         return dx
+
+    def _batch_total(self, n: int, *sums: np.ndarray) -> tuple[int, list[np.ndarray]]:
+        """The rows and the sums over the whole batch, from this layer's ``n`` rows and its
+        sums over them: the same, unless DataParallel split the batch between copies of this
+        layer, when every shard's are added (``ShardSums``, in shard order)."""
+        if self.shards is None:
+            return n, list(sums)
+        shard_sums, index = self.shards
+        return shard_sums.total(index, n, sums)
 
     def extra_repr(self) -> str:
         options = non_default(eps=(self.eps, 1e-5), momentum=(self.momentum, 0.1),

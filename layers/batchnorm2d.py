@@ -60,7 +60,7 @@ class BatchNorm2d(BatchNorm1d):
         """x (N, C, H, W) -> out (N, C, H, W)."""
         check_images(self, x, self.num_features, self.dtype)
         n, c, h, w = x.shape
-        if self.training and n * h * w < 2:
+        if self.training and n * h * w < 2 and self.shards is None:   # split: the batch's count
             raise ValueError(f"{self!r}: expected more than 1 value per channel when training, "
                              f"got input of shape {x.shape}; the batch variance of one value "
                              f"is undefined (call eval() to use the running statistics)")

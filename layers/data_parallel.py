@@ -6,11 +6,15 @@ other core mostly idle. Splitting the batch instead puts every pass on every cor
 runs its shard start to end with one BLAS thread, and numpy lets go of the GIL inside its
 loops. Derivation: the loss reads the gathered output, so each shard's dout is its slice of
 the whole dout and each copy's gradient is its shard's part of a sum over the batch; the
-copies' gradients add (a sum over rows split in parts is the sum of the parts).
+copies' gradients add (a sum over rows split in parts is the sum of the parts). BatchNorm,
+whose rows depend on the whole batch through its mean and variance, meets its copies on the
+other shards at each of its sums over the batch (``ShardSums``), as PyTorch's SyncBatchNorm.
 """
 from __future__ import annotations
 
 import copy
+import functools
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
@@ -18,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .base import Layer
+from .batchnorm import BatchNorm1d
 from .sequential import Composite
 from .validate import integer
 
@@ -37,10 +42,13 @@ class DataParallel(Composite):
     that the bare model loads.
 
     Give BLAS one thread per worker (``threadpoolctl.threadpool_limits(1, "blas")``): two
-    copies that each ask for every core wait on each other. A module whose training pass
-    depends on the batch as a whole, or draws random numbers, is refused: BatchNorm (a
-    shard's statistics are not the batch's; PyTorch's DataParallel takes them per device)
-    and dropout (each copy would repeat one generator's draws).
+    copies that each ask for every core wait on each other. BatchNorm takes the whole batch's
+    mean and variance: its copies add their sums over their shards (PyTorch's DataParallel
+    would take them per device; this is its SyncBatchNorm), and only the module's own copy
+    updates the running statistics, which the copies share. Dropout is refused (each copy
+    would repeat one generator's draws). It pays where the work per shard is large (a
+    transformer's or a CNN's layers); a copy waits for Python's lock between numpy calls, so
+    many small calls (an LSTM's time steps, a small MLP's BatchNorm meetings) run slower.
 
     Parameters
     ----------
@@ -73,6 +81,7 @@ class DataParallel(Composite):
                 layer.cache = None
         self.pool: ThreadPoolExecutor | None = None     # started at the first batch
         self.sizes: list[int] = []
+        self.meetings: list[tuple[ShardSums, tuple[Any, ...]]] = []   # a BatchNorm's copies
 
     def named_children(self) -> Iterator[tuple[str, Layer]]:
         yield "module", self.module
@@ -82,8 +91,8 @@ class DataParallel(Composite):
         return DataParallel(copy.deepcopy(self.module, memo), self.workers).train(self.training)
 
     def __getstate__(self) -> dict:
-        """For pickle: everything but the threads, which the copy starts anew."""
-        return {**vars(self), "pool": None}
+        """For pickle: everything but the threads (and their meeting points), made anew."""
+        return {**vars(self), "pool": None, "meetings": []}
 
     @property
     def takes_ids(self) -> bool:  # type: ignore[override]
@@ -103,6 +112,7 @@ class DataParallel(Composite):
         shards = np.array_split(x, min(self.workers, len(x)))
         self.sizes = [len(s) for s in shards]
         self._share_parameters()
+        self._meet_at_batch_norms(len(shards))
         outs = self._run("forward", shards)
         return outs[0] if len(outs) == 1 else np.concatenate(outs)
 
@@ -140,12 +150,26 @@ class DataParallel(Composite):
         is raised."""
         if len(shards) > 1 and self.pool is None:
             self.pool = ThreadPoolExecutor(self.workers - 1, thread_name_prefix="DataParallel")
-        pending = [self.pool.submit(_under_errstate, np.geterr(), getattr(twin, method), shard)
+        meetings = [sums for sums, _ in self.meetings]
+        for sums, layers in self.meetings:              # only while this call runs: the bare
+            for index, layer in enumerate(layers):      # module never waits for a copy
+                layer.shards = (sums, index)
+        pending = [self.pool.submit(_under_errstate, np.geterr(), getattr(twin, method), shard,
+                                    meetings)
                    for twin, shard in zip(self.copies[1:], shards[1:])] if self.pool else []
         try:
-            first = getattr(self.module, method)(shards[0])
+            first = _under_errstate(np.geterr(), getattr(self.module, method), shards[0], meetings)
+        except threading.BrokenBarrierError:        # another copy failed: raise its error
+            first = None
         finally:
             wait(pending)
+            for _, layers in self.meetings:
+                for layer in layers:
+                    layer.shards = None
+        failed = [p.exception() for p in pending if p.exception() is not None]
+        cause = next((e for e in failed if not isinstance(e, threading.BrokenBarrierError)), None)
+        if cause is not None:
+            raise cause
         return [first] + [p.result() for p in pending]
 
     def _share_parameters(self) -> None:
@@ -153,30 +177,64 @@ class DataParallel(Composite):
         into one flat buffer after the copies were made), and at its mode (``module.eval()``
         called on the module itself)."""
         for layers in zip(*(twin.modules() for twin in self.copies)):
-            own = vars(layers[0]).get("params")
+            own, buffers = vars(layers[0]).get("params"), vars(layers[0]).get("buffers")
             for twin in layers[1:]:
                 twin.training = layers[0].training
                 if own:                                 # a Composite gathers its members' instead
                     twin.params.update(own)
+                if buffers:                             # BatchNorm's running statistics
+                    twin.buffers.update(buffers)
+
+    def _meet_at_batch_norms(self, parties: int) -> None:
+        """A ``ShardSums`` for the copies of each BatchNorm that run this batch, to add their
+        statistics in: the mean and variance are the whole batch's (PyTorch's SyncBatchNorm)."""
+        self.meetings = [(ShardSums(parties), layers[:parties])
+                         for layers in zip(*(twin.modules() for twin in self.copies))
+                         if isinstance(layers[0], BatchNorm1d) and parties > 1]
 
     def extra_repr(self) -> str:
         return f"workers={self.workers}"
 
 
-def _under_errstate(errors: Any, method: Callable, shard: np.ndarray) -> Any:
-    """``method(shard)`` under the caller's errstate: numpy keeps it per thread."""
-    with np.errstate(**errors):
-        return method(shard)
+class ShardSums:
+    """Sums over a whole batch for the copies of one BatchNorm that run its shards: each copy
+    hands in its row count and its sums over its rows, waits for the others, and every copy
+    reads the same totals, added in shard order. A copy that fails aborts the barrier (in
+    ``DataParallel._run``), so the others raise instead of waiting for it."""
+
+    def __init__(self, parties: int) -> None:
+        self.parts: list[Any] = [None] * parties
+        self.barrier = threading.Barrier(parties)
+
+    def total(self, index: int, rows: int, sums: tuple[np.ndarray, ...]) -> tuple[int, list[np.ndarray]]:
+        self.parts[index] = (rows, sums)
+        self.barrier.wait()
+        n = sum(part[0] for part in self.parts)
+        totals = [functools.reduce(np.add, [part[1][k] for part in self.parts]) for k in range(len(sums))]
+        self.barrier.wait()                 # every copy has read the parts before any is replaced
+        return n, totals
+
+
+def _under_errstate(errors: Any, method: Callable, shard: np.ndarray, meetings: list) -> Any:
+    """``method(shard)`` under the caller's errstate (numpy keeps it per thread); if it fails,
+    the BatchNorms' barriers are broken, so that no other copy waits for this one."""
+    try:
+        with np.errstate(**errors):
+            return method(shard)
+    except BaseException:
+        for sums in meetings:
+            sums.barrier.abort()
+        raise
 
 
 def refuse_batch_dependent(module: Layer) -> None:
     """A ValueError naming the first layer whose training pass a batch split would change."""
     for path, layer in module.named_modules():
         where = f"{type(layer).__name__} at {path!r}" if path else type(layer).__name__
-        if vars(layer).get("buffers"):
-            raise ValueError(f"DataParallel: expected a module without batch statistics, got "
-                             f"{where} with buffers {sorted(layer.buffers)}: each shard would "
-                             f"see its own statistics; LayerNorm has none, or train unsplit")
+        if vars(layer).get("buffers") and not isinstance(layer, BatchNorm1d):
+            raise ValueError(f"DataParallel: expected a module whose only buffers are "
+                             f"BatchNorm's (whose statistics it adds over the shards), got "
+                             f"{where} with buffers {sorted(layer.buffers)}")
         if any(isinstance(getattr(layer, name, 0), float) and getattr(layer, name) > 0
                for name in ("p", "dropout")):
             raise ValueError(f"DataParallel: expected a module without dropout, got {where} "

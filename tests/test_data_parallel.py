@@ -11,12 +11,18 @@ import pytest
 from handprop.layers import (
     GELU,
     BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
     DataParallel,
     Dropout,
+    Flatten,
     LayerNorm,
     Linear,
+    MaxPool2d,
+    ReLU,
     Sequential,
     gpt,
+    mlp,
 )
 from handprop.layers.gradcheck import gradcheck
 from handprop.losses import SoftmaxCrossEntropy
@@ -79,8 +85,6 @@ def test_the_checker_checks_it_whole():
 
 
 @pytest.mark.parametrize("module,message", [
-    (Sequential(Linear(2, 3, rng=0), BatchNorm1d(3)), r"without batch statistics, got BatchNorm1d "
-     r"at '1' with buffers \['running_mean', 'running_var'\]"),
     (Sequential(Linear(2, 3, rng=0), Dropout(0.1)), r"without dropout, got Dropout at '1'"),
     (gpt(9, block_size=6, n_layer=1, n_head=2, n_embd=8, dropout=0.1), r"without dropout, got "),
 ])
@@ -120,6 +124,7 @@ class Failing(Linear):
 
 
 def test_an_error_in_one_shard_waits_for_the_others_then_is_raised():
+    Failing.finished = []
     split = DataParallel(Failing(2, 2, rng=0, dtype=F64), 2)
     x = np.array([[-1.0, 0], [1, 0], [1, 0], [1, 0]])
     with pytest.raises(ValueError, match="this shard failed"):
@@ -179,3 +184,51 @@ def test_a_state_dict_across_the_wrapper_says_the_prefix_differs():
     with pytest.raises(ValueError, match=r"prefix 'module.' \(for a DataParallel: use its .module\)$"):
         split.load_state_dict(bare.state_dict())
     bare.load_state_dict(split.module.state_dict())
+
+
+def normalized(kind):
+    """An MLP with BatchNorm1d, or a small CNN with BatchNorm2d, in float64."""
+    if kind == "mlp":
+        return mlp(6, [5, 4], 3, dtype=F64), (7, 6)
+    return Sequential(Conv2d(1, 4, 3, padding=1, rng=0, dtype=F64), BatchNorm2d(4, dtype=F64), ReLU(),
+                      MaxPool2d(2), Flatten(), Linear(4 * 4 * 4, 3, rng=1, dtype=F64)), (5, 1, 8, 8)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_batchnorm_takes_the_whole_batchs_statistics_across_the_shards(kind):
+    (whole, shape), (model, _) = normalized(kind), normalized(kind)
+    split = DataParallel(model, 2)
+    rng = np.random.default_rng(7)
+    for _ in range(2):                       # the running statistics follow the whole batch's
+        x = rng.standard_normal(shape)
+        out = whole.forward(x)
+        np.testing.assert_allclose(split.forward(x), out, rtol=0, atol=1e-14)
+        dout = rng.standard_normal(out.shape)
+        np.testing.assert_allclose(split.backward(dout), whole.backward(dout), rtol=0, atol=1e-14)
+        for name, grad in whole.grads.items():
+            np.testing.assert_allclose(model.grads[name], grad, rtol=0, atol=1e-13, err_msg=name)
+    for name, buffer in whole.buffers.items():
+        np.testing.assert_allclose(model.buffers[name], buffer, rtol=0, atol=1e-15, err_msg=name)
+    whole.eval(), split.eval()
+    np.testing.assert_allclose(split.forward(x), whole.forward(x), rtol=0, atol=1e-14)
+    split.train()
+    assert gradcheck(split, x).ok
+    model.forward(x)                        # the bare module, after a split: waits for no copy
+
+
+def test_a_shard_of_one_row_is_normalized_with_the_batch():
+    (whole, _), (model, _) = normalized("mlp"), normalized("mlp")
+    x = np.random.default_rng(8).standard_normal((3, 6))          # shards of 2 and 1 rows
+    np.testing.assert_allclose(DataParallel(model, 2).forward(x), whole.forward(x), rtol=0, atol=1e-14)
+    pixels = np.random.default_rng(9).standard_normal((3, 2, 1, 1))   # one value a shard's channel
+    whole, split = BatchNorm2d(2, dtype=F64), DataParallel(BatchNorm2d(2, dtype=F64), 3)
+    np.testing.assert_allclose(split.forward(pixels), whole.forward(pixels), rtol=0, atol=1e-14)
+
+
+def test_a_copy_that_fails_frees_the_others_waiting_at_batchnorm_and_its_error_is_raised():
+    model = Sequential(Failing(2, 3, rng=0, dtype=F64), BatchNorm1d(3, dtype=F64))
+    split = DataParallel(model, 2)
+    x = np.array([[1.0, 0], [1, 0], [-1, 0], [1, 0]])   # the second shard's copy fails
+    with pytest.raises(ValueError, match="this shard failed"):
+        split.forward(x)                     # while the first waits at BatchNorm for it
+    np.testing.assert_allclose(split.forward(np.abs(x)), model.forward(np.abs(x)), atol=1e-14)
