@@ -78,8 +78,9 @@ class GELU(Layer):
     ``scipy.special.ndtr`` in float64, accurate in both tails; in float32 from the left tail's
     formula ``Phi(-|x|) = exp(-x**2 / 2) P(s)`` with a fitted polynomial P
     (``normal_cdf_and_pdf``, which shares its exponential with phi; docs/derivations/dense.md),
-    keeping a relative accuracy of 1e-5 in the left tail, where ``(1 + erf) / 2`` would cancel. The forward pass has every factor of the local derivative at
-    hand, so the cache keeps that derivative, d out / dx, and backward is one product.
+    keeping a relative accuracy of 1e-5 in the left tail, where ``(1 + erf) / 2`` would
+    cancel. The forward pass has every factor of the local derivative at hand, so the cache
+    keeps that derivative, d out / dx, and backward is one product.
 
     Parameters
     ----------
