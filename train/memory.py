@@ -5,7 +5,7 @@ back when it is freed; later it serves such blocks from its heap but still retur
 free top once that passes a threshold. A training step makes and drops many arrays of a
 megabyte (a GPT step at nanoGPT's CPU recipe: activations of (768, 512) float32, 1.5 MiB), so
 every step asks the OS again for the same memory and pays a page fault for each 4 KiB of it
-as it is first written: about 2,100 faults a step, 50 ms at two threads becoming 44 ms without
+as it is first written: about 2,100 faults a step, 48.6 ms at two threads becoming 43.6 ms without
 them (bench/RESULTS.md). PyTorch's step is the same either way.
 
 ``keep_freed_memory`` sets the two thresholds once: blocks up to 32 MiB come from the heap,
