@@ -45,8 +45,10 @@ class DataParallel(Composite):
     copies that each ask for every core wait on each other. BatchNorm takes the whole batch's
     mean and variance: its copies add their sums over their shards (PyTorch's DataParallel
     would take them per device; this is its SyncBatchNorm), and only the module's own copy
-    updates the running statistics, which the copies share. Dropout is refused (each copy
-    would repeat one generator's draws). It pays where the work per shard is large (a
+    updates the running statistics, which the copies share. Dropout draws on each shard from
+    a generator of its own, ``default_rng([seed, shard])`` with the seed drawn from the layer's
+    generator (the module's, which checkpoints keep): reproducible and resumable, though not
+    the masks an unsplit pass would draw. It pays where the work per shard is large (a
     transformer's or a CNN's layers); a copy waits for Python's lock between numpy calls, so
     many small calls (an LSTM's time steps, a small MLP's BatchNorm meetings) run slower.
 
@@ -113,8 +115,15 @@ class DataParallel(Composite):
         self.sizes = [len(s) for s in shards]
         self._share_parameters()
         self._meet_at_batch_norms(len(shards))
-        outs = self._run("forward", shards)
-        return outs[0] if len(outs) == 1 else np.concatenate(outs)
+        if len(shards) == 1:
+            return self._run("forward", shards)[0]
+        owned = self._generators_per_shard()
+        try:
+            outs = self._run("forward", shards)
+        finally:                                    # the module's own generators back
+            for layer, name, generator in owned:
+                setattr(layer, name, generator)
+        return np.concatenate(outs)
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:  # type: ignore[override]  # ids: None
         """dout (N, ...) -> dx (N, ...) (None for token ids); the copies' gradients added
@@ -185,6 +194,23 @@ class DataParallel(Composite):
                 if buffers:                             # BatchNorm's running statistics
                     twin.buffers.update(buffers)
 
+    def _generators_per_shard(self) -> list[tuple[Layer, str, np.random.Generator]]:
+        """Dropout on every shard from generators of its own: one seed drawn from each active
+        dropout layer's generator (the module's, which checkpoints keep), then the copy on
+        shard i draws from ``default_rng([seed, i])``. Returns the module's generators, to be
+        put back after the forward pass."""
+        owned = []
+        for layers in zip(*(twin.modules() for twin in self.copies)):
+            if not (layers[0].training and _drops(layers[0])):
+                continue
+            for name, generator in list(vars(layers[0]).items()):
+                if isinstance(generator, np.random.Generator):
+                    seed = int(generator.integers(2**63))
+                    owned.append((layers[0], name, generator))
+                    for index, twin in enumerate(layers):
+                        setattr(twin, name, np.random.default_rng([seed, index]))
+        return owned
+
     def _meet_at_batch_norms(self, parties: int) -> None:
         """A ``ShardSums`` for the copies of each BatchNorm that run this batch, to add their
         statistics in: the mean and variance are the whole batch's (PyTorch's SyncBatchNorm)."""
@@ -235,8 +261,12 @@ def refuse_batch_dependent(module: Layer) -> None:
             raise ValueError(f"DataParallel: expected a module whose only buffers are "
                              f"BatchNorm's (whose statistics it adds over the shards), got "
                              f"{where} with buffers {sorted(layer.buffers)}")
-        if any(isinstance(getattr(layer, name, 0), float) and getattr(layer, name) > 0
-               for name in ("p", "dropout")):
-            raise ValueError(f"DataParallel: expected a module without dropout, got {where} "
-                             f"({layer!r}): its copies would repeat one generator's draws; "
-                             f"build it with dropout 0, or train unsplit")
+        if _drops(layer) and not any(isinstance(v, np.random.Generator) for v in vars(layer).values()):
+            raise ValueError(f"DataParallel: expected dropout to draw from a generator the "
+                             f"layer owns (as rng), got {where} ({layer!r})")
+
+
+def _drops(layer: Layer) -> bool:
+    """Whether the layer applies dropout in training mode: a float ``p`` or ``dropout`` > 0."""
+    return any(isinstance(getattr(layer, name, 0), float) and getattr(layer, name) > 0
+               for name in ("p", "dropout"))

@@ -84,13 +84,23 @@ def test_the_checker_checks_it_whole():
     assert gradcheck(DataParallel(smallest, 2), np.random.default_rng(4).integers(0, 5, (3, 3))).ok
 
 
-@pytest.mark.parametrize("module,message", [
-    (Sequential(Linear(2, 3, rng=0), Dropout(0.1)), r"without dropout, got Dropout at '1'"),
-    (gpt(9, block_size=6, n_layer=1, n_head=2, n_embd=8, dropout=0.1), r"without dropout, got "),
-])
-def test_a_module_that_a_split_would_change_is_refused_by_name(module, message):
-    with pytest.raises(ValueError, match=r"DataParallel: expected a module " + message):
-        DataParallel(module, 2)
+def test_dropout_draws_on_each_shard_from_a_generator_seeded_by_the_modules_own():
+    model = Sequential(Linear(3, 200, rng=0, dtype=F64), Dropout(0.5, rng=1))
+    split = DataParallel(model, 2)
+    x = np.ones((400, 3))
+    before = model[1].rng.bit_generator.state
+    out = split.forward(x)
+    kept = out != 0
+    assert abs(kept.mean() - 0.5) < 0.01
+    assert (kept[:200] != kept[200:]).mean() > 0.4        # the two shards' masks differ
+    model[1].rng.bit_generator.state = before             # what a resumed run puts back
+    np.testing.assert_array_equal(split.forward(x), out)
+    assert model[1].rng is split.module[1].rng            # the module keeps its own generator
+    assert not np.array_equal(split.forward(x), out)      # and it moved on
+    dout = np.random.default_rng(2).standard_normal(out.shape)
+    split.backward(dout)                                  # the masks of this forward pass
+    assert gradcheck(DataParallel(gpt(5, block_size=3, n_layer=1, n_head=1, n_embd=4, dropout=0.3,
+                                      dtype=F64), 2), np.random.default_rng(4).integers(0, 5, (3, 3))).ok
 
 
 @pytest.mark.parametrize("workers,error,message", [

@@ -114,6 +114,7 @@ RUN = textwrap.dedent("""
     from handprop.train.optim import decay_groups
     from handprop.train.warmup_cosine import WarmupCosineLR
     checkpoint, resume, kill_at, out = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]), sys.argv[4]
+    workers = int(sys.argv[5])
     ids = np.random.default_rng(5).integers(0, 13, 300)
     model = gpt(13, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.2, seed=3)
     opt = AdamW(model, 3e-3, betas=(0.9, 0.99), weight_decay=0.1,
@@ -128,7 +129,8 @@ RUN = textwrap.dedent("""
     history = fit_iterations(model, SoftmaxCrossEntropy(), opt, ids[:250], ids[250:],
                              block_size=8, batch_size=4, max_iters=30, eval_interval=10,
                              eval_iters=2, scheduler=sched, clip_grad_norm=1.0, seed=7,
-                             checkpoint=checkpoint, resume=resume, on_eval=on_eval)
+                             checkpoint=checkpoint, resume=resume, on_eval=on_eval,
+                             workers=workers)
     np.savez(out, val_loss=history["val_loss"], **model.state_dict())
 """)
 
@@ -139,12 +141,13 @@ def run_script(tmp_path, *args):
                           capture_output=True, text=True, timeout=120)
 
 
-def test_a_run_killed_with_sigkill_resumes_bit_for_bit(tmp_path):
-    whole = run_script(tmp_path, tmp_path / "whole.npz", 0, -1, tmp_path / "whole_out.npz")
+@pytest.mark.parametrize("workers", [1, 2])        # 2: dropout on each shard, from seeds
+def test_a_run_killed_with_sigkill_resumes_bit_for_bit(tmp_path, workers):
+    whole = run_script(tmp_path, tmp_path / "whole.npz", 0, -1, tmp_path / "whole_out.npz", workers)
     assert whole.returncode == 0, whole.stderr
-    killed = run_script(tmp_path, tmp_path / "cut.npz", 0, 20, tmp_path / "never.npz")
+    killed = run_script(tmp_path, tmp_path / "cut.npz", 0, 20, tmp_path / "never.npz", workers)
     assert killed.returncode == -signal.SIGKILL and not (tmp_path / "never.npz").exists()
-    resumed = run_script(tmp_path, tmp_path / "cut.npz", 1, -1, tmp_path / "cut_out.npz")
+    resumed = run_script(tmp_path, tmp_path / "cut.npz", 1, -1, tmp_path / "cut_out.npz", workers)
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.split() == ["30"]  # it trained on from 20, not anew
     expected, got = np.load(tmp_path / "whole_out.npz"), np.load(tmp_path / "cut_out.npz")
@@ -206,7 +209,6 @@ def test_a_checkpoint_whose_generators_do_not_fit_the_model_is_refused_by_name(t
     (dict(train_ids=np.zeros(50)), TypeError, "train_ids as a 1-D array of integer ids"),
     (dict(clip_grad_norm=0.0), ValueError, "clip_grad_norm"),
     (dict(workers=0), ValueError, r"fit_iterations: expected workers in \[1, 256\], got 0"),
-    (dict(workers=2, dropout=0.1), ValueError, "DataParallel: expected a module without dropout"),
 ])
 def test_bad_arguments_are_refused_before_training(change, error, message):
     vocab, train, val = tiny_text()

@@ -78,7 +78,7 @@ def add_iteration_flags(p: argparse.ArgumentParser, bounded: Callable) -> None:
                    "few steps with each count, and with --workers, and take the fastest (default auto)")
     g.add_argument("--workers", metavar="N", type=bounded(int, 0, False, MAX_WORKERS), help="split each batch "
                    "between N copies of the model on threads, one BLAS thread each (default: chosen by "
-                   "--threads auto, else 1; needs --dropout 0)")
+                   "--threads auto, else 1)")
 
 
 def threads(text: str) -> int | str:
@@ -200,9 +200,6 @@ def check_flags(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: li
     if (args.workers or 1) > 1 and args.threads not in ("auto", 1):
         cli.error(f"--workers {args.workers} runs one BLAS thread in each copy of the model, not "
                   f"--threads {args.threads}: leave --threads out")
-    if (args.workers or 1) > 1 and args.dropout > 0:
-        cli.error(f"--workers {args.workers} needs --dropout 0: the copies of the model would "
-                  f"repeat one generator's dropout masks")
     if args.n_embd % args.n_head:
         cli.error(f"--n-embd {args.n_embd} is not divisible by --n-head {args.n_head} (each "
                   f"head takes n_embd / n_head features)")
@@ -274,9 +271,8 @@ def describe(model: Layer, args: argparse.Namespace) -> str:
 def choose_threads(model: Layer, ids: np.ndarray, args: argparse.Namespace,
                    rounds: int = 2, steps: int = 2, settle: float = 0.1) -> tuple[int, int, str]:
     """The fastest way to run a training step (forward and backward) of a copy of ``model``
-    at the run's shapes, over interleaved rounds: a BLAS thread count, or (without dropout,
-    unless --workers was given) the batch split over one copy per core with one BLAS thread
-    each. Before each timing, ``settle`` seconds of quiet: OpenBLAS's threads spin a while
+    at the run's shapes, over interleaved rounds: a BLAS thread count, or (unless --workers
+    was given) the batch split over one copy per core with one BLAS thread each. Before each timing, ``settle`` seconds of quiet: OpenBLAS's threads spin a while
     after a product, and would take a core from the next way's copies. Returns the BLAS
     threads, the workers, and the timings as text."""
     loss_fn, cores = SoftmaxCrossEntropy(), os.cpu_count() or 1
@@ -285,7 +281,7 @@ def choose_threads(model: Layer, ids: np.ndarray, args: argparse.Namespace,
     x = ids[starts[:, None] + np.arange(args.block_size)]
     y = ids[starts[:, None] + np.arange(1, args.block_size + 1)]
     ways = [(n, args.workers or 1) for n in sorted({1, 2, cores} & set(range(1, cores + 1)))]
-    if args.workers is None and args.dropout == 0 and cores > 1:
+    if args.workers is None and cores > 1:
         ways.append((1, cores))
     probes = {way: DataParallel(copy.deepcopy(model), way[1]) if way[1] > 1 else copy.deepcopy(model)
               for way in ways}
