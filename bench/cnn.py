@@ -49,9 +49,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # bench/harness.py
+import harness  # noqa: E402
 
 BATCH, CHANNELS, SIZE, CLASSES = 64, 1, 28, 10
 REFERENCE = ("Conv2d(1, 16, 3, padding=1) -> BatchNorm2d(16) -> ReLU -> MaxPool2d(2) -> "
@@ -137,15 +139,7 @@ class HandpropContender:
 
     def peak_bytes(self) -> int:
         """tracemalloc's peak during one step, above what was allocated before it."""
-        self.step()
-        tracemalloc.start()
-        try:
-            before = tracemalloc.get_traced_memory()[0]
-            tracemalloc.reset_peak()
-            self.step()
-            return tracemalloc.get_traced_memory()[1] - before
-        finally:
-            tracemalloc.stop()
+        return harness.peak_bytes_numpy((self.step,))
 
     def info(self) -> dict:
         try:
@@ -220,16 +214,7 @@ class TorchContender:
 
     def peak_bytes(self) -> int:
         """Peak of PyTorch's CPU allocations minus frees during one step (its profiler)."""
-        from torch.profiler import ProfilerActivity, profile
-        self.step()
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-            self.step()
-        events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-        current = peak = 0
-        for event in sorted(events, key=lambda e: e.start_ns()):
-            current += event.nbytes()
-            peak = max(peak, current)
-        return peak
+        return harness.peak_bytes_torch((self.step,))
 
     def info(self) -> dict:
         torch = self.torch
