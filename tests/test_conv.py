@@ -125,6 +125,10 @@ GEOMETRIES = [
     ((2, 2, 7, 9), 3, (3, 5), 1, (2, 4), 2),
 ]
 SAME = [GEOMETRIES[i] for i in (3, 5, 6, 7)]    # stride 1, padding d*(k - 1)/2: OH, OW = H, W
+SHIFTS_PAST_THE_IMAGE = [                        # "same", with offsets |a| >= H or |b| >= W
+    ((2, 2, 3, 2), 2, 5, 1, 2, 1),
+    ((3, 2, 1, 2), 2, 7, 1, 3, 1),
+]
 
 
 def make(geometry, seed=0, dtype=F64, bias=True):
@@ -251,12 +255,13 @@ def test_any_memory_layout_gives_the_same_result():
     np.testing.assert_array_equal(conv.grads["W"], dW)
 
 
-@pytest.mark.parametrize("geometry", SAME)
+@pytest.mark.parametrize("geometry", SAME + SHIFTS_PAST_THE_IMAGE)
 @pytest.mark.parametrize("layout", ["NCHW", "CNHW"])
 def test_same_convolutions_by_flat_shifts_equal_the_clipped_taps_bit_for_bit(geometry, layout,
                                                                              monkeypatch):
-    """A "same" convolution copies each tap as one shifted run of H*W pixels per image and
-    zeroes the columns that wrapped; the general path copies clipped rows: the same values."""
+    """A "same" convolution copies each tap as one shifted run of N*H*W pixels per channel and
+    zeroes what wrapped onto the next row or image; the general path copies clipped rows: the
+    same values."""
     conv, x = make(geometry)
     if layout == "CNHW":                   # what Conv2d and the pools return
         x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
