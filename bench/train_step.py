@@ -440,7 +440,30 @@ def print_report(report: dict, batches: list[int], optimizers: list[str]) -> Non
         print(f"\nours {o}: peak MB a step allocates (activations MB it must keep): " +
               ", ".join(f"batch {b}: {v['peak_MB']:.2f} ({v['activations_MB']:.2f})"
                         for b, v in per_batch.items()))
+    print_ceiling(report, batches, optimizers)
     print_phases(report["phases"])
+
+
+def print_ceiling(report: dict, batches: list[int], optimizers: list[str]) -> None:
+    """The most any numpy step could reach against PyTorch's on this machine: its matrix
+    products alone (best of per-round medians), and those plus our optimizer's update (from
+    the phases), with nothing else taking any time."""
+    best, phases = report["seconds"], report["phases"]
+    products = best.get("numpy matmul", {})
+    if not products or not any(k.startswith("torch") for k in best):
+        return
+    print("\nthe ceiling: torch's step over numpy's products alone (+ our update), ms and x")
+    for o in optimizers:
+        theirs = best.get(f"torch {o}", {})
+        for b in batches:
+            if products.get(b) is None or theirs.get(b) is None:
+                continue
+            update = phases.get(f"handprop {o}", {}).get(b, {}).get("optimizer step")
+            line = f"  {o:>4} batch {b:>4}: torch {1e3 * theirs[b]:.3f} / products " \
+                   f"{1e3 * products[b]:.3f} = {theirs[b] / products[b]:.2f}x"
+            if update is not None:
+                line += f"; + update {1e3 * update:.3f}: {theirs[b] / (products[b] + update):.2f}x"
+            print(line)
 
 
 def print_table(best: dict, batches: list[int], optimizers: list[str]) -> None:
