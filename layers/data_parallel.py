@@ -226,19 +226,25 @@ class ShardSums:
     """Sums over a whole batch for the copies of one BatchNorm that run its shards: each copy
     hands in its row count and its sums over its rows, waits for the others, and every copy
     reads the same totals, added in shard order. A copy that fails aborts the barrier (in
-    ``DataParallel._run``), so the others raise instead of waiting for it."""
+    ``DataParallel._run``), so the others raise instead of waiting for it.
+
+    One barrier a sum: the parts alternate between two lists, so a copy that runs ahead to
+    the next sum writes where no copy still reads (it can get there only after every copy has
+    reached this sum's barrier, and so has read the sum before).
+    """
 
     def __init__(self, parties: int) -> None:
-        self.parts: list[Any] = [None] * parties
+        self.parts: list[list[Any]] = [[None] * parties, [None] * parties]
+        self.calls = [0] * parties                  # the sums each copy has asked for
         self.barrier = threading.Barrier(parties)
 
     def total(self, index: int, rows: int, sums: tuple[np.ndarray, ...]) -> tuple[int, list[np.ndarray]]:
-        self.parts[index] = (rows, sums)
+        parts = self.parts[self.calls[index] % 2]
+        self.calls[index] += 1
+        parts[index] = (rows, sums)
         self.barrier.wait()
-        n = sum(part[0] for part in self.parts)
-        totals = [functools.reduce(np.add, [part[1][k] for part in self.parts]) for k in range(len(sums))]
-        self.barrier.wait()                 # every copy has read the parts before any is replaced
-        return n, totals
+        n = sum(part[0] for part in parts)
+        return n, [functools.reduce(np.add, [part[1][k] for part in parts]) for k in range(len(sums))]
 
 
 def _under_errstate(errors: Any, method: Callable, shard: np.ndarray, meetings: list) -> Any:

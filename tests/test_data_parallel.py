@@ -3,6 +3,7 @@ gives the whole batch's output and gradients, under an optimizer's flat buffer, 
 through the checker; what it refuses (fit_iterations with workers=2: tests/test_gpt_train.py)."""
 import copy
 import pickle
+import threading
 import time
 
 import numpy as np
@@ -24,6 +25,7 @@ from handprop.layers import (
     gpt,
     mlp,
 )
+from handprop.layers.data_parallel import ShardSums
 from handprop.layers.gradcheck import gradcheck
 from handprop.losses import SoftmaxCrossEntropy
 from handprop.train import AdamW
@@ -233,6 +235,32 @@ def test_a_shard_of_one_row_is_normalized_with_the_batch():
     pixels = np.random.default_rng(9).standard_normal((3, 2, 1, 1))   # one value a shard's channel
     whole, split = BatchNorm2d(2, dtype=F64), DataParallel(BatchNorm2d(2, dtype=F64), 3)
     np.testing.assert_allclose(split.forward(pixels), whole.forward(pixels), rtol=0, atol=1e-14)
+
+
+def test_a_copy_that_runs_ahead_to_the_next_sum_leaves_this_sums_parts_alone():
+    """BatchNorm's copies meet once a sum: the one past the barrier first may hand in its part
+    of the next sum while the other has not yet read this one's."""
+    sums = ShardSums(2)
+    wait = sums.barrier.wait
+
+    def slow_reader_wait():                  # shard 1 reads each sum 50 ms after the barrier
+        wait()
+        if threading.current_thread().name == "shard 1":
+            time.sleep(0.05)
+
+    sums.barrier.wait = slow_reader_wait     # type: ignore[method-assign]
+    got: dict = {}
+
+    def shard(index):
+        got[index] = [sums.total(index, 1, (np.array([10.0 * k + index]),))[1][0][0]
+                      for k in range(3)]
+
+    threads = [threading.Thread(target=shard, args=(i,), name=f"shard {i}") for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == {0: [1.0, 21.0, 41.0], 1: [1.0, 21.0, 41.0]}
 
 
 def test_a_copy_that_fails_frees_the_others_waiting_at_batchnorm_and_its_error_is_raised():
