@@ -12,7 +12,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..layers import validate
+from ..layers import DataParallel, validate
+from ..layers.data_parallel import MAX_WORKERS
 from ..layers.flat_params import flat_buffers
 from .clip import checked_max_norm
 from .data import batch_bounds
@@ -194,10 +195,12 @@ class FitArguments(NamedTuple):
     epochs: int
     steps: int                      # optimizer steps per epoch
     clip_grad_norm: float | None
+    workers: int
+    runner: Any                     # what runs the batches: the model, or DataParallel(model)
 
 
 def check_fit_arguments(model, loss_fn, optimizer, X, y, *, epochs, batch_size, validation,
-                        checkpoint, scheduler, clip_grad_norm, checkpoint_extra,
+                        checkpoint, scheduler, clip_grad_norm, checkpoint_extra, workers,
                         **options) -> FitArguments:
     """Every check of fit's arguments, in one place, before anything touches the model: a
     ValueError or TypeError naming the argument as the caller passed it. ``options`` are the
@@ -235,7 +238,12 @@ def check_fit_arguments(model, loss_fn, optimizer, X, y, *, epochs, batch_size, 
     if clip_grad_norm is not None:
         clip_grad_norm = checked_max_norm("fit", clip_grad_norm, "clip_grad_norm")
     steps = len(batch_bounds(len(X), batch_size, who="fit"))
-    return FitArguments(X, y, validation, epochs, steps, clip_grad_norm)
+    workers = validate.integer("fit", "workers", workers, low=1, high=MAX_WORKERS)
+    try:
+        runner = DataParallel(model, workers) if workers > 1 else model
+    except ValueError as err:                    # a layer whose training pass a split changes
+        raise ValueError(f"fit: workers={workers}: {err}") from None
+    return FitArguments(X, y, validation, epochs, steps, clip_grad_norm, workers, runner)
 
 
 def checked_batch_size(who: str, batch_size: object) -> int:

@@ -3,6 +3,7 @@ checked and converted in ``inputs``, what a pass measures in ``metrics``, resumi
 ``resume``, clipping in ``clip``."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from .checkpoint import save
@@ -41,7 +43,7 @@ def fit(model, loss_fn, optimizer: Steps, X, y, *, epochs: int, batch_size: int 
         progress: bool = True, on_epoch_end: Callable[[dict], None] | None = None,
         checkpoint: str | os.PathLike | None = None, resume: bool = False,
         scheduler: LRScheduler | None = None, clip_grad_norm: float | None = None,
-        checkpoint_extra: dict | None = None) -> dict[str, list]:
+        checkpoint_extra: dict | None = None, workers: int = 1) -> dict[str, list]:
     """Train ``model`` on (X, y) with minibatch steps of ``optimizer``.
 
     For each epoch: train on shuffled minibatches, validate, record, save a checkpoint.
@@ -89,7 +91,8 @@ def fit(model, loss_fn, optimizer: Steps, X, y, *, epochs: int, batch_size: int 
         state and that of every generator the model's layers own (Dropout's). Its folder is checked before the first epoch.
     resume : bool
         Continue from ``checkpoint`` if it exists: the run ends with weights bit-for-bit
-        identical to a run that was never interrupted (same machine, same BLAS thread count).
+        identical to a run that was never interrupted (same machine, same BLAS thread count
+        and ``workers``).
         A killed run loses at most the epoch it was in. Without the file, training starts at
         epoch 1 (with a warning). The whole checkpoint is checked before anything is loaded;
         one written by ``checkpoint.save`` by hand holds no epoch to resume from (an error).
@@ -103,6 +106,14 @@ def fit(model, loss_fn, optimizer: Steps, X, y, *, epochs: int, batch_size: int 
     checkpoint_extra : dict, optional
         More plain JSON data saved in every checkpoint beside fit's own ``"fit"`` entry
         (the command line keeps its settings there); ``checkpoint.read_extra`` reads it back.
+    workers : int
+        Split every batch between this many copies of the model on threads
+        (``handprop.layers.DataParallel``, BatchNorm's statistics taken over the whole batch),
+        so that every elementwise pass runs on every core; BLAS runs one thread in each
+        meanwhile. It pays where a layer's arrays are large (a CNN's: the reference CNN's step,
+        batch 64, took 10.7 ms against 12.7 with two BLAS threads in the best runs on a 2-core
+        machine, bench/RESULTS.md) and costs where they are small (a small MLP's). The gradients are the same sums taken in another order, so
+        a run agrees with ``workers=1`` to rounding, not bit for bit.
 
     Returns
     -------
@@ -131,35 +142,43 @@ def fit(model, loss_fn, optimizer: Steps, X, y, *, epochs: int, batch_size: int 
                                validation=validation, checkpoint=checkpoint, scheduler=scheduler,
                                clip_grad_norm=clip_grad_norm, checkpoint_extra=checkpoint_extra,
                                seed=seed, shuffle=shuffle, progress=progress, resume=resume,
-                               on_epoch_end=on_epoch_end)
+                               on_epoch_end=on_epoch_end, workers=workers)
     rng = np.random.default_rng(seed)
     history: dict[str, list] = {}
     first = 1
     if resume:
         first, history = resume_from(checkpoint, model, optimizer, rng, scheduler, args.epochs)
-    model.train()
-    for epoch in range(first, args.epochs + 1):
-        started = time.perf_counter()
-        with EpochProgress(epoch, args.epochs, args.steps, enabled=progress) as bar:
-            logs = {"epoch": epoch, **_train_epoch(model, loss_fn, optimizer, args.X, args.y, batch_size,
-                                                   rng if shuffle else None, epoch, bar,
-                                                   args.clip_grad_norm)}
-            if args.validation is not None:
-                scores = _evaluate(model, loss_fn, *args.validation, who="fit: validation",
-                                   names=("X_val", "y_val"))
-                logs.update({f"val_{name}": value for name, value in scores.items()})
+    args.runner.train()
+    with threadpool_limits(1, "blas") if args.workers > 1 else contextlib.nullcontext():
+        for epoch in range(first, args.epochs + 1):
+            logs = _epoch(args, loss_fn, optimizer, scheduler, batch_size, rng if shuffle else None,
+                          epoch, progress)
+            record(history, logs)
             if scheduler is not None:
-                logs["lr"] = scheduler.optimizer.lr  # the epoch's lr, before the schedule moves it
-            logs["seconds"] = time.perf_counter() - started
-            bar.finish(logs)
-        record(history, logs)
-        if scheduler is not None:
-            scheduler.step()
-        if checkpoint is not None:
-            _save(checkpoint, model, optimizer, scheduler, epoch, history, rng, checkpoint_extra)
-        if on_epoch_end is not None:
-            on_epoch_end(logs)
+                scheduler.step()
+            if checkpoint is not None:
+                _save(checkpoint, model, optimizer, scheduler, epoch, history, rng, checkpoint_extra)
+            if on_epoch_end is not None:
+                on_epoch_end(logs)
     return history
+
+
+def _epoch(args, loss_fn, optimizer: Steps, scheduler: LRScheduler | None, batch_size: int,
+           rng: np.random.Generator | None, epoch: int, progress: bool) -> dict:
+    """One epoch of ``fit``: train, validate, and the epoch's figures (shown as its line)."""
+    started = time.perf_counter()
+    with EpochProgress(epoch, args.epochs, args.steps, enabled=progress) as bar:
+        logs = {"epoch": epoch, **_train_epoch(args.runner, loss_fn, optimizer, args.X, args.y,
+                                               batch_size, rng, epoch, bar, args.clip_grad_norm)}
+        if args.validation is not None:
+            scores = _evaluate(args.runner, loss_fn, *args.validation, who="fit: validation",
+                               names=("X_val", "y_val"))
+            logs.update({f"val_{name}": value for name, value in scores.items()})
+        if scheduler is not None:
+            logs["lr"] = scheduler.optimizer.lr  # the epoch's lr, before the schedule moves it
+        logs["seconds"] = time.perf_counter() - started
+        bar.finish(logs)
+    return logs
 
 
 def record(history: dict[str, list], logs: dict) -> None:
