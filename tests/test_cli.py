@@ -170,3 +170,16 @@ def test_the_resuming_line_names_only_what_it_knows():
     assert resuming_message("c.npz", Resumed(2, None, ""), 30) == "resuming c.npz at epoch 3 of 30 (28 to go)"
     assert resuming_message("c.npz", Resumed(None, None, "lr=0.1"), 30) == \
         "resuming c.npz with the settings it was saved with: lr=0.1"
+
+
+def test_workers_split_each_batch_of_a_model_trained_by_epochs_and_a_resume_keeps_them(
+        tmp_path, capsys, monkeypatch):
+    split = []
+    fit = cli.fit
+    monkeypatch.setattr(cli, "fit", lambda *a, **k: split.append(k["workers"]) or fit(*a, **k))
+    path = str(tmp_path / "c.npz")
+    assert main([*SMALL, "--epochs", "1", "--checkpoint", path, "--workers", "2"]) == 0
+    assert main(["--no-progress", "--checkpoint", path, "--resume", "--epochs", "2"]) == 0
+    assert "workers=2" in capsys.readouterr().err        # taken from the checkpoint
+    assert split == [2, 2] and read_extra(path)["cli"]["workers"] == 2
+    assert main([*SMALL, "--epochs", "1"]) == 0 and split[-1] == 1

@@ -21,6 +21,7 @@ from importlib.metadata import version
 import numpy as np
 
 from ..layers import Layer
+from ..layers.data_parallel import MAX_WORKERS
 from ..layers.models import ACTIVATIONS
 from ..losses import SoftmaxCrossEntropy
 from . import cli_registry as registry
@@ -92,6 +93,19 @@ def parser() -> argparse.ArgumentParser:
                    "exists, with the settings it was saved with (--epochs sets a new total)")
     p.add_argument("--overwrite", action="store_true", help="let a run without --resume "
                    "replace an existing --checkpoint")
+    training_flags(p)
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seeds the data, the weights and the shuffling")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--plot", metavar="PATH", help="write a PNG of the loss and accuracy per "
+                   "epoch here (needs matplotlib: pip install \"handprop[plot]\")")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars; one plain line per epoch")
+    p.add_argument("--version", action="version", version=f"handprop {version('handprop')}")
+    add_iteration_flags(p, bounded)
+    return p
+
+
+def training_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of the training itself: epochs, batch, optimizer, schedule, clipping, workers."""
     p.add_argument("--epochs", type=bounded(int, 0, False, MAX_EPOCHS), help="passes over the "
                    "data in all (default 30 for spiral and moons, 10 for MNIST-format data, 4 for names)")
     p.add_argument("--batch-size", type=bounded(int, 0, False, MAX_BATCH),
@@ -113,14 +127,10 @@ def parser() -> argparse.ArgumentParser:
                    help="raise the lr linearly over the first EPOCHS epochs")
     p.add_argument("--clip-grad-norm", type=positive_float, metavar="X",
                    help="clip the gradients' global L2 norm to X before every step")
-    p.add_argument("--seed", type=non_negative_int, default=0, help="seeds the data, the weights and the shuffling")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    p.add_argument("--plot", metavar="PATH", help="write a PNG of the loss and accuracy per "
-                   "epoch here (needs matplotlib: pip install \"handprop[plot]\")")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars; one plain line per epoch")
-    p.add_argument("--version", action="version", version=f"handprop {version('handprop')}")
-    add_iteration_flags(p, bounded)
-    return p
+    p.add_argument("--workers", metavar="N", type=bounded(int, 0, False, MAX_WORKERS),
+                   help="split each batch between N copies of the model on threads, one BLAS "
+                   "thread each: pays where the arrays are large (the cnn, the gpt); default 1, "
+                   "for --model gpt chosen by --threads auto")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,7 +192,8 @@ def run(cli: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] 
                           batch_size=args.batch_size, validation=(X_val, y_val), seed=args.seed,
                           progress=not args.no_progress, on_epoch_end=plain_lines,
                           checkpoint=args.checkpoint, resume=args.resume, scheduler=scheduler,
-                          clip_grad_norm=args.clip_grad_norm, checkpoint_extra={"cli": settings})
+                          clip_grad_norm=args.clip_grad_norm, checkpoint_extra={"cli": settings},
+                          workers=args.workers or 1)
     except BrokenPipeError:
         raise
     except (FloatingPointError, ValueError, OSError) as err:  # a diverging run, a bad checkpoint

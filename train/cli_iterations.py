@@ -25,7 +25,6 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..layers import DataParallel, Layer, gpt
-from ..layers.data_parallel import MAX_WORKERS
 from ..losses import SoftmaxCrossEntropy
 from .checkpoint import read_extra
 from .cli_checkpoints import check_checkpoint_path, given_flags, recorded_settings
@@ -76,9 +75,6 @@ def add_iteration_flags(p: argparse.ArgumentParser, bounded: Callable) -> None:
                    "beta (default 0.99)")
     g.add_argument("--threads", metavar="N|auto", type=threads, help="BLAS threads: a number, or auto to time a "
                    "few steps with each count, and with --workers, and take the fastest (default auto)")
-    g.add_argument("--workers", metavar="N", type=bounded(int, 0, False, MAX_WORKERS), help="split each batch "
-                   "between N copies of the model on threads, one BLAS thread each (default: chosen by "
-                   "--threads auto, else 1)")
 
 
 def threads(text: str) -> int | str:
@@ -102,7 +98,7 @@ def by_iterations(cli: argparse.ArgumentParser, args: argparse.Namespace,
         return True
     ours = [key for key in given_flags(parser, argv) if key in RECIPE and key not in
             ("batch_size", "lr", "weight_decay", "clip_grad_norm", "optimizer")] + \
-        [key for key in ("threads", "workers") if getattr(args, key) is not None]
+        (["threads"] if args.threads is not None else [])
     if ours:
         cli.error(f"{', '.join(sorted(_flag(k) for k in set(ours)))}: only for --model gpt")
     return False
