@@ -3,6 +3,7 @@ inputs to the model's dtype (or kept as integer token ids), targets as the loss 
 and fit's other arguments, before anything touches the model."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..layers import DataParallel, validate
 from ..layers.data_parallel import MAX_WORKERS
@@ -239,11 +241,24 @@ def check_fit_arguments(model, loss_fn, optimizer, X, y, *, epochs, batch_size, 
         clip_grad_norm = checked_max_norm("fit", clip_grad_norm, "clip_grad_norm")
     steps = len(batch_bounds(len(X), batch_size, who="fit"))
     workers = validate.integer("fit", "workers", workers, low=1, high=MAX_WORKERS)
+    return FitArguments(X, y, validation, epochs, steps, clip_grad_norm, workers,
+                        batch_runner("fit", model, workers))
+
+
+def batch_runner(who: str, model: Any, workers: int) -> Any:
+    """What runs the batches of a training loop: ``model``, or for ``workers`` > 1 a
+    ``DataParallel`` of that many copies of it; a ValueError naming ``who`` for a model whose
+    training pass a split would change."""
     try:
-        runner = DataParallel(model, workers) if workers > 1 else model
-    except ValueError as err:                    # a layer whose training pass a split changes
-        raise ValueError(f"fit: workers={workers}: {err}") from None
-    return FitArguments(X, y, validation, epochs, steps, clip_grad_norm, workers, runner)
+        return DataParallel(model, workers) if workers > 1 else model
+    except ValueError as err:
+        raise ValueError(f"{who}: workers={workers}: {err}") from None
+
+
+def blas_for(workers: int) -> contextlib.AbstractContextManager:
+    """BLAS on one thread while ``workers`` > 1 copies of a model train (two copies that each
+    ask for every core wait on each other); as it is otherwise."""
+    return threadpool_limits(1, "blas") if workers > 1 else contextlib.nullcontext()
 
 
 def checked_batch_size(who: str, batch_size: object) -> int:

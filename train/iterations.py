@@ -10,7 +10,6 @@ bit-for-bit where an uninterrupted one does (same machine, same BLAS thread coun
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
@@ -18,15 +17,15 @@ import warnings
 from collections.abc import Callable
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from ..layers import DataParallel, validate
+from ..layers import validate
 from ..layers.data_parallel import MAX_WORKERS
 from .checkpoint import save
 from .clip import checked_max_norm
 from .clip import clip_grad_norm as clip_gradients
 from .data.text import random_windows
 from .files import writable_target
+from .inputs import batch_runner, blas_for
 from .protocols import SavesState
 from .resume import (
     checked_generator_state,
@@ -109,14 +108,14 @@ def fit_iterations(model, loss_fn, optimizer, train_ids, val_ids, *, block_size:
     if checkpoint is not None:
         writable_target(checkpoint)
     # the model (saved, clipped, stepped), and what runs it: itself, or its copies on threads
-    runner = DataParallel(model, workers) if workers > 1 else model
+    runner = batch_runner(WHO, model, workers)
     rng = np.random.default_rng(seed)
     done, history = 0, dict[str, list]()
     if resume:
         done, history = resume_iterations(checkpoint, model, optimizer, rng, scheduler)
     runner.train()
     run = _Run(model, runner, loss_fn, optimizer, scheduler, clip_grad_norm, rng, sizes)
-    with threadpool_limits(1, "blas") if workers > 1 else contextlib.nullcontext():
+    with blas_for(workers):
         return _iterate(run, done, history, train_ids, val_ids, seed, sizes, checkpoint,
                         checkpoint_extra, on_eval)
 

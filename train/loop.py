@@ -3,7 +3,6 @@ checked and converted in ``inputs``, what a pass measures in ``metrics``, resumi
 ``resume``, clipping in ``clip``."""
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import sys
@@ -12,15 +11,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from .checkpoint import save
 from .clip import clip_grad_norm as clip_gradients
 from .data import batch_bounds, minibatches
 from .inputs import (
+    FitArguments,
     as_data,
     as_inputs,
+    blas_for,
     check_finite,
     check_fit_arguments,
     check_targets,
@@ -112,8 +112,9 @@ def fit(model, loss_fn, optimizer: Steps, X, y, *, epochs: int, batch_size: int 
         so that every elementwise pass runs on every core; BLAS runs one thread in each
         meanwhile. It pays where a layer's arrays are large (a CNN's: the reference CNN's step,
         batch 64, took 10.7 ms against 12.7 with two BLAS threads in the best runs on a 2-core
-        machine, bench/RESULTS.md) and costs where they are small (a small MLP's). The gradients are the same sums taken in another order, so
-        a run agrees with ``workers=1`` to rounding, not bit for bit.
+        machine, bench/RESULTS.md) and costs where they are small (a small MLP's). The
+        gradients are the same sums taken in another order, so a run agrees with
+        ``workers=1`` to rounding, not bit for bit.
 
     Returns
     -------
@@ -149,7 +150,7 @@ def fit(model, loss_fn, optimizer: Steps, X, y, *, epochs: int, batch_size: int 
     if resume:
         first, history = resume_from(checkpoint, model, optimizer, rng, scheduler, args.epochs)
     args.runner.train()
-    with threadpool_limits(1, "blas") if args.workers > 1 else contextlib.nullcontext():
+    with blas_for(args.workers):
         for epoch in range(first, args.epochs + 1):
             logs = _epoch(args, loss_fn, optimizer, scheduler, batch_size, rng if shuffle else None,
                           epoch, progress)
@@ -163,7 +164,7 @@ def fit(model, loss_fn, optimizer: Steps, X, y, *, epochs: int, batch_size: int 
     return history
 
 
-def _epoch(args, loss_fn, optimizer: Steps, scheduler: LRScheduler | None, batch_size: int,
+def _epoch(args: FitArguments, loss_fn, optimizer: Steps, scheduler: LRScheduler | None, batch_size: int,
            rng: np.random.Generator | None, epoch: int, progress: bool) -> dict:
     """One epoch of ``fit``: train, validate, and the epoch's figures (shown as its line)."""
     started = time.perf_counter()
