@@ -37,8 +37,9 @@ def train(build, X, y, workers, **kwargs):
 
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
 def test_two_workers_train_as_one_to_rounding(kind):
-    """BatchNorm's statistics are the whole batch's on every shard (the last batch has 8 rows,
-    split 4 and 4), so the weights, running statistics and history follow workers=1's."""
+    """BatchNorm's statistics are the whole batch's on every shard (batches of 7, split 4 and
+    3; the CNN's last has 8, a lone sample joining it), so the weights, running statistics and
+    history follow workers=1's."""
     if kind == "mlp":
         (X, y), build = spiral(10, 2), lambda: mlp(2, [6], 2, seed=0, dtype=F64)
     else:
